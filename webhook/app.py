@@ -22,9 +22,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from webhook import admission, metrics, review
+from webhook import admission, logs, metrics, review
 from webhook.capacity import Headroom
-from webhook.logs import pod_fields
 from webhook.policy import Policy
 
 log = logging.getLogger("podtier.admission")
@@ -109,10 +108,12 @@ async def _admit(request: Request, state: AppState, webhook: str) -> Response:
         body = await _read_body(request)
         decoded = review.decode_review(body)
     except review.BadReview as bad:
-        metrics.ADMISSION_REQUESTS.labels(webhook, "bad_request", "", "").inc()
+        metrics.observe_admission(webhook, "bad_request", "", "", time.perf_counter() - started)
         return JSONResponse({"error": bad.message, "code": bad.status}, status_code=bad.status)
     except ClientDisconnect:
         return Response(status_code=400)
+    if log.isEnabledFor(logging.DEBUG):
+        log.debug("admission request", extra=logs.request_fields(decoded, webhook))
 
     policy = state.policy
     try:
@@ -120,10 +121,10 @@ async def _admit(request: Request, state: AppState, webhook: str) -> Response:
             answer = _mutate(decoded, policy, state)
         else:
             answer = admission.validate(decoded, policy)
-    except Exception:
-        log.exception(
+    except Exception as exc:
+        log.error(
             "podtier failed on this request; the pod is allowed unchanged",
-            extra={"uid": decoded["uid"], "webhook": webhook},
+            extra={"uid": decoded["uid"], "webhook": webhook, **logs.error_fields(exc)},
         )
         warning = f"podtier: internal error, the pod was admitted unchanged (uid {decoded['uid']})"
         answer = admission.Answer(review.response(decoded["uid"], True, warnings=[warning]), "error")
@@ -131,17 +132,12 @@ async def _admit(request: Request, state: AppState, webhook: str) -> Response:
     decision = answer.decision
     tier = decision.tier.name if decision else ""
     pool = decision.pool.name if decision else ""
-    metrics.ADMISSION_REQUESTS.labels(webhook, answer.outcome, tier, pool).inc()
-    metrics.ADMISSION_DURATION.labels(webhook).observe(time.perf_counter() - started)
-    if answer.pod is not None:
-        fields = {"uid": decoded["uid"], "webhook": webhook, "outcome": answer.outcome}
-        fields |= pod_fields(answer.pod)
-        if decision is not None:
-            fields |= {"tier": tier, "pool": pool, "node": decision.node or "", "reason": decision.reason}
-        if answer.violations:
-            fields["violations"] = [v.message for v in answer.violations]
+    encoded = review.encode(answer.review)
+    metrics.observe_admission(webhook, answer.outcome, tier, pool, time.perf_counter() - started)
+    if answer.pod is not None and log.isEnabledFor(logging.INFO):
+        fields = logs.decision_fields(decoded["uid"], webhook, answer)
         log.info("%s %s", webhook, answer.outcome, extra=fields)
-    return JSONResponse(review.encode(answer.review))
+    return JSONResponse(encoded)
 
 
 def _mutate(request: Any, policy: Policy, state: AppState) -> admission.Answer:
@@ -169,7 +165,8 @@ async def _read_body(request: Request) -> bytes:
         return b"".join(chunks)
 
     try:
-        return await asyncio.wait_for(read(), BODY_DEADLINE_SECONDS)
+        async with asyncio.timeout(BODY_DEADLINE_SECONDS):  # a timer, not a task per request
+            return await read()
     except TimeoutError:
         raise review.BadReview(408, f"body not received within {BODY_DEADLINE_SECONDS:g} s") from None
 

@@ -51,29 +51,27 @@ def decide(pod: PodView, policy: Policy, capacity: CapacityView) -> Decision:
         warnings.append(
             "podtier: the pod has no container named base; its resources were left alone"
         )
-    tier, sizing, placement = _try_tier(pod, policy, choice, choice.tier, capacity)
+    tier, sizing, placement, requests = _try_tier(pod, policy, choice, choice.tier, capacity)
     why_tier = choice.why
 
     if not placement.fits and capacity.status.known:
         lower = tier.downgrade_to
         explicit = sizing is not None and not sizing.tier_filled
         if lower is not None and not explicit and downgrade_allowed(pod):
-            low_tier, low_sizing, low_placement = _try_tier(
-                pod, policy, choice, policy.tiers[lower], capacity
-            )
+            low = _try_tier(pod, policy, choice, policy.tiers[lower], capacity)
+            low_placement = low[2]
             if low_placement.fits:
                 warnings.append(
                     f"podtier: stepped down from tier {tier.name} to {lower}: {placement.why}"
                 )
                 why_tier = f"stepped down from {tier.name}"
-                tier, sizing, placement = low_tier, low_sizing, low_placement
+                tier, sizing, placement, requests = low
         if not placement.fits:
             warnings.append(
                 f"podtier: {placement.why}; the pod will wait for capacity in pool "
                 f"{placement.pool.name}"
             )
 
-    requests = pod_requests(pod, sizing.requests if sizing is not None else None)
     reason = f"tier {tier.name} ({why_tier}); pool {placement.pool.name}: {placement.why}"
     return Decision(
         tier=tier,
@@ -100,7 +98,8 @@ def override_mode(rule: Rule | None, tier: Tier) -> OverrideMode:
 
 def _try_tier(
     pod: PodView, policy: Policy, choice: TierChoice, tier: Tier, capacity: CapacityView
-) -> tuple[Tier, Sizing | None, Placement]:
+) -> tuple[Tier, Sizing | None, Placement, Resources]:
+    """The tier's sizing and placement, and the pod's effective requests once sized."""
     rule = choice.rule
     mode = override_mode(rule, tier)
     main = pod.main
@@ -116,7 +115,7 @@ def _try_tier(
         pod.tolerations,
         capacity,
     )
-    return tier, sizing, placement
+    return tier, sizing, placement, requests
 
 
 def _earlier_decision(pod: PodView, policy: Policy) -> Decision | None:

@@ -1,8 +1,14 @@
 """Structured JSON log lines, one object per line.
 
-What is logged about a pod is chosen field by field (`pod_fields`): identity, never the spec.
-Pods carry secrets in env values, in args (Airflow's workload JSON holds a task token) and in
-annotations, so nothing else of a pod may reach a log line at any level.
+What is logged about a pod is chosen field by field: identity (uid, namespace, pod, dag_id,
+task_id) and podtier's own verdict (tier, pool, outcome, reason), never the spec. Pods carry
+secrets in env values, in args (Airflow's workload JSON holds a task token) and in annotations,
+so nothing else of a pod may reach a log line at any level:
+
+- `request_fields`: the debug line for every admission request, from the request envelope;
+- `decision_fields`: the info line for every decision;
+- `error_fields`: where podtier failed on a request (exception type and stack frames). The
+  exception's message is left out: it may quote pod data (`KeyError('the value')`).
 """
 
 from __future__ import annotations
@@ -10,28 +16,49 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import traceback
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from webhook.pod import PodView
 
-_RESERVED = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+if TYPE_CHECKING:
+    from webhook.admission import Answer
+
+# podtier's own annotation, copied into the decision when the API server reinvokes the webhook:
+# the pod may have set it itself, so it is not logged.
+_EARLIER_REASON_KEY = "podtier.io/reason"
+
+_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
 
 
 class JsonFormatter(logging.Formatter):
-    converter = time.gmtime
+    """`{"time", "level", "logger", "msg", ...extra fields}`; times in UTC, milliseconds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._second_text = ""
 
     def format(self, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:  # one strftime per second, not per line
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
         line: dict[str, Any] = {
-            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}Z",
+            "time": f"{self._second_text}.{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
         }
         for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_"):
+            if key not in _RESERVED and key[0] != "_":
                 line[key] = value
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
@@ -39,6 +66,12 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: str = "info") -> None:
+    # Skip what no line shows: the caller's frame lookup, thread and process names
+    # (the optimizations the logging HOWTO lists).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
@@ -61,3 +94,52 @@ def pod_fields(pod: PodView | None) -> Mapping[str, str]:
         "dag_id": pod.airflow.get("dag_id", ""),
         "task_id": pod.airflow.get("task_id", ""),
     }
+
+
+def request_fields(request: Mapping[str, Any], webhook: str) -> dict[str, Any]:
+    """The debug line for one admission request: the envelope, never the object."""
+    kind = request.get("kind")
+    return {
+        "uid": request.get("uid"),
+        "webhook": webhook,
+        "operation": request.get("operation"),
+        "kind": kind.get("kind") if isinstance(kind, Mapping) else None,
+        "namespace": request.get("namespace"),
+        "pod": request.get("name"),
+        "dry_run": bool(request.get("dryRun")),
+    }
+
+
+def decision_fields(uid: str, webhook: str, answer: Answer) -> dict[str, Any]:
+    """The info line for one decision: identity, tier, pool, outcome, and podtier's reason."""
+    fields: dict[str, Any] = {"uid": uid, "webhook": webhook, "outcome": answer.outcome}
+    fields |= pod_fields(answer.pod)
+    decision = answer.decision
+    if decision is not None:
+        reason = decision.reason
+        if answer.pod is not None and reason == answer.pod.annotations.get(_EARLIER_REASON_KEY):
+            reason = "kept from an earlier podtier decision"
+        fields |= {
+            "tier": decision.tier.name,
+            "pool": decision.pool.name,
+            "node": decision.node or "",
+            "reason": reason,
+        }
+    if answer.violations:
+        fields["violations"] = [v.message for v in answer.violations]
+    return fields
+
+
+def error_fields(error: BaseException) -> dict[str, Any]:
+    """Where podtier failed: the exception type and the frames, innermost last. Not the
+    message, not the source lines, not the locals."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return {
+        "error": type(error).__name__,
+        "stack": [f"{_short(f.filename)}:{f.lineno} in {f.name}" for f in frames],
+    }
+
+
+def _short(filename: str) -> str:
+    parts = filename.replace("\\", "/").split("/")
+    return "/".join(parts[-2:])

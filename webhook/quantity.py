@@ -9,6 +9,7 @@ resource uses the same unit, so sums and comparisons are plain integer arithmeti
 from __future__ import annotations
 
 from decimal import ROUND_CEILING, Decimal, InvalidOperation
+from functools import lru_cache
 
 from kubernetes.utils import parse_quantity
 
@@ -22,6 +23,19 @@ class QuantityError(ValueError):
 
 def to_milli(value: object) -> int:
     """Parse a quantity (`"500m"`, `"2Gi"`, `4`) into integer milli-units."""
+    # Pods repeat a handful of spellings ("500m", "1Gi") and a Decimal parse costs
+    # microseconds per admission: strings go through a small cache (errors are not cached).
+    if type(value) is str:
+        return _str_to_milli(value)
+    return _to_milli(value)
+
+
+@lru_cache(maxsize=1024)
+def _str_to_milli(value: str) -> int:
+    return _to_milli(value)
+
+
+def _to_milli(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise QuantityError(f"{_show(value)} is not a quantity (expected a string such as 500m or 2Gi)")
     try:
