@@ -216,7 +216,7 @@ def _tier(source: str, name: str, raw: Any) -> Tier:
             raise PolicyError(
                 source,
                 f"{path}.limits.{resource}",
-                f"{_show(limit.text)} is below the tier's request {_show(request.text)} "
+                f"{limit.text} is below the tier's request {request.text} "
                 "(expected a limit at least as large as the request)",
             )
     placement = tuple(_strings(source, raw.get("placement"), f"{path}.placement"))
@@ -357,7 +357,7 @@ def _fields(source: str, raw: Mapping[str, Any], path: str, allowed: Sequence[st
         if key not in allowed:
             where = f"{path}.{key}" if path else str(key)
             raise PolicyError(
-                source, where, f"unknown field {_show(key)} (expected one of {', '.join(allowed)})"
+                source, where, f"unknown field (expected one of {', '.join(allowed)})"
             )
 
 
