@@ -24,10 +24,8 @@ OWN = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1", "mem
 def policy_with(tier_override: str | None, rule_override: str | None) -> Policy:
     text = DEFAULT_POLICY.read_text()
     if tier_override:
-        text = text.replace(
-            '      limits: {cpu: "2", memory: 4Gi}\n      placement: [worker]\n',
-            f'      limits: {{cpu: "2", memory: 4Gi}}\n      placement: [worker]\n      override: {tier_override}\n',
-        )
+        medium = '      limits: {cpu: "2", memory: 4Gi}\n      placement: [worker]\n'
+        text = text.replace(medium, f"{medium}      override: {tier_override}\n")
         assert f"override: {tier_override}" in text
     if rule_override:
         rule = f"  rules: [{{name: r, match: {{dagId: sales_*}}, override: {rule_override}}}]\n"
