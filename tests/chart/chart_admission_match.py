@@ -4,6 +4,7 @@ matchCondition (CEL, evaluated with cel-python)."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import celpy
@@ -32,12 +33,16 @@ def labels_match(selector: Selector | None, labels: dict[str, str]) -> bool:
     return True
 
 
-def conditions_match(webhook: dict[str, Any], pod: dict[str, Any]) -> bool:
+@functools.cache
+def _program(expression: str) -> Any:
     environment = celpy.Environment()
+    return environment.program(environment.compile(expression))
+
+
+def conditions_match(webhook: dict[str, Any], pod: dict[str, Any]) -> bool:
     activation = {"object": celpy.json_to_cel(pod)}
     for condition in webhook.get("matchConditions") or []:
-        program = environment.program(environment.compile(condition["expression"]))
-        if not bool(program.evaluate(activation)):
+        if not bool(_program(condition["expression"]).evaluate(activation)):
             return False
     return True
 

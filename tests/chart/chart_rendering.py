@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ RELEASE = "podtier"
 NAMESPACE = "podtier"
 
 Manifest = dict[str, Any]
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @functools.cache
@@ -31,7 +33,15 @@ def render_files(
     values: dict[str, Any] | None = None, *, name: str = RELEASE, namespace: str = NAMESPACE
 ) -> dict[str, str]:
     """{template path: rendered text}, as `helm install --dry-run` would produce."""
-    return chart().render(values or {}, name=name, namespace=namespace, is_install=True)
+    return dict(_render_cached(json.dumps(values or {}, sort_keys=True), name, namespace))
+
+
+@functools.lru_cache(maxsize=256)
+def _render_cached(values_json: str, name: str, namespace: str) -> tuple[tuple[str, str], ...]:
+    rendered = chart().render(
+        json.loads(values_json), name=name, namespace=namespace, is_install=True
+    )
+    return tuple(sorted(rendered.items()))
 
 
 def render(
@@ -42,7 +52,7 @@ def render(
     for path, text in sorted(render_files(values, name=name, namespace=namespace).items()):
         if path.endswith("NOTES.txt"):
             continue
-        objects.extend(doc for doc in yaml.safe_load_all(text) if doc)
+        objects.extend(doc for doc in yaml.load_all(text, Loader=_LOADER) if doc)
     return objects
 
 
