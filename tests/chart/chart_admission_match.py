@@ -8,6 +8,7 @@ import functools
 from typing import Any
 
 import celpy
+from celpy.adapter import json_to_cel
 
 Selector = dict[str, Any]
 
@@ -40,7 +41,7 @@ def _program(expression: str) -> Any:
 
 
 def conditions_match(webhook: dict[str, Any], pod: dict[str, Any]) -> bool:
-    activation = {"object": celpy.json_to_cel(pod)}
+    activation = {"object": json_to_cel(pod)}
     for condition in webhook.get("matchConditions") or []:
         if not bool(_program(condition["expression"]).evaluate(activation)):
             return False

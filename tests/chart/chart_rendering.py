@@ -90,3 +90,10 @@ def serve_flags(objects: list[Manifest]) -> dict[str, str | None]:
         name, sep, value = arg.partition("=")
         flags[name] = value if sep else None
     return flags
+
+
+def serving_certificate(objects: list[Manifest]) -> Manifest:
+    """cert-manager mode: the Certificate podtier serves with (not the chart-made CA's)."""
+    found = [c for c in of_kind(objects, "Certificate") if not c["spec"].get("isCA")]
+    assert len(found) == 1
+    return found[0]

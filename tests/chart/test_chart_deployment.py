@@ -19,6 +19,7 @@ from chart_rendering import (
     pod_spec,
     render,
     serve_flags,
+    serving_certificate,
 )
 
 # The `podtier serve` surface the chart may use (the CLI's contract).
@@ -216,16 +217,26 @@ def test_other_modes_mount_the_secret_read_only(values: dict[str, Any], secret: 
     assert cert_mount["readOnly"] is True
     assert cert_volume["secret"]["secretName"] == secret
     if values["certs"]["mode"] == "cert-manager":
-        assert one(objects, "Certificate")["spec"]["secretName"] == secret
+        assert serving_certificate(objects)["spec"]["secretName"] == secret
 
 
 def test_cert_manager_certificate_covers_the_service_dns_names() -> None:
     objects = render({"certs": {"mode": "cert-manager"}})
     service = one(objects, "Service")["metadata"]["name"]
-    certificate = one(objects, "Certificate")
+    certificate = serving_certificate(objects)
     assert f"{service}.podtier.svc" in certificate["spec"]["dnsNames"]
-    issuer = one(objects, "Issuer")
-    assert certificate["spec"]["issuerRef"]["name"] == issuer["metadata"]["name"]
+    assert certificate["spec"]["usages"] == ["server auth"]
+
+
+def test_cert_manager_serving_certificate_comes_from_a_chart_made_ca() -> None:
+    """Renewing the serving certificate keeps the CA the webhooks trust."""
+    objects = render({"certs": {"mode": "cert-manager"}})
+    issuers = {issuer["metadata"]["name"]: issuer["spec"] for issuer in of_kind(objects, "Issuer")}
+    certificates = of_kind(objects, "Certificate")
+    ca = next(c for c in certificates if c["spec"].get("isCA"))
+    assert issuers[ca["spec"]["issuerRef"]["name"]] == {"selfSigned": {}}
+    serving_issuer = issuers[serving_certificate(objects)["spec"]["issuerRef"]["name"]]
+    assert serving_issuer == {"ca": {"secretName": ca["spec"]["secretName"]}}
 
 
 def test_cert_manager_can_use_an_existing_cluster_issuer() -> None:

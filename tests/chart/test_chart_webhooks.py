@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 from chart_admission_match import labels_match, webhook_is_called
-from chart_rendering import REPO_ROOT, Manifest, one, render
+from chart_rendering import REPO_ROOT, Manifest, one, render, serving_certificate
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "admission"
 
@@ -226,7 +226,7 @@ def test_self_mode_leaves_ca_bundle_to_podtier() -> None:
 
 def test_cert_manager_mode_asks_the_cainjector_for_the_certificates_ca() -> None:
     objects = render({"certs": {"mode": "cert-manager"}})
-    certificate = one(objects, "Certificate")
+    certificate = serving_certificate(objects)
     expected = f"podtier/{certificate['metadata']['name']}"
     for kind in ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]:
         configuration = one(objects, kind)

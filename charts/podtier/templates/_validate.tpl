@@ -20,7 +20,7 @@ these are the checks that need more than one value at a time.
   {{- fail (printf "certs.certManager.issuerRef is set but certs.mode is %q: set certs.mode=cert-manager to use that issuer, or unset certs.certManager.issuerRef" $mode) -}}
 {{- end -}}
 {{- if and (eq $mode "cert-manager") $v.certs.certManager.issuerRef (not $v.certs.certManager.issuerRef.name) -}}
-  {{- fail "certs.certManager.issuerRef needs a name (and kind Issuer or ClusterIssuer), or leave it {} for a chart-made self-signed Issuer" -}}
+  {{- fail "certs.certManager.issuerRef needs a name (and kind Issuer or ClusterIssuer), or leave it {} for a CA the chart makes for podtier" -}}
 {{- end -}}
 {{- if and $v.cleanup.enabled (not $v.headroom.enabled) -}}
   {{- fail "cleanup.enabled=true needs headroom.enabled=true: cleanup finds finished pods through the same cluster watch" -}}
