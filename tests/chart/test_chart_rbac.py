@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from chart_rendering import Manifest, of_kind, one, render, serve_flags
+
+from tests.chart.chart_rendering import Manifest, of_kind, one, render, serve_flags
 
 ALL_FEATURES = {"cleanup": {"enabled": True}, "certs": {"mode": "self"}}
 ROLE_KINDS = ("Role", "ClusterRole")

@@ -9,7 +9,8 @@ from pathlib import Path
 import helm_python
 import kubernetes_validate
 import pytest
-from chart_rendering import (
+
+from tests.chart.chart_rendering import (
     CHART_DIR,
     NAMESPACE,
     SCENARIO_FILES,

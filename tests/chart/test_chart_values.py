@@ -9,8 +9,9 @@ from typing import Any
 import helm_python
 import pytest
 import yaml
-from chart_rendering import CHART_DIR, REPO_ROOT, chart, notes, one, render
-from chart_values_doc import readme_table_section, value_docs, values_table
+
+from tests.chart.chart_rendering import CHART_DIR, REPO_ROOT, chart, notes, one, render
+from tests.chart.chart_values_doc import readme_table_section, value_docs, values_table
 
 
 def schema_leaf_keys(schema: dict[str, Any], prefix: str = "") -> set[str]:

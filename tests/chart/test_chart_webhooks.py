@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 import yaml
-from chart_admission_match import labels_match, webhook_is_called
-from chart_rendering import REPO_ROOT, Manifest, one, render, serving_certificate
+
+from tests.chart.chart_admission_match import labels_match, webhook_is_called
+from tests.chart.chart_rendering import REPO_ROOT, Manifest, one, render, serving_certificate
 
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "admission"
 
@@ -64,6 +65,7 @@ def test_failure_policies_come_from_values(
 @pytest.mark.parametrize("timeout", [1, 5, 10])
 def test_both_webhooks_are_v1_side_effect_free_pod_creates_with_the_timeout(timeout: int) -> None:
     for webhook in webhooks({"webhook": {"timeoutSeconds": timeout}}):
+        assert len(webhook["name"].split(".")) >= 3, "the API server wants a qualified name"
         assert webhook["admissionReviewVersions"] == ["v1"]
         assert webhook["sideEffects"] == "None"
         assert webhook["timeoutSeconds"] == timeout

@@ -11,7 +11,8 @@ import tomllib
 from dataclasses import dataclass
 
 import pytest
-from chart_rendering import REPO_ROOT, pod_spec, render
+
+from tests.chart.chart_rendering import REPO_ROOT, pod_spec, render
 
 
 @dataclass(frozen=True)
