@@ -18,6 +18,7 @@ import sys
 import time
 import traceback
 from collections.abc import Mapping
+from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -31,7 +32,9 @@ if TYPE_CHECKING:
 # the pod may have set it itself, so it is not logged.
 _EARLIER_REASON_KEY = "podtier.io/reason"
 
-_RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+_STANDARD = vars(logging.LogRecord("", 0, "", 0, "", None, None))
+_STANDARD_COUNT = len(_STANDARD)
+_RESERVED = frozenset(_STANDARD) | {
     "message",
     "asctime",
     "taskName",
@@ -58,9 +61,11 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in record.__dict__.items():
-            if key not in _RESERVED and key[0] != "_":
-                line[key] = value
+        attributes = record.__dict__
+        if len(attributes) > _STANDARD_COUNT:  # extras come after LogRecord's own attributes
+            for key, value in islice(attributes.items(), _STANDARD_COUNT, None):
+                if key not in _RESERVED and key[0] != "_":
+                    line[key] = value
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)
         return orjson.dumps(line, default=str).decode()

@@ -65,7 +65,7 @@ def _merge_map(ops: list[Op], path: str, current: Any, wanted: Mapping[str, Any]
     """Ops that make the map at `path` hold every `wanted` pair, keeping its other keys."""
     if not wanted:
         return
-    if not isinstance(current, Mapping):
+    if type(current) is not dict and not isinstance(current, Mapping):  # dict: no ABC lookup
         ops.append({"op": "add" if current is None else "replace", "path": path, "value": dict(wanted)})
         return
     for key, value in wanted.items():

@@ -94,7 +94,7 @@ def view_pod(
     except ResourceError as err:
         raise PodError(str(err)) from None
     tolerations = spec.get("tolerations") or []
-    if not isinstance(tolerations, list) or not all(isinstance(t, Mapping) for t in tolerations):
+    if not isinstance(tolerations, list) or not all(_is_map(t) for t in tolerations):
         raise PodError("spec.tolerations: expected a list of objects")
     return PodView(
         namespace=str(metadata.get("namespace") or namespace),
@@ -159,7 +159,7 @@ def _containers(spec: Mapping[str, Any], key: str, init: bool) -> tuple[Containe
 def _mapping(value: object, path: str) -> Mapping[str, Any]:
     if value is None:
         return {}
-    if not isinstance(value, Mapping):
+    if not _is_map(value):
         raise PodError(f"{path}: expected an object, got {_kind(value)}")
     return value
 
@@ -170,6 +170,11 @@ def _string_map(value: object, path: str) -> Mapping[str, str]:
         if not isinstance(item, str):
             raise PodError(f"{path}.{key}: expected a string, got {_kind(item)}")
     return mapping
+
+
+def _is_map(value: object) -> bool:
+    # Decoded JSON objects are dicts: a type check first, the (slower) ABC check for the rest.
+    return type(value) is dict or isinstance(value, Mapping)
 
 
 def _kind(value: object) -> str:

@@ -31,7 +31,7 @@ def parse_resource_map(raw: object, path: str) -> Resources:
     """`{"cpu": "500m"}` -> `{"cpu": 500}`; errors name the field path."""
     if raw is None:
         return {}
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):  # dict first: no ABC lookup
         raise ResourceError(path, f"expected a map of quantities, got {type(raw).__name__}")
     out: Resources = {}
     for name, value in raw.items():
