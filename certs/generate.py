@@ -27,6 +27,7 @@ CA_LIFETIME = dt.timedelta(days=5 * 365)
 SERVING_LIFETIME = dt.timedelta(days=90)
 # Backdate notBefore a little, so a node whose clock is slightly behind accepts the cert.
 CLOCK_SKEW = dt.timedelta(minutes=5)
+RSA_BITS = 2048
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,33 @@ class CertPair:
     def cert(self) -> x509.Certificate:
         return x509.load_pem_x509_certificate(self.cert_pem)
 
+    @property
+    def key(self) -> PrivateKey:
+        return load_private_key(self.key_pem)
+
+
+def load_private_key(key_pem: bytes) -> PrivateKey:
+    """Parse a PEM private key; ValueError if it is not an unencrypted ECDSA or RSA key."""
+    try:
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except TypeError as error:  # encrypted key and no password
+        raise ValueError("the key is encrypted (podtier needs an unencrypted key)") from error
+    if not isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+        raise ValueError(f"unsupported key type {type(key).__name__} (expected ECDSA or RSA)")
+    return key
+
+
+def key_matches_cert(key: PrivateKey, cert: x509.Certificate) -> bool:
+    """True when `key` is the private half of the public key in `cert`."""
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    der = serialization.Encoding.DER
+    return key.public_key().public_bytes(der, spki) == cert.public_key().public_bytes(der, spki)
+
+
+def fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 of the DER certificate, lower-case hex (what `openssl x509 -fingerprint` hashes)."""
+    return cert.fingerprint(hashes.SHA256()).hex()
+
 
 def service_dns_names(service: str, namespace: str) -> list[str]:
     """The names kube-apiserver may use to reach a Service: `svc`, `svc.ns`, `svc.ns.svc`, ..."""
@@ -51,7 +79,7 @@ def service_dns_names(service: str, namespace: str) -> list[str]:
     ]
 
 
-def new_key(kind: KeyKind = "ecdsa", rsa_bits: int = 2048) -> PrivateKey:
+def new_key(kind: KeyKind = "ecdsa", rsa_bits: int = RSA_BITS) -> PrivateKey:
     if kind == "ecdsa":
         return ec.generate_private_key(ec.SECP256R1())
     if kind == "rsa":
@@ -66,8 +94,9 @@ def make_ca(
     common_name: str = "podtier-ca",
     lifetime: dt.timedelta = CA_LIFETIME,
     key_kind: KeyKind = "ecdsa",
+    rsa_bits: int = RSA_BITS,
 ) -> CertPair:
-    key = new_key(key_kind)
+    key = new_key(key_kind, rsa_bits)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     builder = (
         x509.CertificateBuilder()
@@ -105,14 +134,13 @@ def make_serving_cert(
     ip_addresses: Sequence[str] = (),
     lifetime: dt.timedelta = SERVING_LIFETIME,
     key_kind: KeyKind = "ecdsa",
+    rsa_bits: int = RSA_BITS,
 ) -> CertPair:
     if not dns_names and not ip_addresses:
         raise ValueError("a serving certificate needs at least one DNS name or IP address")
     ca_cert = ca.cert
-    ca_key = serialization.load_pem_private_key(ca.key_pem, password=None)
-    if not isinstance(ca_key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
-        raise ValueError("the CA key must be ECDSA or RSA")
-    key = new_key(key_kind)
+    ca_key = ca.key
+    key = new_key(key_kind, rsa_bits)
     sans: list[x509.GeneralName] = [x509.DNSName(name) for name in dns_names]
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ip_addresses]
     common_name = dns_names[0] if dns_names else ip_addresses[0]
