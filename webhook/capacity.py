@@ -76,7 +76,7 @@ class _UnknownView:
 class NoHeadroom:
     """Headroom deliberately off (`--cluster none`): always ready, never known."""
 
-    def __init__(self, reason: str = "headroom is disabled (--cluster none)") -> None:
+    def __init__(self, reason: str = "disabled by --cluster none") -> None:
         self._view = _UnknownView(reason)
 
     def ready(self) -> bool:

@@ -51,15 +51,32 @@ def container_requests(container: Mapping[str, Any], path: str) -> Resources:
 
 def effective_requests(spec: Mapping[str, Any]) -> Resources:
     """What the scheduler counts against a node's allocatable for this pod spec."""
-    total: Resources = {}
-    for i, container in enumerate(_containers(spec, "containers")):
-        add_into(total, container_requests(container, f"spec.containers[{i}]"))
+    app = [
+        container_requests(c, f"spec.containers[{i}]")
+        for i, c in enumerate(_containers(spec, "containers"))
+    ]
+    init = [
+        (container_requests(c, f"spec.initContainers[{i}]"), c.get("restartPolicy") == "Always")
+        for i, c in enumerate(_containers(spec, "initContainers"))
+    ]
+    return combine_requests(app, init, parse_resource_map(spec.get("overhead"), "spec.overhead"))
 
+
+def combine_requests(
+    app: Iterable[Mapping[str, int]],
+    init: Iterable[tuple[Mapping[str, int], bool]],
+    overhead: Mapping[str, int],
+) -> Resources:
+    """The scheduler's sum: app containers, plus sidecars (init containers with
+    `restartPolicy: Always`), or the largest regular init container running beside the
+    sidecars started before it, whichever is larger; plus overhead and one pod slot."""
+    total: Resources = {}
+    for requests in app:
+        add_into(total, requests)
     sidecars: Resources = {}
     largest_init: Resources = {}
-    for i, container in enumerate(_containers(spec, "initContainers")):
-        requests = container_requests(container, f"spec.initContainers[{i}]")
-        if container.get("restartPolicy") == "Always":
+    for requests, is_sidecar in init:
+        if is_sidecar:
             add_into(total, requests)
             add_into(sidecars, requests)
         else:
@@ -67,8 +84,7 @@ def effective_requests(spec: Mapping[str, Any]) -> Resources:
             add_into(running, requests)
             max_into(largest_init, running)
     max_into(total, largest_init)
-
-    add_into(total, parse_resource_map(spec.get("overhead"), "spec.overhead"))
+    add_into(total, overhead)
     total[POD_SLOT] = total.get(POD_SLOT, 0) + 1000
     return total
 

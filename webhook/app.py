@@ -1,0 +1,185 @@
+"""The HTTP edge: Starlette routes around the pure admission core.
+
+It only reads the body (capped, with a deadline), decodes it, takes a consistent headroom view,
+calls the core, reserves what the core placed (unless dryRun), and records metrics and one log
+line. A broken request gets a 4xx with a JSON message. podtier's own trouble never blocks a
+pod: the pod is allowed without a patch and the warning says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.applications import Starlette
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from webhook import admission, metrics, review
+from webhook.capacity import Headroom
+from webhook.logs import pod_fields
+from webhook.policy import Policy
+
+log = logging.getLogger("podtier.admission")
+
+BODY_DEADLINE_SECONDS = 10.0
+
+
+@dataclass
+class AppState:
+    """What the handlers read. `policy` is replaced whole by the reloader (one reference read
+    per request, so no request sees half a policy)."""
+
+    policy: Policy
+    headroom: Headroom
+    clock: Callable[[], float] = time.monotonic
+    tls_ready: Callable[[], bool] = lambda: True
+    shutting_down: bool = False
+    extra_checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
+
+    def not_ready(self) -> list[str]:
+        reasons = []
+        if self.shutting_down:
+            reasons.append("shutting down")
+        if not self.tls_ready():
+            reasons.append("certificates not loaded")
+        if not self.headroom.ready():
+            reasons.append("headroom not synced yet")
+        reasons += [f"{name} not ready" for name, ok in self.extra_checks.items() if not ok()]
+        return reasons
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return content if isinstance(content, bytes) else orjson.dumps(content)
+
+
+def create_app(state: AppState) -> Starlette:
+    async def mutate(request: Request) -> Response:
+        return await _admit(request, state, "mutate")
+
+    async def validate(request: Request) -> Response:
+        return await _admit(request, state, "validate")
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> Response:
+        reasons = state.not_ready()
+        if reasons:
+            return JSONResponse({"ready": False, "reasons": reasons}, status_code=503)
+        return JSONResponse({"ready": True, "policy": state.policy.ident})
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app = Starlette(
+        routes=[
+            Route("/mutate", mutate, methods=["POST"]),
+            Route("/validate", validate, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+            Route("/metrics", metrics_endpoint, methods=["GET"]),
+        ],
+        exception_handlers={404: _not_found, 405: _not_allowed},
+    )
+    app.state.podtier = state
+    return app
+
+
+def create_health_app(state: AppState) -> Starlette:
+    """The plain-HTTP side listener: health and metrics only, never the admission handlers."""
+    full = create_app(state)
+    routes = [r for r in full.routes if getattr(r, "path", "") not in ("/mutate", "/validate")]
+    return Starlette(routes=routes, exception_handlers={404: _not_found, 405: _not_allowed})
+
+
+async def _admit(request: Request, state: AppState, webhook: str) -> Response:
+    started = time.perf_counter()
+    try:
+        body = await _read_body(request)
+        decoded = review.decode_review(body)
+    except review.BadReview as bad:
+        metrics.ADMISSION_REQUESTS.labels(webhook, "bad_request", "", "").inc()
+        return JSONResponse({"error": bad.message, "code": bad.status}, status_code=bad.status)
+    except ClientDisconnect:
+        return Response(status_code=400)
+
+    policy = state.policy
+    try:
+        if webhook == "mutate":
+            answer = _mutate(decoded, policy, state)
+        else:
+            answer = admission.validate(decoded, policy)
+    except Exception:
+        log.exception(
+            "podtier failed on this request; the pod is allowed unchanged",
+            extra={"uid": decoded["uid"], "webhook": webhook},
+        )
+        warning = f"podtier: internal error, the pod was admitted unchanged (uid {decoded['uid']})"
+        answer = admission.Answer(review.response(decoded["uid"], True, warnings=[warning]), "error")
+
+    decision = answer.decision
+    tier = decision.tier.name if decision else ""
+    pool = decision.pool.name if decision else ""
+    metrics.ADMISSION_REQUESTS.labels(webhook, answer.outcome, tier, pool).inc()
+    metrics.ADMISSION_DURATION.labels(webhook).observe(time.perf_counter() - started)
+    if answer.pod is not None:
+        fields = {"uid": decoded["uid"], "webhook": webhook, "outcome": answer.outcome}
+        fields |= pod_fields(answer.pod)
+        if decision is not None:
+            fields |= {"tier": tier, "pool": pool, "node": decision.node or "", "reason": decision.reason}
+        if answer.violations:
+            fields["violations"] = [v.message for v in answer.violations]
+        log.info("%s %s", webhook, answer.outcome, extra=fields)
+    return JSONResponse(review.encode(answer.review))
+
+
+def _mutate(request: Any, policy: Policy, state: AppState) -> admission.Answer:
+    with state.headroom.transaction(state.clock()) as view:
+        answer = admission.mutate(request, policy, view)
+        decision = answer.decision
+        if decision is not None and decision.node and answer.pod and not request.get("dryRun"):
+            view.reserve(decision.node, decision.requests, answer.pod.key)
+    return answer
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > review.MAX_BODY_BYTES:
+        raise review.BadReview(413, f"body of {declared} bytes is over the {review.MAX_BODY_BYTES} byte cap")
+
+    async def read() -> bytes:
+        chunks = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > review.MAX_BODY_BYTES:
+                raise review.BadReview(413, f"body is over the {review.MAX_BODY_BYTES} byte cap")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    try:
+        return await asyncio.wait_for(read(), BODY_DEADLINE_SECONDS)
+    except TimeoutError:
+        raise review.BadReview(408, f"body not received within {BODY_DEADLINE_SECONDS:g} s") from None
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"error": f"no such endpoint: {request.url.path}", "code": 404}, status_code=404)
+
+
+async def _not_allowed(request: Request, exc: Exception) -> Response:
+    return JSONResponse(
+        {"error": f"method {request.method} is not allowed on {request.url.path}", "code": 405},
+        status_code=405,
+    )

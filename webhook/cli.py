@@ -1,0 +1,165 @@
+"""podtier's command line: `serve`, `explain`, `policy lint`, `certs generate|show`.
+
+Every error a user can cause is one line naming the file, field or flag and the value, and exit
+code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+import certs.cli
+from policies import DEFAULT_POLICY
+from webhook import __version__
+from webhook.capacity import Headroom, NoHeadroom
+from webhook.documents import DocumentError
+from webhook.policy import Policy, PolicyError, load_policy
+
+USAGE_ERROR = 2
+
+
+class CliError(Exception):
+    """A user error: the message is printed as is, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="podtier",
+        description="Admission webhook that sizes and places Apache Airflow worker pods.",
+    )
+    parser.add_argument("--version", action="version", version=f"podtier {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the admission webhook over HTTPS")
+    serve.add_argument("--dev", action="store_true", help="own throwaway certs, 127.0.0.1:8443")
+    serve.add_argument("--cert-dir", type=Path, metavar="DIR", help="holds tls.crt and tls.key")
+    serve.add_argument("--host", default=None, help="address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, default=8443, help="HTTPS port (default 8443)")
+    serve.add_argument(
+        "--metrics-port", type=int, default=0, metavar="PORT",
+        help="also serve /metrics, /healthz and /readyz over plain HTTP on PORT (0: off)",
+    )
+    _policy_arg(serve)
+    _cluster_args(serve)
+    serve.add_argument(
+        "--drain-seconds", type=float, default=0.0, metavar="S",
+        help="after SIGTERM, stay up not-ready this long before closing (default 0)",
+    )
+    serve.add_argument("--log-level", choices=["debug", "info", "warning"], default="info")
+
+    explain = sub.add_parser("explain", help="show what podtier would do to a pod, and why")
+    explain.add_argument("file", metavar="FILE", help="a Pod or an AdmissionReview, JSON or YAML")
+    _policy_arg(explain)
+    explain.add_argument("--cluster", default="none", metavar="none|FILE")
+    explain.add_argument("--output", choices=["text", "json"], default="text")
+
+    policy = sub.add_parser("policy", help="check policy files")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
+    lint = policy_sub.add_parser("lint", help="check policy files; exit 1 on any error")
+    lint.add_argument("paths", nargs="+", metavar="PATH", help="policy files or directories")
+
+    certs.cli.add_commands(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            return cmd_serve(args)
+        if args.command == "explain":
+            return cmd_explain(args)
+        if args.command == "policy":
+            return cmd_policy_lint(args)
+        return int(args.func(args))
+    except (CliError, PolicyError, DocumentError) as err:
+        print(f"podtier: {err}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        return 130
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from webhook import logs
+    from webhook.serve import ServeSetup, make_dev_certs, print_dev_banner, run_server
+    from webhook.server import Listen
+
+    logs.configure(args.log_level)
+    policy = _load_policy(args.policy)
+    if args.dev:
+        cert_dir = args.cert_dir or make_dev_certs()
+        host = args.host or "127.0.0.1"
+    else:
+        if args.cert_dir is None:
+            raise CliError("serve: --cert-dir DIR is required (or --dev for throwaway certs)")
+        cert_dir = args.cert_dir
+        host = args.host or "0.0.0.0"
+    for name in ("tls.crt", "tls.key"):
+        if not (cert_dir / name).is_file():
+            raise CliError(f"--cert-dir {cert_dir}: {name} is missing")
+    listen = Listen(host, args.port, args.metrics_port, args.drain_seconds)
+    setup = ServeSetup(policy, _headroom(args.cluster), cert_dir, listen)
+    on_started = (lambda: print_dev_banner(cert_dir, listen)) if args.dev else None
+    run_server(setup, on_started)
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from webhook.explain import explain, render_text
+
+    policy = _load_policy(args.policy)
+    result = explain(args.file, policy, _headroom(args.cluster))
+    if args.output == "json":
+        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(render_text(result, policy))
+    return 0
+
+
+def cmd_policy_lint(args: argparse.Namespace) -> int:
+    try:
+        policy = load_policy(args.paths)
+    except PolicyError as err:
+        print(f"podtier: {err}", file=sys.stderr)
+        return 1
+    print(
+        f"ok: {policy.ident}: {len(policy.tiers)} tiers, {len(policy.pools)} pools, "
+        f"{len(policy.rules)} rules from {', '.join(policy.sources)}"
+    )
+    return 0
+
+
+def _policy_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--policy", action="append", metavar="PATH",
+        help="policy file or directory; repeat to load several in order (default: built-in)",
+    )
+
+
+def _cluster_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cluster", default="none", metavar="none|auto|FILE",
+        help="headroom source: none (off), auto (in-cluster or kubeconfig), or a kubectl dump",
+    )
+    parser.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig for --cluster auto")
+    parser.add_argument(
+        "--stale-after", type=float, default=60.0, metavar="S",
+        help="treat headroom as unknown when the watch is silent this long (default 60)",
+    )
+
+
+def _load_policy(paths: list[str] | None) -> Policy:
+    return load_policy(paths or [DEFAULT_POLICY])
+
+
+def _headroom(cluster: str, **options: Any) -> Headroom:
+    if cluster == "none":
+        return NoHeadroom()
+    raise CliError(f"--cluster {cluster}: live and file headroom are not available in this build")

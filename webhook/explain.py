@@ -1,0 +1,82 @@
+"""`podtier explain`: what podtier would do to one pod, and why, without a server."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import time
+from typing import Any
+
+import jsonpatch
+import orjson
+
+from webhook import admission
+from webhook.capacity import Headroom
+from webhook.documents import pod_and_request
+from webhook.policy import Policy
+
+
+def explain(path: str, policy: Policy, headroom: Headroom) -> dict[str, Any]:
+    pod, request = pod_and_request(path)
+    request = {**request, "uid": request.get("uid") or "explain", "dryRun": True}
+    with headroom.transaction(time.monotonic()) as view:
+        answer = admission.mutate(request, policy, view)
+    decision = answer.decision
+    response = answer.review["response"]
+    warnings = list(response.get("warnings", []))
+    if decision is None:
+        reason = "left alone: " + (warnings[0] if warnings else "not an Airflow pod being created")
+        return {
+            "tier": None,
+            "pool": None,
+            "node": None,
+            "reason": reason,
+            "warnings": warnings,
+            "patch": [],
+            "allowed": True,
+            "violations": [],
+        }
+    patch = _patch_of(answer)
+    mutated = jsonpatch.apply_patch(copy.deepcopy(pod), patch)
+    checked = admission.validate({**request, "object": mutated}, policy)
+    return {
+        "tier": decision.tier.name,
+        "pool": decision.pool.name,
+        "node": decision.node,
+        "reason": decision.reason,
+        "warnings": warnings,
+        "patch": patch,
+        "allowed": checked.review["response"]["allowed"],
+        "violations": [v.message for v in checked.violations],
+    }
+
+
+def render_text(result: dict[str, Any], policy: Policy) -> str:
+    lines = [
+        f"policy:  {policy.ident} ({', '.join(policy.sources)})",
+        f"tier:    {result['tier'] or '-'}",
+        f"pool:    {result['pool'] or '-'}" + (f" (node {result['node']} fits)" if result["node"] else ""),
+        f"why:     {result['reason']}",
+    ]
+    lines += [f"warning: {w}" for w in result["warnings"]]
+    verdict = "allowed" if result["allowed"] else "DENIED"
+    lines.append(f"validate: {verdict}")
+    lines += [f"  - {v}" for v in result["violations"]]
+    if result["patch"]:
+        lines.append("patch:")
+        for op in result["patch"]:
+            value = "" if "value" not in op else f" {_short(op['value'])}"
+            lines.append(f"  {op['op']:<7} {op['path']}{value}")
+    else:
+        lines.append("patch:   (none)")
+    return "\n".join(lines)
+
+
+def _patch_of(answer: admission.Answer) -> list[dict[str, Any]]:
+    encoded = answer.review["response"].get("patch")
+    return orjson.loads(base64.b64decode(encoded)) if encoded else []
+
+
+def _short(value: Any) -> str:
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= 100 else text[:97] + "..."

@@ -1,0 +1,142 @@
+"""The policy as immutable values, and the pure matching on a PodView."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any, Literal
+
+from webhook.pod import PodView
+
+OverrideMode = Literal["missing", "always", "never"]
+ValidationMode = Literal["enforce", "audit"]
+OVERRIDE_MODES: tuple[OverrideMode, ...] = ("missing", "always", "never")
+VALIDATION_MODES: tuple[ValidationMode, ...] = ("enforce", "audit")
+
+
+class PolicyError(ValueError):
+    """A policy that cannot be used. `str()` is `file: field.path: message`."""
+
+    def __init__(self, source: str, path: str, message: str) -> None:
+        self.source = source
+        self.path = path
+        self.message = message
+        where = f"{source}: {path}" if path else source
+        super().__init__(f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class Quantity:
+    """A quantity as the policy file spells it, and its value in milli-units."""
+
+    text: str
+    milli: int
+
+
+@dataclass(frozen=True)
+class LabelSelector:
+    """A Kubernetes label selector: every matchLabels pair and every expression must hold."""
+
+    match_labels: Mapping[str, str] = field(default_factory=dict)
+    # (key, operator, values) with operator In, NotIn, Exists or DoesNotExist.
+    match_expressions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
+
+    def matches(self, labels: Mapping[str, str]) -> bool:
+        for key, value in self.match_labels.items():
+            if labels.get(key) != value:
+                return False
+        for key, operator, values in self.match_expressions:
+            present = key in labels
+            if operator == "Exists" and not present:
+                return False
+            if operator == "DoesNotExist" and present:
+                return False
+            if operator == "In" and (not present or labels[key] not in values):
+                return False
+            if operator == "NotIn" and present and labels[key] in values:
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    requests: Mapping[str, Quantity]
+    limits: Mapping[str, Quantity]
+    placement: tuple[str, ...]
+    downgrade_to: str | None = None
+    override: OverrideMode = "missing"
+
+    def request_milli(self) -> dict[str, int]:
+        return {name: q.milli for name, q in self.requests.items()}
+
+
+@dataclass(frozen=True)
+class Pool:
+    name: str
+    node_selector: Mapping[str, str]
+    tolerations: tuple[Mapping[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class RuleMatch:
+    """All given conditions must hold. Globs (`sales_*`) in namespaces, dagId and taskId."""
+
+    namespaces: tuple[str, ...] = ()
+    labels: LabelSelector | None = None
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    dag_id: str | None = None
+    task_id: str | None = None
+
+    def matches(self, pod: PodView) -> bool:
+        if self.namespaces and not any(fnmatchcase(pod.namespace, g) for g in self.namespaces):
+            return False
+        if self.labels is not None and not self.labels.matches(pod.labels):
+            return False
+        for key, value in self.annotations.items():
+            if pod.annotations.get(key) != value:
+                return False
+        if self.dag_id is not None and not fnmatchcase(pod.airflow.get("dag_id", ""), self.dag_id):
+            return False
+        return self.task_id is None or fnmatchcase(pod.airflow.get("task_id", ""), self.task_id)
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    source: str
+    path: str
+    match: RuleMatch
+    tier: str | None
+    pools: tuple[str, ...] | None
+    override: OverrideMode | None
+
+
+@dataclass(frozen=True)
+class Policy:
+    name: str
+    digest: str
+    sources: tuple[str, ...]
+    airflow_pods: tuple[LabelSelector, ...]
+    tier_keys: tuple[str, ...]
+    default_tier: str
+    mode: ValidationMode
+    ceilings: Mapping[str, Quantity]
+    tiers: Mapping[str, Tier]  # in the policy's order, smallest first
+    pools: Mapping[str, Pool]
+    rules: tuple[Rule, ...]
+
+    @property
+    def ident(self) -> str:
+        """What `podtier.io/policy` says: the name and the content hash."""
+        return f"{self.name}@sha256:{self.digest[:16]}"
+
+    def is_airflow_pod(self, pod: PodView) -> bool:
+        return any(selector.matches(pod.labels) for selector in self.airflow_pods)
+
+    def first_rule(self, pod: PodView) -> Rule | None:
+        for rule in self.rules:
+            if rule.match.matches(pod):
+                return rule
+        return None
