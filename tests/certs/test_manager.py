@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 from kubernetes import client
 
-from certs.generate import fingerprint
 from certs.kube import KubeCalls
 from certs.manager import CertManager
 from certs.plan import Settings
@@ -125,6 +125,23 @@ def api_server_accepts(bundle: bytes, cert_dir: Path, tmp_path: Path, at: dt.dat
         check=False,
     )
     return result.returncode == 0
+
+
+def trusted_at(bundle: bytes, cert_dir: Path, at: dt.datetime) -> bool:
+    """The same question, asked of cryptography's path validation (fast enough for every step)."""
+    store = Store(x509.load_pem_x509_certificates(bundle))
+    verifier = (
+        PolicyBuilder()
+        .store(store)
+        .time(at)
+        .build_server_verifier(x509.DNSName("podtier.airflow.svc"))
+    )
+    leaf = x509.load_pem_x509_certificate((cert_dir / "tls.crt").read_bytes())
+    try:
+        verifier.verify(leaf, [])
+    except VerificationError:
+        return False
+    return True
 
 
 def test_first_start_creates_secret_writes_files_and_injects_every_webhook(
@@ -257,7 +274,7 @@ def test_ca_rotation_keeps_every_replica_trusted_at_every_step(
             for bundle in set(bundles(api)):
                 for other in replicas:
                     if (tmp_path / other / "tls.crt").exists():
-                        assert api_server_accepts(bundle, tmp_path / other, tmp_path, now), (
+                        assert trusted_at(bundle, tmp_path / other, now), (
                             f"{now}: {other}'s cert not trusted after {name}'s step"
                         )
         old_ca = old_ca or secret_data(api)["ca.crt"]
