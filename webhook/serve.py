@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 
 from certs.generate import make_ca, make_serving_cert, write_pair
+from certs.reload import Reloader
 from certs.tls import server_context
 from webhook.app import AppState
 from webhook.capacity import Headroom
@@ -58,8 +59,11 @@ def print_dev_banner(cert_dir: Path, listen: Listen) -> None:
 
 def run_server(setup: ServeSetup, on_started: Callable[[], None] | None = None) -> None:
     ctx = server_context(setup.cert_dir / "tls.crt", setup.cert_dir / "tls.key")
-    state = AppState(policy=setup.policy, headroom=setup.headroom)
-    jobs = [make(state) for make in setup.background]
+    # Keep the live context on the newest valid pair in cert_dir (kubelet Secret updates too).
+    reloader = Reloader(ctx, setup.cert_dir)
+    reloader.reload()
+    state = AppState(policy=setup.policy, headroom=setup.headroom, tls_ready=reloader.ready)
+    jobs = [make(state) for make in setup.background] + [reloader.watch]
     log.info(
         "serving",
         extra={
