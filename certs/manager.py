@@ -41,6 +41,16 @@ never renewed (the reloader still warns as expiry nears).
 
 Least RBAC (`certs.rbac`): get/update on this Secret and create on secrets in the namespace;
 get/patch on the two webhook configurations by resourceNames. Nothing is listed or watched.
+
+Wiring into `serve` (the manager writes `cert_dir` before the TLS context is built):
+
+    manager = CertManager(api_client, namespace=ns, secret_name=..., service=...,
+                          mutating_webhook=..., validating_webhook=..., cert_dir=cert_dir)
+    manager.ensure(manager.clock())               # first pair on disk, caBundles injected
+    ctx = certs.tls.server_context(cert_dir / "tls.crt", cert_dir / "tls.key")
+    reloader = certs.reload.Reloader(ctx, cert_dir)
+    manager.served = reloader.served_cert         # heartbeats report what is really served
+    # background tasks: reloader.watch(), manager.run()
 """
 
 from __future__ import annotations
@@ -152,8 +162,10 @@ class CertManager:
             return beat, ""
         return step.stored, step.reason
 
-    async def run(self, stop_event: asyncio.Event) -> None:
-        """Reconcile every `interval` until `stop_event` is set; errors are logged, not raised."""
+    async def run(self, stop_event: asyncio.Event | None = None) -> None:
+        """Reconcile every `interval` until `stop_event` is set (or the task is cancelled);
+        errors are logged, not raised, and retried next round."""
+        stop_event = stop_event or asyncio.Event()
         while not stop_event.is_set():
             try:
                 await asyncio.to_thread(self.ensure, self.clock())
@@ -196,6 +208,7 @@ class CertManager:
         body = to_secret(stored, self.secret_name, self.namespace)
         meta = secret.get("metadata") or {}
         body["metadata"]["resourceVersion"] = meta.get("resourceVersion")
+        body["type"] = secret.get("type") or body["type"]  # a Secret's type is immutable
         kept = {k: v for k, v in (meta.get("annotations") or {}).items() if not _ours(k)}
         body["metadata"]["annotations"] = {**kept, **body["metadata"]["annotations"]}
         body["metadata"]["labels"] = {**(meta.get("labels") or {}), **body["metadata"]["labels"]}

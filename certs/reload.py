@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import watchfiles
+from cryptography import x509
 
 from certs.files import CertFileError, ServingPair, read_serving_pair
 from certs.generate import write_atomic
@@ -79,6 +80,10 @@ class Reloader:
     def ready(self) -> bool:
         """A pair is loaded and has not expired (for `/readyz`)."""
         return self.loaded is not None and self.loaded.cert.not_valid_after_utc > self.clock()
+
+    def served_cert(self) -> x509.Certificate | None:
+        """The certificate new handshakes get (for `CertManager(served=...)`)."""
+        return self.loaded.cert if self.loaded is not None else None
 
     def reload(self) -> bool:
         """Load the pair on disk if it is new and valid. True when a new pair went live."""

@@ -313,18 +313,20 @@ def test_old_ca_stays_while_a_replica_still_serves_it(api: KubeAPI, tmp_path: Pa
     assert api_server_accepts(bundles(api)[0], tmp_path / "a", tmp_path, now)
 
 
-def test_broken_secret_is_replaced(api: KubeAPI, tmp_path: Path) -> None:
+def test_broken_secret_is_replaced_keeping_its_type(api: KubeAPI, tmp_path: Path) -> None:
     api.put(
         {
             "apiVersion": "v1",
             "kind": "Secret",
-            "type": "kubernetes.io/tls",
+            "type": "Opaque",
             "metadata": {"name": SECRET, "namespace": NS},
             "data": {"tls.crt": base64.b64encode(b"junk").decode(), "tls.key": "", "ca.crt": ""},
         }
     )
     manager(api, tmp_path / "certs", "pod-a").ensure(T0)
     assert api_server_accepts(bundles(api)[0], tmp_path / "certs", tmp_path)
+    secret = api.get("Secret", SECRET, NS)
+    assert secret is not None and secret["type"] == "Opaque"  # type is immutable in Kubernetes
 
 
 RULE_PATHS = {
@@ -361,3 +363,21 @@ def test_every_call_fits_the_least_rbac(api: KubeAPI, tmp_path: Path) -> None:
     refused = [(m, p) for m, p in api.requests if not allowed(m, p, rules)]
     assert refused == []
     assert {VERBS[m] for m, _ in api.requests} == {"get", "create", "update", "patch"}
+
+
+def test_a_ca_podtier_does_not_own_is_injected_but_never_renewed(
+    api: KubeAPI, tmp_path: Path
+) -> None:
+    replica = manager(api, tmp_path / "certs", "pod-a")
+    replica.ensure(T0)
+    secret = api.get("Secret", SECRET, NS)
+    assert secret is not None
+    del secret["data"]["ca.key"]  # as if someone else's CA signed the pair
+    api.put(secret)
+    later = T0 + dt.timedelta(days=25)  # serving cert due for renewal
+    replica.ensure(later)
+    after = secret_data(api)
+    assert "ca.key" not in after
+    assert after["tls.crt"] == (tmp_path / "certs" / "tls.crt").read_bytes()
+    assert after["tls.crt"] == base64.b64decode(secret["data"]["tls.crt"])
+    assert bundles(api) == [after["ca.crt"]] * 3

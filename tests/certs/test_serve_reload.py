@@ -41,8 +41,22 @@ def volume(tmp_path: Path, ca: CertPair) -> Path:
 def served(volume: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "webhook", "serve", "--cert-dir", str(volume), "--cluster",
-         "none", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "webhook",
+            "serve",
+            "--cert-dir",
+            str(volume),
+            "--cluster",
+            "none",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
         stdout=subprocess.DEVNULL,
