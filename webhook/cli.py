@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 
 import certs.cli
+import certs.serving
 from policies import DEFAULT_POLICY
 from webhook import __version__
 from webhook.capacity import Headroom, NoHeadroom
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _policy_arg(serve)
     _cluster_args(serve)
+    certs.serving.add_serve_args(serve)
     serve.add_argument(
         "--drain-seconds", type=float, default=0.0, metavar="S",
         help="after SIGTERM, stay up not-ready this long before closing (default 0)",
@@ -101,11 +103,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise CliError("serve: --cert-dir DIR is required (or --dev for throwaway certs)")
         cert_dir = args.cert_dir
         host = args.host or "0.0.0.0"
+    try:  # --manage-certs: the Secret's pair is written to cert_dir before we go on
+        cert_manager = certs.serving.manager_from_args(args, cert_dir)
+    except certs.serving.ServeCertsError as error:
+        raise CliError(str(error)) from None
     for name in ("tls.crt", "tls.key"):
         if not (cert_dir / name).is_file():
             raise CliError(f"--cert-dir {cert_dir}: {name} is missing")
     listen = Listen(host, args.port, args.metrics_port, args.drain_seconds)
     setup = ServeSetup(policy, _headroom(args.cluster), cert_dir, listen)
+    if cert_manager is not None:
+        setup.background.append(lambda state: cert_manager.run)
     on_started = (lambda: print_dev_banner(cert_dir, listen)) if args.dev else None
     run_server(setup, on_started)
     return 0
