@@ -67,7 +67,6 @@ from typing import Any
 from cryptography import x509
 from kubernetes import client
 
-from certs.generate import fingerprint
 from certs.kube import MUTATING, VALIDATING, AlreadyExists, Conflict, KubeCalls
 from certs.plan import Settings, ca_bundle_patch, initial, next_step, trusts, with_heartbeat
 from certs.publish import publish
@@ -266,6 +265,3 @@ def _ours(annotation: str) -> bool:
 def _one_line(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     return f"{type(error).__name__}: {text[0] if text else ''}"
-
-
-__all__ = ["CertManager", "Settings", "fingerprint"]
