@@ -1,4 +1,4 @@
-"""podtier's command line: `serve`, `explain`, `policy lint`, `certs generate|show`.
+"""podtier's command line: `serve`, `explain`, `policy lint|test`, `certs generate|show`.
 
 Every error a user can cause is one line naming the file, field or flag and the value, and exit
 code 2; never a traceback.
@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     policy_sub = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
     lint = policy_sub.add_parser("lint", help="check policy files; exit 1 on any error")
     lint.add_argument("paths", nargs="+", metavar="PATH", help="policy files or directories")
+    test = policy_sub.add_parser("test", help="run policy test suites; exit 1 on any failure")
+    test.add_argument("target", metavar="DIR", help="a suite file, or a directory of *-test.yaml")
+    test.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML")
 
     certs.cli.add_commands(sub)
     return parser
@@ -78,6 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_serve(args)
         if args.command == "explain":
             return cmd_explain(args)
+        if args.command == "policy" and args.policy_command == "test":
+            return cmd_policy_test(args)
         if args.command == "policy":
             return cmd_policy_lint(args)
         return int(args.func(args))
@@ -114,6 +119,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     setup = ServeSetup(policy, _headroom(args.cluster), cert_dir, listen)
     if cert_manager is not None:
         setup.background.append(lambda state: cert_manager.run)
+    if args.policy:
+        from webhook.policy.reload import policy_reload_job
+
+        setup.background.append(policy_reload_job(args.policy))
     on_started = (lambda: print_dev_banner(cert_dir, listen)) if args.dev else None
     run_server(setup, on_started)
     return 0
@@ -142,6 +151,23 @@ def cmd_policy_lint(args: argparse.Namespace) -> int:
         f"{len(policy.rules)} rules from {', '.join(policy.sources)}"
     )
     return 0
+
+
+def cmd_policy_test(args: argparse.Namespace) -> int:
+    from webhook import policytest
+
+    try:
+        suites = [policytest.load_suite(f) for f in policytest.find_suites(Path(args.target))]
+    except policytest.SuiteError as err:
+        raise CliError(str(err)) from None
+    results = [policytest.run_suite(s, lambda path: _headroom(str(path))) for s in suites]
+    print(policytest.render_text(results))
+    if args.junit:
+        try:
+            Path(args.junit).write_bytes(policytest.junit_xml(results))
+        except OSError as err:
+            raise CliError(f"--junit {args.junit}: cannot write: {err.strerror or err}") from None
+    return 0 if all(r.passed for r in results) else 1
 
 
 def _policy_arg(parser: argparse.ArgumentParser) -> None:
