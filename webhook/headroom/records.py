@@ -10,8 +10,7 @@ requests count (its node, or its podtier pool while Pending) and its effective r
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -31,8 +30,7 @@ class RecordError(ValueError):
     """An object headroom cannot read; the message names the object and the field."""
 
 
-@dataclass(frozen=True, slots=True)
-class NodeRecord:
+class NodeRecord(NamedTuple):
     name: str
     labels: Mapping[str, str]
     taints: tuple[Taint, ...]
@@ -45,8 +43,9 @@ class NodeRecord:
         return self.ready and not self.unschedulable
 
 
-@dataclass(frozen=True, slots=True)
-class PodRecord:
+class PodRecord(NamedTuple):
+    """Immutable like a frozen dataclass, but built 3-4x faster: one is made per watch event."""
+
     key: str  # namespace/name
     node: str  # spec.nodeName, "" while unbound
     active: bool  # not Succeeded or Failed

@@ -18,9 +18,12 @@ What uses a node's capacity (a pod's *charge*):
 Node groups: `find_node` is asked about a few (node selector, tolerations) pairs, one per pool.
 Each pair gets a `NodeGroup`, kept up to date as nodes change: the nodes it may use (Ready,
 not cordoned, labels match, blocking taints tolerated) and, per resource, a max-heap of free
-capacity with lazy deletion. A query first reads the largest free amount of each requested
-resource (so "no node fits" is usually answered without a scan), then tries the nodes with the
-most free of each resource, and scans the group only when capacity is fragmented.
+capacity. The heaps are lazy: every member node has an entry at least as large as its free
+amount; capacity coming back pushes a fresh entry, capacity taken pushes nothing (the old
+entry is then an over-estimate, corrected when it reaches the top). A query first reads the
+largest free amount of each requested resource (so "no node fits" is usually answered without
+a scan), then tries the nodes with the most free of each resource, and scans the group only
+when capacity is fragmented (no roomiest node has room in every resource).
 """
 
 from __future__ import annotations
@@ -261,9 +264,15 @@ class ClusterState:
             heap = group.heaps[resource] = self._heap(group.members, resource)
         while heap:
             negative_free, node = heap[0]
-            if node in group.members and self.free(node, resource) == -negative_free:
-                return -negative_free, node
-            heapq.heappop(heap)  # stale: the node changed or left the group since
+            if node not in group.members:
+                heapq.heappop(heap)  # left the group since
+                continue
+            free = self.free(node, resource)
+            if free == -negative_free:
+                return free, node
+            # An over-estimate left by a placement (usage only pushes when it goes down):
+            # correct it in place and look again.
+            heapq.heapreplace(heap, (-free, node))
         return None
 
     def _heap(self, nodes: Iterable[str], resource: str) -> list[tuple[int, str]]:
@@ -294,7 +303,9 @@ class ClusterState:
             used = self.used[node] = {}
         for resource, value in requests.items():
             used[resource] = used.get(resource, 0) + sign * value
-        if sign < 0 and not any(used.values()):
+        if sign > 0:
+            return  # less free: the heaps' entries for the node become over-estimates
+        if not any(used.values()):
             del self.used[node]
         for group in self._groups.values():
             if node in group.members:
