@@ -10,8 +10,7 @@ requests count (its node, or its podtier pool while Pending) and its effective r
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -21,7 +20,8 @@ from webhook.resources import ResourceError, Resources, effective_requests, pars
 POOL_ANNOTATION = "podtier.io/pool"
 TERMINATED_PHASES = frozenset({"Succeeded", "Failed"})
 
-# Request maps (and the keys they were computed from) shared between pods of the same shape.
+# Resource maps shared between pods (and nodes) of the same shape, keyed by the JSON they were
+# read from. Users of a record must not modify its resource maps.
 _REQUEST_CACHE: dict[bytes, Resources] = {}
 _REQUEST_CACHE_LIMIT = 20_000
 
@@ -30,8 +30,7 @@ class RecordError(ValueError):
     """An object headroom cannot read; the message names the object and the field."""
 
 
-@dataclass(frozen=True, slots=True)
-class NodeRecord:
+class NodeRecord(NamedTuple):
     name: str
     labels: Mapping[str, str]
     taints: tuple[Taint, ...]
@@ -44,8 +43,9 @@ class NodeRecord:
         return self.ready and not self.unschedulable
 
 
-@dataclass(frozen=True, slots=True)
-class PodRecord:
+class PodRecord(NamedTuple):
+    """Immutable like a frozen dataclass, but built 3-4x faster: one is made per watch event."""
+
     key: str  # namespace/name
     node: str  # spec.nodeName, "" while unbound
     active: bool  # not Succeeded or Failed
@@ -82,17 +82,17 @@ def node_record(raw: Mapping[str, Any]) -> NodeRecord:
     spec = raw.get("spec") or {}
     status = raw.get("status") or {}
     ready = any(
-        isinstance(c, Mapping) and c.get("type") == "Ready" and c.get("status") == "True"
+        isinstance(c, dict) and c.get("type") == "Ready" and c.get("status") == "True"
         for c in status.get("conditions") or ()
     )
     try:
-        allocatable = parse_resource_map(status.get("allocatable"), "status.allocatable")
+        allocatable = _allocatable(status.get("allocatable"))
     except ResourceError as err:
         raise RecordError(f"Node {name}: {err}") from None
     labels = meta.get("labels") or {}
     return NodeRecord(
         name=name,
-        labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, Mapping) else {},
+        labels={str(k): str(v) for k, v in labels.items()} if isinstance(labels, dict) else {},
         taints=blocking_taints(spec.get("taints")),
         ready=ready,
         unschedulable=bool(spec.get("unschedulable")),
@@ -106,7 +106,7 @@ def pod_record(raw: Mapping[str, Any]) -> PodRecord:
     spec = raw.get("spec") or {}
     phase = (raw.get("status") or {}).get("phase") or ""
     annotations = meta.get("annotations") or {}
-    pool = str(annotations.get(POOL_ANNOTATION) or "") if isinstance(annotations, Mapping) else ""
+    pool = str(annotations.get(POOL_ANNOTATION) or "") if isinstance(annotations, dict) else ""
     node = str(spec.get("nodeName") or "")
     active = phase not in TERMINATED_PHASES
     try:
@@ -144,9 +144,20 @@ def _requests(spec: Mapping[str, Any]) -> Resources:
     return cached
 
 
+def _allocatable(raw: object) -> Resources:
+    shape = orjson.dumps(raw)
+    cached = _REQUEST_CACHE.get(shape)
+    if cached is None:
+        cached = parse_resource_map(raw, "status.allocatable")
+        if len(_REQUEST_CACHE) >= _REQUEST_CACHE_LIMIT:
+            _REQUEST_CACHE.clear()
+        _REQUEST_CACHE[shape] = cached
+    return cached
+
+
 def _resource_part(container: object) -> object:
-    if not isinstance(container, Mapping):
+    if not isinstance(container, dict):
         return container  # effective_requests reports it
     resources = container.get("resources")
-    requests = resources.get("requests") if isinstance(resources, Mapping) else resources
+    requests = resources.get("requests") if isinstance(resources, dict) else resources
     return (requests, container.get("restartPolicy"))

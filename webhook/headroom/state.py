@@ -18,9 +18,12 @@ What uses a node's capacity (a pod's *charge*):
 Node groups: `find_node` is asked about a few (node selector, tolerations) pairs, one per pool.
 Each pair gets a `NodeGroup`, kept up to date as nodes change: the nodes it may use (Ready,
 not cordoned, labels match, blocking taints tolerated) and, per resource, a max-heap of free
-capacity with lazy deletion. A query first reads the largest free amount of each requested
-resource (so "no node fits" is usually answered without a scan), then tries the nodes with the
-most free of each resource, and scans the group only when capacity is fragmented.
+capacity. The heaps are lazy: every member node has an entry at least as large as its free
+amount; capacity coming back pushes a fresh entry, capacity taken pushes nothing (the old
+entry is then an over-estimate, corrected when it reaches the top). A query first reads the
+largest free amount of each requested resource (so "no node fits" is usually answered without
+a scan), then tries the nodes with the most free of each resource, and scans the group only
+when capacity is fragmented (no roomiest node has room in every resource).
 """
 
 from __future__ import annotations
@@ -76,7 +79,11 @@ class NodeGroup:
 class ClusterState:
     def __init__(self) -> None:
         self.nodes: dict[str, NodeRecord] = {}
-        self.pods: dict[str, Charge | None] = {}  # every pod seen -> what it holds, if anything
+        # Every pod seen -> the node its requests count on ("" for none), and those requests.
+        # Plain str -> str and str -> shared dict maps: 150,000 pods add no objects for the
+        # cyclic garbage collector to scan.
+        self.pods: dict[str, str] = {}
+        self.pod_requests: dict[str, Resources] = {}
         self.used: dict[str, Resources] = {}  # node name -> summed charges
         self.reservations: dict[str, Reservation] = {}  # pod key -> podtier placement, not yet seen
         self._groups: dict[tuple[Selector, tuple[Toleration, ...]], NodeGroup] = {}
@@ -110,9 +117,9 @@ class ClusterState:
 
     def delete_pod(self, key: str) -> None:
         self._drop_reservation(key)
-        charge = self.pods.pop(key, None)
-        if charge is not None:
-            self._charge(charge, -1)
+        node = self.pods.pop(key, "")
+        if node:
+            self._charge((node, self.pod_requests.pop(key)), -1)
 
     def delete_node(self, name: str) -> None:
         # Pods bound to it keep their charge until they are deleted themselves.
@@ -120,32 +127,42 @@ class ClusterState:
             self._refresh_groups(name)
 
     def _set_node(self, node: NodeRecord) -> None:
+        if self.nodes.get(node.name) == node:
+            return  # a heartbeat or a field headroom does not keep
         self.nodes[node.name] = node
         self._refresh_groups(node.name)
 
     def _upsert_pod(self, raw: Mapping[str, Any]) -> None:
         pod = pod_record(raw)
-        held_on = None
-        reservation = self.reservations.pop(pod.key, None)
+        key = pod.key
+        previous = self.pods.get(key, "")
+        if (
+            pod.uses_node
+            and previous == pod.node
+            and key not in self.reservations
+            and self.pod_requests[key] == pod.requests
+        ):
+            return  # a status update: same node, same requests
+        held_on = ""
+        reservation = self.reservations.pop(key, None)
         if reservation is not None:
             self._charge((reservation.node, reservation.requests), -1)
             held_on = reservation.node
-        previous = self.pods.get(pod.key)
-        if previous is not None:
-            self._charge(previous, -1)
-            held_on = held_on or previous[0]
+        if previous:
+            self._charge((previous, self.pod_requests.pop(key)), -1)
+            held_on = held_on or previous
 
-        charge: Charge | None = None
+        node = ""
         if pod.uses_node:
-            charge = (pod.node, pod.requests)
+            node = pod.node
         elif pod.waits_in_pool:
-            if held_on is None or held_on not in self.nodes:
-                held_on = self._find(pod.node_selector, pod.tolerations, pod.requests)
-            if held_on is not None:
-                charge = (held_on, pod.requests)
-        self.pods[pod.key] = charge
-        if charge is not None:
-            self._charge(charge, +1)
+            if not held_on or held_on not in self.nodes:
+                held_on = self._find(pod.node_selector, pod.tolerations, pod.requests) or ""
+            node = held_on
+        self.pods[key] = node
+        if node:
+            self.pod_requests[key] = pod.requests
+            self._charge((node, pod.requests), +1)
 
     # ------------------------------------------------------------------ reservations
 
@@ -247,9 +264,15 @@ class ClusterState:
             heap = group.heaps[resource] = self._heap(group.members, resource)
         while heap:
             negative_free, node = heap[0]
-            if node in group.members and self.free(node, resource) == -negative_free:
-                return -negative_free, node
-            heapq.heappop(heap)  # stale: the node changed or left the group since
+            if node not in group.members:
+                heapq.heappop(heap)  # left the group since
+                continue
+            free = self.free(node, resource)
+            if free == -negative_free:
+                return free, node
+            # An over-estimate left by a placement (usage only pushes when it goes down):
+            # correct it in place and look again.
+            heapq.heapreplace(heap, (-free, node))
         return None
 
     def _heap(self, nodes: Iterable[str], resource: str) -> list[tuple[int, str]]:
@@ -280,7 +303,9 @@ class ClusterState:
             used = self.used[node] = {}
         for resource, value in requests.items():
             used[resource] = used.get(resource, 0) + sign * value
-        if sign < 0 and not any(used.values()):
+        if sign > 0:
+            return  # less free: the heaps' entries for the node become over-estimates
+        if not any(used.values()):
             del self.used[node]
         for group in self._groups.values():
             if node in group.members:

