@@ -17,7 +17,7 @@ from certs.generate import make_ca, make_serving_cert, write_pair
 from certs.reload import Reloader
 from certs.tls import server_context
 from webhook.app import AppState
-from webhook.capacity import Headroom
+from webhook.capacity import StartableHeadroom
 from webhook.policy import Policy
 from webhook.sample import sample_review
 from webhook.server import Listen, run
@@ -28,7 +28,7 @@ log = logging.getLogger("podtier.serve")
 @dataclass
 class ServeSetup:
     policy: Policy
-    headroom: Headroom
+    headroom: StartableHeadroom
     cert_dir: Path
     listen: Listen
     background: list[Callable[[AppState], Callable[[], Awaitable[None]]]] = field(default_factory=list)
@@ -71,4 +71,8 @@ def run_server(setup: ServeSetup, on_started: Callable[[], None] | None = None) 
             "policy": setup.policy.ident,
         },
     )
-    run(state, setup.listen, ctx, background=jobs, on_started=on_started)
+    setup.headroom.start()
+    try:
+        run(state, setup.listen, ctx, background=jobs, on_started=on_started)
+    finally:
+        setup.headroom.stop()
