@@ -99,9 +99,9 @@ def unknown_pod(doc) -> None:
             id="missing-policy",
         ),
         pytest.param(
-            lambda d: d.update(cluster="cluster.json"),
-            "cluster: --cluster",
-            id="cluster-without-headroom-loader",
+            lambda d: d.update(cluster="missing-cluster.json"),
+            "missing-cluster.json\": no such file",
+            id="missing-cluster-file",
         ),
     ],
 )
