@@ -15,7 +15,9 @@ certificates made by `certs.generate`:
    alternating so a noisy machine hurts both alike;
 3. latency at a fixed 500 requests/s (`bench/open_loop.py`, an open-loop client: wrk2 is not
    in Debian);
-4. the figures, the throughput ratio to the baseline and the issue's targets.
+4. the figures, the throughput ratio to the baseline and the issue's targets. Each wrk row
+   also shows the server's CPU time per request (from /proc): on a machine shared with other
+   work, the ratio of CPU per request says more than the ratio of requests per second.
 
 Headroom: `--cluster snapshot` (the default) serves with a 200-node `kubectl get nodes,pods -A
 -o json` dump (`bench/cluster_snapshot.py`) so headroom is in the path; when this build of
@@ -155,6 +157,12 @@ def check_answers(podtier: Server, baseline: Server, body: bytes, ca: Path) -> N
             raise RuntimeError(f"the baseline did not allow the b fixture: {answer}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(
     url: str, body_file: Path, connections: int, seconds: float, threads: int
 ) -> dict[str, Any]:
@@ -282,9 +290,11 @@ def main() -> int:
                     figures = {}
                     for server in (baseline, podtier):
                         url = f"{server.url}/{webhook}"
-                        figures[server.name] = run_wrk(
-                            url, body_file, conns, args.duration, args.threads
-                        )
+                        cpu_before = cpu_seconds(server.process.pid)
+                        row = run_wrk(url, body_file, conns, args.duration, args.threads)
+                        cpu = cpu_seconds(server.process.pid) - cpu_before
+                        row["cpu_us_per_request"] = cpu / max(1, row["requests"]) * 1e6
+                        figures[server.name] = row
                     rows.append((webhook, conns, figures))
             fixed = {
                 server.name: run_open_loop(
@@ -316,21 +326,28 @@ def main() -> int:
     say(
         f"{'webhook':9}{'conns':>6}  {'server':9}{'req/s':>9}"
         f"{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}"
-        f"{'errors':>8}   vs baseline"
+        f"{'errors':>8}{'CPU us/req':>12}   podtier vs baseline"
     )
-    ratios, p99_ratios = [], []
+    ratios, p99_ratios, cpu_ratios = [], [], []
     for webhook, conns, figures in rows:
         base, mine = figures["baseline"], figures["podtier"]
         ratio = mine["rps"] / base["rps"]
         p99_ratio = mine["p99_us"] / base["p99_us"]
+        cpu_ratio = base["cpu_us_per_request"] / mine["cpu_us_per_request"]
         ratios.append((webhook, conns, ratio))
+        cpu_ratios.append((webhook, conns, cpu_ratio))
         if conns == 16:
             p99_ratios.append((webhook, p99_ratio))
         for name, f in figures.items():
-            extra = f"   {ratio:.2f}x req/s, {p99_ratio:.1f}x p99" if name == "podtier" else ""
+            extra = (
+                f"   {ratio:.2f}x req/s, {p99_ratio:.1f}x p99, {cpu_ratio:.2f}x by CPU"
+                if name == "podtier"
+                else ""
+            )
             say(
                 f"{webhook:9}{conns:>6}  {name:9}{f['rps']:>9,.0f}{ms(f['p50_us']):>9}"
-                f"{ms(f['p90_us']):>9}{ms(f['p99_us']):>9}{f['errors']:>8}{extra}"
+                f"{ms(f['p90_us']):>9}{ms(f['p99_us']):>9}{f['errors']:>8}"
+                f"{f['cpu_us_per_request']:>12,.0f}{extra}"
             )
     say("")
     say(
@@ -357,6 +374,11 @@ def main() -> int:
         f"  throughput >= {TARGET_RATIO}x baseline: "
         f"lowest {worst[2]:.2f}x ({worst[0]}, {worst[1]} conns)"
         f" -> {verdict(worst[2] >= TARGET_RATIO)}"
+    )
+    worst_cpu = min(cpu_ratios, key=lambda r: r[2])
+    say(
+        f"    (by server CPU per request, which a busy machine disturbs less: lowest "
+        f"{worst_cpu[2]:.2f}x ({worst_cpu[0]}, {worst_cpu[1]} conns))"
     )
     p99 = fixed["podtier"]["p99_us"] / 1000
     say(
