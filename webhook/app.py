@@ -113,7 +113,8 @@ async def _admit(request: Request, state: AppState, webhook: str) -> Response:
     except ClientDisconnect:
         return Response(status_code=400)
     if log.isEnabledFor(logging.DEBUG):
-        log.debug("admission request", extra=logs.request_fields(decoded, webhook))
+        fields = logs.request_fields(decoded, webhook)
+        logs.log_fields(log, logging.DEBUG, "admission request", fields)
 
     policy = state.policy
     try:
@@ -136,7 +137,7 @@ async def _admit(request: Request, state: AppState, webhook: str) -> Response:
     metrics.observe_admission(webhook, answer.outcome, tier, pool, time.perf_counter() - started)
     if answer.pod is not None and log.isEnabledFor(logging.INFO):
         fields = logs.decision_fields(decoded["uid"], webhook, answer)
-        log.info("%s %s", webhook, answer.outcome, extra=fields)
+        logs.log_fields(log, logging.INFO, f"{webhook} {answer.outcome}", fields)
     return JSONResponse(encoded)
 
 
@@ -154,21 +155,47 @@ async def _read_body(request: Request) -> bytes:
     if declared is not None and declared.isdigit() and int(declared) > review.MAX_BODY_BYTES:
         raise review.BadReview(413, f"body of {declared} bytes is over the {review.MAX_BODY_BYTES} byte cap")
 
-    async def read() -> bytes:
-        chunks = []
-        size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > review.MAX_BODY_BYTES:
-                raise review.BadReview(413, f"body is over the {review.MAX_BODY_BYTES} byte cap")
-            chunks.append(chunk)
-        return b"".join(chunks)
+    # The deadline is one timer handle that cancels this task (what asyncio.timeout does, at a
+    # third of its cost per request); a cancellation from anywhere else passes through.
+    task = asyncio.current_task()
+    assert task is not None
+    expired = False
 
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        task.cancel()
+
+    timer = asyncio.get_running_loop().call_later(BODY_DEADLINE_SECONDS, expire)
     try:
-        async with asyncio.timeout(BODY_DEADLINE_SECONDS):  # a timer, not a task per request
-            return await read()
-    except TimeoutError:
-        raise review.BadReview(408, f"body not received within {BODY_DEADLINE_SECONDS:g} s") from None
+        return await _receive_body(request)
+    except asyncio.CancelledError:
+        if expired and task.uncancel() == 0:
+            late = f"body not received within {BODY_DEADLINE_SECONDS:g} s"
+            raise review.BadReview(408, late) from None
+        raise
+    finally:
+        timer.cancel()
+
+
+async def _receive_body(request: Request) -> bytes:
+    """The body, read from the ASGI `receive` channel (as `Request.stream` does, without the
+    async generator), capped at `MAX_BODY_BYTES`."""
+    chunks = []
+    size = 0
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        if message["type"] != "http.request":
+            continue
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > review.MAX_BODY_BYTES:
+            raise review.BadReview(413, f"body is over the {review.MAX_BODY_BYTES} byte cap")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

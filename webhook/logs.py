@@ -51,16 +51,7 @@ class JsonFormatter(logging.Formatter):
         self._second_text = ""
 
     def format(self, record: logging.LogRecord) -> str:
-        second = int(record.created)
-        if second != self._second:  # one strftime per second, not per line
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        line: dict[str, Any] = {
-            "time": f"{self._second_text}.{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
+        line = self.head(record.created, record.levelname, record.name, record.getMessage())
         attributes = record.__dict__
         if len(attributes) > _STANDARD_COUNT:  # extras come after LogRecord's own attributes
             for key, value in islice(attributes.items(), _STANDARD_COUNT, None):
@@ -70,6 +61,69 @@ class JsonFormatter(logging.Formatter):
             line["error"] = self.formatException(record.exc_info)
         return orjson.dumps(line, default=str).decode()
 
+    def head(self, created: float, level: str, logger: str, msg: str) -> dict[str, Any]:
+        second = int(created)
+        if second != self._second:  # one strftime per second, not per line
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        millis = int((created - second) * 1000)
+        return {
+            "time": f"{self._second_text}.{millis:03d}Z",
+            "level": level.lower(),
+            "logger": logger,
+            "msg": msg,
+        }
+
+
+# The handler `configure` installed: `log_fields` writes to it directly when it is the only
+# place a line would go.
+_OWN_HANDLER: logging.StreamHandler | None = None  # type: ignore[type-arg]
+
+
+def log_fields(logger: logging.Logger, level: int, msg: str, fields: Mapping[str, Any]) -> None:
+    """Log `msg` with `fields` (as `extra`), for the admission path's per-request lines.
+
+    When the line would reach only podtier's own JSON handler (the setup `configure` makes),
+    it is written straight to that handler's stream: the same line `logging` would write,
+    without building a LogRecord and walking the handlers, which cost as much as the rest of
+    the line. Any other setup (another handler, a filter, a test's capture) takes the
+    ordinary `logging` path."""
+    if not logger.isEnabledFor(level):
+        return
+    handler = _OWN_HANDLER
+    if handler is not None and _reaches_only(logger, handler, level):
+        formatter = handler.formatter
+        assert isinstance(formatter, JsonFormatter)
+        line = formatter.head(time.time(), logging.getLevelName(level), logger.name, msg)
+        line.update(fields)
+        text = orjson.dumps(line, default=str).decode() + handler.terminator
+        handler.acquire()
+        try:
+            handler.stream.write(text)
+            handler.flush()
+            return
+        except Exception:  # noqa: S110 - let logging report it in its own way, below
+            pass
+        finally:
+            handler.release()
+    logger.log(level, "%s", msg, extra=fields)
+
+
+def _reaches_only(logger: logging.Logger, handler: logging.Handler, level: int) -> bool:
+    """True when a record of `level` from `logger` would be handled by `handler` alone."""
+    if logger.disabled or logger.filters or handler.filters:
+        return False
+    found = False
+    node: logging.Logger | None = logger
+    while node is not None:
+        for each in node.handlers:
+            if level >= each.level:
+                if each is not handler or found:
+                    return False
+                found = True
+        node = node.parent if node.propagate else None
+    return found
+
 
 def configure(level: str = "info") -> None:
     # Skip what no line shows: the caller's frame lookup, thread and process names
@@ -78,8 +132,10 @@ def configure(level: str = "info") -> None:
     logging.logThreads = False
     logging.logProcesses = False
     logging.logMultiprocessing = False
+    global _OWN_HANDLER
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
+    _OWN_HANDLER = handler
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import logging
+from collections.abc import Iterator
 
 import orjson
 import pytest
@@ -69,3 +71,48 @@ def test_request_fields_take_the_envelope_not_the_object() -> None:
         "pod": "task-pod",
         "dry_run": True,
     }
+
+
+@pytest.fixture
+def own_logging() -> Iterator[io.StringIO]:
+    """`logs.configure` as `podtier serve` runs it, writing to a string; restored afterwards."""
+    root = logging.getLogger()
+    saved = (root.handlers[:], root.level, logs._OWN_HANDLER)
+    logs.configure("debug")
+    stream = io.StringIO()
+    assert logs._OWN_HANDLER is not None
+    logs._OWN_HANDLER.setStream(stream)
+    yield stream
+    root.handlers[:], level, logs._OWN_HANDLER = saved
+    root.setLevel(level)
+
+
+FIELDS = {"uid": "u-3", "webhook": "mutate", "outcome": "patched", "tier": "medium"}
+
+
+def test_log_fields_writes_the_same_line_as_logging(own_logging: io.StringIO) -> None:
+    log = logging.getLogger("podtier.admission")
+    logs.log_fields(log, logging.INFO, "mutate patched", FIELDS)  # straight to the handler
+    log.info("%s", "mutate patched", extra=FIELDS)  # through logging
+    direct, through = (orjson.loads(line) for line in own_logging.getvalue().splitlines())
+    assert direct.pop("time") and through.pop("time")
+    assert (
+        direct
+        == through
+        == {"level": "info", "logger": "podtier.admission", "msg": "mutate patched", **FIELDS}
+    )
+
+
+def test_log_fields_honours_the_level(own_logging: io.StringIO) -> None:
+    logging.getLogger().setLevel(logging.INFO)
+    logs.log_fields(logging.getLogger("podtier.admission"), logging.DEBUG, "hidden", FIELDS)
+    assert own_logging.getvalue() == ""
+
+
+def test_log_fields_goes_through_logging_when_anything_else_listens(
+    own_logging: io.StringIO, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="podtier.admission"):
+        logs.log_fields(logging.getLogger("podtier.admission"), logging.INFO, "seen", FIELDS)
+    assert [(r.getMessage(), r.uid) for r in caplog.records] == [("seen", "u-3")]  # type: ignore[attr-defined]
+    assert orjson.loads(own_logging.getvalue())["msg"] == "seen"
