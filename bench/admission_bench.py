@@ -19,9 +19,11 @@ certificates made by `certs.generate`:
    also shows the server's CPU time per request (from /proc): on a machine shared with other
    work, the ratio of CPU per request says more than the ratio of requests per second.
 
-Headroom: `--cluster snapshot` (the default) serves with a 200-node `kubectl get nodes,pods -A
--o json` dump (`bench/cluster_snapshot.py`) so headroom is in the path; when this build of
-podtier does not take `--cluster FILE` yet, the run says so and uses `--cluster none`.
+Headroom: `--cluster snapshot` (the default) serves with a 200-node, 6,000-pod `kubectl get
+nodes,pods -A -o json` dump (`bench/cluster_gen.py`) so headroom is in the path: every
+`/mutate` finds a node and reserves on it (the same pod each time, so one reservation is
+replaced, not piled up). When a build of podtier does not take `--cluster FILE`, the run says
+so and uses `--cluster none`.
 """
 
 from __future__ import annotations
@@ -49,10 +51,12 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.cluster_snapshot import write_cluster  # noqa: E402
+from bench.cluster_gen import write_dump  # noqa: E402
 from bench.core_bench import FIXTURE, core_rates  # noqa: E402
 from certs.generate import make_ca, make_serving_cert, write_pair  # noqa: E402
 
+# worker, compute-optimized and gpu nodes in the headroom snapshot (30 task pods each)
+SNAPSHOT_NODES = (150, 40, 10)
 TARGET_RATIO = 0.7
 TARGET_P99_AT_RATE_MS = 2.0
 TARGET_P99_VS_BASELINE = 3.0
@@ -133,10 +137,12 @@ def start_podtier(work: Path, cert_dir: Path, cluster: str) -> Server:
     ca = cert_dir / "ca.crt"
     if cluster == "none":
         return start("podtier", [*base, "--cluster", "none"], port, work, ca)
-    snapshot = write_cluster(work / "cluster.json", nodes=200)
+    snapshot = work / "cluster.json"
+    write_dump(str(snapshot), SNAPSHOT_NODES)
     try:
         server = start("podtier", [*base, "--cluster", str(snapshot)], port, work, ca)
-        server.note = "200-node cluster snapshot (--cluster FILE)"
+        nodes, pods = sum(SNAPSHOT_NODES), sum(SNAPSHOT_NODES) * 30
+        server.note = f"{nodes}-node, {pods:,}-pod cluster snapshot (--cluster FILE)"
         return server
     except RuntimeError as err:
         if "not available in this build" not in str(err):
