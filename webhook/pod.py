@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.resources import Resources, ResourceError, combine_requests, parse_resource_map
+from webhook.resources import ResourceError, Resources, combine_requests, parse_resource_map
 
 MAIN_CONTAINER = "base"
 AIRFLOW_IDENTITY_KEYS = ("dag_id", "task_id", "run_id", "try_number", "map_index")

@@ -29,6 +29,12 @@ log = logging.getLogger("podtier.headroom")
 
 KINDS = (NODE, POD)
 
+# An observer of the pod picture: (event type, pod key "namespace/name", raw pod or None).
+# Called under the tracker's lock, after the state took the event: ADDED/MODIFIED with the raw
+# object (every relist item comes as MODIFIED), DELETED with the raw object, or with None for
+# a pod a relist no longer has. It must be quick and must not call back into the tracker.
+PodListener = Callable[[str, str, Mapping[str, Any] | None], None]
+
 
 class _Feed:
     __slots__ = ("synced", "connected", "last_contact", "error")
@@ -62,6 +68,13 @@ class ClusterHeadroom:
         self._feeds = {kind: _Feed() for kind in KINDS}
         self.skipped = 0  # objects that could not be read (logged)
         self.skip_errors: list[str] = []  # the first few of them
+        self._pod_listeners: list[PodListener] = []
+
+    def add_pod_listener(self, listener: PodListener) -> None:
+        """Also tell `listener` about every pod event the state takes (see `PodListener`).
+        Add it before the feed starts, so it sees the first list."""
+        with self.lock:
+            self._pod_listeners.append(listener)
 
     # ------------------------------------------------------------------ Headroom protocol
 
@@ -129,6 +142,8 @@ class ClusterHeadroom:
         with self.lock:
             for gone in self.state.keys(kind) - seen:
                 self.state.delete(kind, gone)
+                if kind == POD:
+                    self._tell("DELETED", gone, None)
             feed = self._feeds[kind]
             feed.synced = True
             feed.last_contact = self.clock()
@@ -143,6 +158,16 @@ class ClusterHeadroom:
             if len(self.skip_errors) < 5:
                 self.skip_errors.append(str(err))
             log.warning("headroom skips an object it cannot read: %s", err)
+            return
+        if kind == POD and self._pod_listeners:
+            self._tell(event_type, pod_key(raw), raw)
+
+    def _tell(self, event_type: str, key: str, raw: Mapping[str, Any] | None) -> None:
+        for listener in self._pod_listeners:
+            try:
+                listener(event_type, key, raw)
+            except Exception:  # noqa: BLE001 - an observer's bug must not stop the feed
+                log.exception("a pod listener failed on %s %s", event_type, key)
 
     def connected(self, kind: str) -> None:
         """A watch stream for `kind` is open: the picture is current while it stays open."""
