@@ -203,7 +203,9 @@ def _list_pods(core: Any, page_size: int = 500) -> list[Mapping[str, Any]]:
         if token:
             kwargs["_continue"] = token
         try:
-            page = orjson.loads(core.list_pod_for_all_namespaces(**kwargs).data)
+            response = core.list_pod_for_all_namespaces(**kwargs)
+            page = orjson.loads(response.data)
+            response.release_conn()
         except client.ApiException as err:
             raise ValueError(
                 f"listing pods: the API server answered {err.status} {err.reason}"

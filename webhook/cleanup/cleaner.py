@@ -50,9 +50,11 @@ class PodDeleter:
     def delete(self, pod: PodFacts) -> str:
         body = {"apiVersion": "v1", "kind": "DeleteOptions", "preconditions": {"uid": pod.uid}}
         try:
-            self.core.delete_namespaced_pod(
+            response = self.core.delete_namespaced_pod(
                 pod.name, pod.namespace, body=body, _preload_content=False
             )
+            response.data  # noqa: B018 - drain it, so the connection goes back to the pool
+            response.release_conn()
         except client.ApiException as err:
             outcome = {404: "gone", 409: "changed", 429: "throttled"}.get(err.status or 0)
             if outcome is None:

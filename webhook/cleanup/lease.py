@@ -102,8 +102,10 @@ class LeaderLease:
             "leaseTransitions": transitions,
         }
         try:
-            self.api.replace_namespaced_lease(
-                self.name, self.namespace, body=lease, _preload_content=False
+            _drain(
+                self.api.replace_namespaced_lease(
+                    self.name, self.namespace, body=lease, _preload_content=False
+                )
             )
         except client.ApiException as err:
             return self._failed(err)
@@ -132,15 +134,17 @@ class LeaderLease:
             if spec.get("holderIdentity") != self.identity:
                 return
             lease["spec"] = {**spec, "holderIdentity": "", "leaseDurationSeconds": 1}
-            self.api.replace_namespaced_lease(
-                self.name, self.namespace, body=lease, _preload_content=False
+            _drain(
+                self.api.replace_namespaced_lease(
+                    self.name, self.namespace, body=lease, _preload_content=False
+                )
             )
         except client.ApiException as err:
             log.warning("cleanup: could not release the lease: %s %s", err.status, err.reason)
 
     def _read(self) -> dict[str, Any]:
         response = self.api.read_namespaced_lease(self.name, self.namespace, _preload_content=False)
-        data: dict[str, Any] = orjson.loads(response.data)
+        data: dict[str, Any] = orjson.loads(_drain(response))
         return data
 
     def _create(self, now: float) -> bool:
@@ -158,7 +162,9 @@ class LeaderLease:
             },
         }
         try:
-            self.api.create_namespaced_lease(self.namespace, body=body, _preload_content=False)
+            _drain(
+                self.api.create_namespaced_lease(self.namespace, body=body, _preload_content=False)
+            )
         except client.ApiException as err:
             return self._failed(err)  # 409: another replica created it first
         log.info(
@@ -181,3 +187,10 @@ class LeaderLease:
             )
         # Keep leading only while the last renewal is within the deadline.
         return self.is_leader()
+
+
+def _drain(response: Any) -> bytes:
+    """Read a raw response to the end and hand its connection back to the pool."""
+    data: bytes = response.data
+    response.release_conn()
+    return data

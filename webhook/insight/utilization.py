@@ -76,7 +76,9 @@ class UtilizationPoller:
 
     def discover(self) -> str | None:
         """The served version of metrics.k8s.io, or None when the cluster has no such API."""
-        groups = orjson.loads(self.apis.get_api_versions(_preload_content=False).data)
+        response = self.apis.get_api_versions(_preload_content=False)
+        groups = orjson.loads(response.data)
+        response.release_conn()
         for group in groups.get("groups") or ():
             if group.get("name") == GROUP:
                 preferred = (group.get("preferredVersion") or {}).get("version")
@@ -111,9 +113,9 @@ class UtilizationPoller:
             kwargs: dict[str, Any] = {"limit": self.page_size, "_preload_content": False}
             if token:
                 kwargs["_continue"] = token
-            page = orjson.loads(
-                self.custom.list_cluster_custom_object(GROUP, self.version, "pods", **kwargs).data
-            )
+            response = self.custom.list_cluster_custom_object(GROUP, self.version, "pods", **kwargs)
+            page = orjson.loads(response.data)
+            response.release_conn()
             items += page.get("items") or []
             token = (page.get("metadata") or {}).get("continue")
             if not token:
