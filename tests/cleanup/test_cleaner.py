@@ -182,7 +182,7 @@ def test_ten_thousand_finished_pods_go_in_bounded_batches_at_the_rate(api: KubeA
     count = 10_000
     for i in range(count):
         api.put(airflow_pod(f"done-{i:05d}", phase="Succeeded", node="w1", finished=finished))
-    for name, pod, deleted in CASES:
+    for _, pod, deleted in CASES:
         if not deleted:
             api.put(pod)
     settings = CleanupSettings(after=HOUR, rate=500.0, burst=50, batch=2500)
