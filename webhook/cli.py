@@ -271,6 +271,7 @@ def _add_insight_and_cleanup(args: argparse.Namespace, setup: ServeSetup) -> Non
             lease_name=args.cleanup_lease,
             namespace=replica_namespace(),
             identity=replica_identity(),
+            synced=setup.headroom.ready,
         )
     )
 

@@ -1,7 +1,8 @@
 """Cleanup in `podtier serve --cleanup-after DURATION`: a `ServeSetup.background` factory.
 
 Every `lease_duration / 3` seconds the replica renews (or tries to take) the Lease; every
-`settings.interval` seconds the holder runs a cleanup round in a worker thread. On shutdown
+`settings.interval` seconds (once the watch has synced) the holder runs a cleanup round in a
+worker thread. On shutdown
 the round stops before its next delete and the Lease is given up.
 """
 
@@ -48,7 +49,10 @@ def cleanup_job(
     namespace: str,
     identity: str,
     lease_duration: float = 15.0,
+    synced: Callable[[], bool] = lambda: True,
 ) -> Callable[[HoldsPolicy], Callable[[], Awaitable[None]]]:
+    """`synced` says when the watch has listed the pods once: no round runs before that."""
+
     def make(holder: HoldsPolicy) -> Callable[[], Awaitable[None]]:
         api_client = client.ApiClient(configuration)
         lease = LeaderLease(
@@ -77,7 +81,7 @@ def cleanup_job(
             try:
                 while True:
                     try:
-                        if loop.time() >= next_round:
+                        if loop.time() >= next_round and synced():
                             next_round = loop.time() + settings.interval
                             result = await asyncio.to_thread(cleaner.run_once)
                             if result.deleted or result.stopped_by not in ("", "not leader"):
