@@ -234,6 +234,7 @@ def test_with_two_replicas_only_the_lease_holder_deletes_and_the_other_takes_ove
                 lambda: not any(n.startswith("first") for n in remaining(api)),
                 what="first pods deleted",
             )
+            wait_for(lambda: sum(deleted.values()) == 60, what="rounds counted")
             holder = _holder(api)
             follower = next(name for name in replicas if name != holder)
             assert deleted[holder] == 60
