@@ -19,8 +19,6 @@ from tests.headroom.builders import as_list, node
 from tests.insight.pods import airflow_pod, plain_pod
 from tests.kubeapi import KubeAPI
 
-NOW = time.time()
-
 
 def podtier(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -33,18 +31,20 @@ def podtier(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def cluster_objects() -> list[dict[str, Any]]:
+    """Pending ages of 900, 600, 60 and 30 s from now (the command reads them moments later)."""
+    now = time.time()
     return [
         node("w1"),
-        airflow_pod("a", created=NOW - 600),
-        airflow_pod("b", created=NOW - 60),
-        airflow_pod("c", created=NOW - 30),
-        airflow_pod("bound", node="w1", created=NOW - 900),  # Pending, pulling its image
+        airflow_pod("a", created=now - 600),
+        airflow_pod("b", created=now - 60),
+        airflow_pod("c", created=now - 30),
+        airflow_pod("bound", node="w1", created=now - 900),  # Pending, pulling its image
         airflow_pod("r", node="w1", phase="Running"),
         airflow_pod(
-            "h", tier="heavy", pool="compute", node="w1", phase="Succeeded", finished=NOW - 60
+            "h", tier="heavy", pool="compute", node="w1", phase="Succeeded", finished=now - 60
         ),
         airflow_pod(
-            "f", tier="heavy", pool="compute", node="w1", phase="Failed", finished=NOW - 60
+            "f", tier="heavy", pool="compute", node="w1", phase="Failed", finished=now - 60
         ),
         plain_pod("web", phase="Running"),
     ]
