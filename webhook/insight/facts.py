@@ -6,9 +6,9 @@ use. Times are Unix seconds read from the pod's RFC 3339 timestamps:
 
 - `created`: `metadata.creationTimestamp`;
 - `scheduled`: when the `PodScheduled` condition last turned True (its `lastTransitionTime`),
-  i.e. when the scheduler bound the pod;
-- `finished`: the latest `state.terminated.finishedAt` of its containers (None while any is
-  not terminated, or when none says).
+  i.e. when the scheduler bound the pod (read only for bound pods);
+- `finished`: the latest `state.terminated.finishedAt` of its containers (read only for
+  Succeeded and Failed pods; None while any is not terminated, or when none says).
 """
 
 from __future__ import annotations
@@ -61,19 +61,21 @@ def airflow_facts(raw: Mapping[str, Any], policy: Policy) -> PodFacts | None:
     namespace = str(meta.get("namespace") or "")
     name = str(meta.get("name") or "")
     phase = status.get("phase")
+    phase = phase if phase in PHASES else "Unknown" if phase else "Pending"
+    bound = bool(spec.get("nodeName"))
     return PodFacts(
         key=f"{namespace}/{name}",
         namespace=namespace,
         name=name,
         uid=str(meta.get("uid") or ""),
-        phase=phase if phase in PHASES else "Unknown" if phase else "Pending",
+        phase=phase,
         tier=str(annotations.get(TIER_ANNOTATION) or ""),
         pool=str(annotations.get(POOL_ANNOTATION) or "")
         or pool_by_selector(spec.get("nodeSelector"), policy),
-        bound=bool(spec.get("nodeName")),
+        bound=bound,
         created=parse_time(meta.get("creationTimestamp")),
-        scheduled=_scheduled_at(status),
-        finished=finished_at(status),
+        scheduled=_scheduled_at(status) if bound else None,
+        finished=finished_at(status) if phase in FINISHED_PHASES else None,
         dag_id=str(annotations.get("dag_id") or labels.get("dag_id") or ""),
         task_id=str(annotations.get("task_id") or labels.get("task_id") or ""),
         labels=labels,
