@@ -70,7 +70,7 @@ def test_a_wrong_expectation_fails_with_a_readable_diff(tmp_path: Path) -> None:
     assert 'tier: expected "heavy", got "medium"' in out
     assert 'spec.containers[name=base].resources.limits.cpu: expected "4", got "2"' in out
     assert 'warnings: expected one containing "stepped down", got []' in out
-    assert "17 passed, 1 failed, 0 errors in 2 suites" in out
+    assert "20 passed, 1 failed, 0 errors in 3 suites" in out
 
     root = ET.parse(junit).getroot()
     suites = {s.get("name"): s for s in root.iter("testsuite")}
