@@ -185,6 +185,7 @@ def test_suites_are_found_recursively_in_name_order() -> None:
     assert [p.relative_to(TESTS).as_posix() for p in found] == [
         "data-team/data-team-test.yaml",
         "default/default-test.yaml",
+        "headroom/headroom-test.yaml",
     ]
 
 
