@@ -67,8 +67,9 @@ def test_not_ready_until_the_first_sync(api: KubeAPI, clock: FakeClock) -> None:
             assert not view.status.known
             assert "not synced yet" in view.status.reason
             assert view.find_node(*POOLS["worker"], HEAVY) is None
+        assert not headroom.wait_ready(0.05)
         api.up()
-        wait_for(headroom.ready, what="first sync")
+        assert headroom.wait_ready(5)
         assert headroom.status(clock.now).known
 
 
