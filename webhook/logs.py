@@ -31,7 +31,7 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         for key, value in record.__dict__.items():
-            if key not in _RESERVED and not key.startswith("_"):
+            if key not in _RESERVED and key != "color_message" and not key.startswith("_"):
                 line[key] = value
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info)

@@ -15,8 +15,8 @@ import yaml
 from tests.headroom.builders import POOLS, as_list, node, pod, requests
 from tests.headroom.feeds import wait_for
 from tests.kubeapi import KubeAPI
+from webhook.capacity import NoHeadroom
 from webhook.headroom import (
-    DisabledHeadroom,
     HeadroomConfigError,
     LiveHeadroom,
     StaticHeadroom,
@@ -137,7 +137,7 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_none_is_ready_and_unknown() -> None:
     headroom = open_headroom("none")
-    assert isinstance(headroom, DisabledHeadroom) and headroom.ready()
+    assert isinstance(headroom, NoHeadroom) and headroom.ready()
     with headroom.transaction(0.0) as view:
         assert not view.status.known and "disabled" in view.status.reason
 

@@ -30,7 +30,6 @@ from webhook.headroom.tracker import ClusterHeadroom
 __all__ = [
     "ClusterFileError",
     "ClusterHeadroom",
-    "DisabledHeadroom",
     "HeadroomConfigError",
     "LiveHeadroom",
     "StaticHeadroom",
@@ -40,14 +39,6 @@ __all__ = [
 
 class HeadroomConfigError(ValueError):
     """`--cluster` (or the kubeconfig it leads to) cannot be used; the message says why."""
-
-
-class DisabledHeadroom(NoHeadroom):
-    def start(self) -> None:
-        return None
-
-    def stop(self) -> None:
-        return None
 
 
 class StaticHeadroom(ClusterHeadroom):
@@ -67,9 +58,9 @@ def open_headroom(
     reservation_ttl: float = 30.0,
     *,
     clock: Callable[[], float] = time.monotonic,
-) -> DisabledHeadroom | StaticHeadroom | LiveHeadroom:
+) -> NoHeadroom | StaticHeadroom | LiveHeadroom:
     if cluster == "none":
-        return DisabledHeadroom()
+        return NoHeadroom()
     if cluster == "auto":
         return LiveHeadroom(
             _cluster_configuration(kubeconfig),

@@ -1,0 +1,79 @@
+"""The CLI as users script it: `explain`, `policy lint`, `serve` argument errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import FIXTURES, ROOT
+
+
+def podtier(*args, check=False):
+    result = subprocess.run(
+        [sys.executable, "-m", "webhook", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def fixture_path(letter):
+    return str(next(FIXTURES.glob(f"{letter}_*.json")))
+
+
+@pytest.mark.parametrize(
+    ("letter", "tier", "pool", "allowed"),
+    [
+        pytest.param("a", "medium", "worker", True, id="a"),
+        pytest.param("h", "heavy", "compute", False, id="h-denied"),
+        pytest.param("k", "gpu", "gpu", True, id="k"),
+    ],
+)
+def test_explain_json(letter, tier, pool, allowed):
+    out = json.loads(podtier("explain", fixture_path(letter), "--output", "json", check=True).stdout)
+    assert set(out) >= {"tier", "pool", "reason", "warnings", "patch", "allowed", "violations"}
+    assert (out["tier"], out["pool"], out["allowed"]) == (tier, pool, allowed)
+    assert all({"op", "path"} <= set(op) for op in out["patch"])
+    if not allowed:
+        assert "container base: cpu limit 1 is below its request 2" in out["violations"]
+
+
+def test_explain_reads_a_bare_pod_in_yaml(tmp_path):
+    review = json.loads(open(fixture_path("g")).read())
+    import yaml
+
+    pod_file = tmp_path / "pod.yaml"
+    pod_file.write_text(yaml.safe_dump(review["request"]["object"]))
+    text = podtier("explain", str(pod_file), check=True).stdout
+    assert "tier:    medium" in text
+    assert "pool:    worker" in text
+    assert "/spec/containers/0/resources" in text
+
+
+def test_explain_missing_file_is_one_line_exit_2(tmp_path):
+    result = podtier("explain", str(tmp_path / "nope.json"))
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"podtier: {tmp_path / 'nope.json'}: cannot read")
+    assert "Traceback" not in result.stderr
+
+
+def test_policy_lint_ok_and_broken(tmp_path):
+    ok = podtier("policy", "lint", str(ROOT / "policies" / "default.yaml"), check=True)
+    assert ok.stdout.startswith("ok: default@sha256:")
+    broken = tmp_path / "x.yaml"
+    text = (ROOT / "policies" / "default.yaml").read_text().replace('limits: {cpu: "2",', 'limits: {cpu: "2 cores",', 1)
+    broken.write_text(text)
+    result = podtier("policy", "lint", str(broken))
+    assert result.returncode == 1
+    assert f'{broken}: spec.tiers.medium.limits.cpu: "2 cores" is not a quantity' in result.stderr
+
+
+def test_serve_without_certs_is_a_clear_error(tmp_path):
+    result = podtier("serve", "--cert-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert f"--cert-dir {tmp_path}: tls.crt is missing" in result.stderr
