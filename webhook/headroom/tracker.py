@@ -61,6 +61,7 @@ class ClusterHeadroom:
         self.lock = threading.Lock()
         self._feeds = {kind: _Feed() for kind in KINDS}
         self._synced = threading.Event()
+        self._gauge_set = float("-inf")
         self.skipped = 0  # objects that could not be read (logged)
         self.skip_errors: list[str] = []  # the first few of them
 
@@ -112,8 +113,10 @@ class ClusterHeadroom:
         """One watch event (ADDED, MODIFIED, DELETED) for a Node or a Pod."""
         with self.lock:
             self._apply(kind, event_type, raw)
-            self._feeds[kind].last_contact = self.clock()
-        HEADROOM_LAST_SYNC.set_to_current_time()
+            now = self._feeds[kind].last_contact = self.clock()
+        if now - self._gauge_set > 1.0:  # the metric needs no finer grain than a second
+            self._gauge_set = now
+            HEADROOM_LAST_SYNC.set_to_current_time()
 
     def relist(self, kind: str, pages: Iterable[Sequence[Mapping[str, Any]]]) -> None:
         """Replace everything known of `kind` by a full list, given page by page: each item is
