@@ -214,8 +214,9 @@ def main() -> int:
         if not os.path.exists(path):
             size = cluster_gen.write_dump(path)
             print(f"wrote {path} ({size / 1e6:.0f} MB)")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         loaded = open_headroom(path)
+        print(f"open_headroom CPU time: {time.process_time() - cpu:.2f} s")
         print(
             f"open_headroom({path}): {time.perf_counter() - start:.2f} s for a {os.path.getsize(path) / 1e6:.0f} MB dump"  # noqa: E501
         )
