@@ -7,6 +7,8 @@ client's model objects cost ~30x more per pod. A watch that ends normally is res
 last resourceVersion; a 410 Gone (history compacted) means a fresh relist; any other failure
 (API down, connection cut, read timeout) is retried after an exponential backoff with full
 jitter. Pods are first listed after the nodes, so pending pods can be held on a node.
+A stream silent for half the staleness bound is dropped and resumed (the API server sends
+bookmarks about once a minute), so a half-open connection cannot pass for a live one.
 """
 
 from __future__ import annotations
@@ -166,7 +168,7 @@ class ClusterWatcher:
             allow_watch_bookmarks=True,
             timeout_seconds=timeout,
             _preload_content=False,
-            _request_timeout=(self.connect_timeout, max(self.headroom.stale_after, 1.0)),
+            _request_timeout=(self.connect_timeout, max(self.headroom.stale_after / 2, 1.0)),
         )
         self._responses[kind] = response
         headroom = self.headroom
