@@ -66,6 +66,8 @@ class ClusterHeadroom:
         self.state = ClusterState()
         self.lock = threading.Lock()
         self._feeds = {kind: _Feed() for kind in KINDS}
+        self._synced = threading.Event()
+        self._gauge_set = float("-inf")
         self.skipped = 0  # objects that could not be read (logged)
         self.skip_errors: list[str] = []  # the first few of them
         self._pod_listeners: list[PodListener] = []
@@ -79,7 +81,11 @@ class ClusterHeadroom:
     # ------------------------------------------------------------------ Headroom protocol
 
     def ready(self) -> bool:
-        return all(feed.synced for feed in self._feeds.values())
+        return self._synced.is_set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the first sync is done (e.g. `explain --cluster auto`); False on timeout."""
+        return self._synced.wait(timeout)
 
     @contextmanager
     def transaction(self, now: float) -> Iterator[CapacityView]:
@@ -120,20 +126,17 @@ class ClusterHeadroom:
         """One watch event (ADDED, MODIFIED, DELETED) for a Node or a Pod."""
         with self.lock:
             self._apply(kind, event_type, raw)
-            self._feeds[kind].last_contact = self.clock()
-
-    def apply_many(self, kind: str, events: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
-        with self.lock:
-            for event_type, raw in events:
-                self._apply(kind, event_type, raw)
-            self._feeds[kind].last_contact = self.clock()
+            now = self._feeds[kind].last_contact = self.clock()
+        if now - self._gauge_set > 1.0:  # the metric needs no finer grain than a second
+            self._gauge_set = now
+            HEADROOM_LAST_SYNC.set_to_current_time()
 
     def relist(self, kind: str, pages: Iterable[Sequence[Mapping[str, Any]]]) -> None:
         """Replace everything known of `kind` by a full list, given page by page: each item is
         applied as an event, and what the list no longer has is applied as deleted."""
         seen: set[str] = set()
         key = pod_key if kind == POD else object_name
-        with _collector_paused():
+        with collector_paused():
             for page in pages:
                 with self.lock:
                     for raw in page:
@@ -148,6 +151,8 @@ class ClusterHeadroom:
             feed.synced = True
             feed.last_contact = self.clock()
             feed.error = ""
+            if all(f.synced for f in self._feeds.values()):
+                self._synced.set()
         HEADROOM_LAST_SYNC.set_to_current_time()
 
     def _apply(self, kind: str, event_type: str, raw: Mapping[str, Any]) -> None:
@@ -193,7 +198,7 @@ class ClusterHeadroom:
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector during a (re)list.
 
     Parsing pages of pods makes millions of short-lived containers that survive long enough
