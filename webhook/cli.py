@@ -151,7 +151,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     policy = _load_policy(args.policy)
     headroom = _headroom(args.cluster)
     desired = None
-    if args.cluster != "none":
+    if args.cluster != "none" and Path(args.cluster).is_file():
         from webhook.pods_cmd import desired_nodes_in_file
 
         desired = desired_nodes_in_file(args.cluster, policy)
@@ -255,6 +255,8 @@ def _add_insight_and_cleanup(args: argparse.Namespace, setup: ServeSetup) -> Non
     from webhook.insight.job import Insight
 
     insight = Insight(setup.headroom, setup.policy)
+    if not isinstance(setup.headroom, LiveHeadroom):
+        insight.load_file(args.cluster)
     setup.background.append(insight.job)
     if after is None or not isinstance(setup.headroom, LiveHeadroom):
         return

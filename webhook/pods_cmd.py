@@ -129,7 +129,8 @@ def desired_nodes_in_file(path: str, policy: Policy) -> dict[str, int]:
     """Each scaled pool's desired nodes for the pods in a `kubectl get -o json` file."""
     from webhook.headroom.snapshot import read_cluster_file
 
-    _, raw_pods = read_cluster_file(path)
+    _, pages = read_cluster_file(path)
+    raw_pods = (raw for page in pages for raw in page)
     facts = [f for f in (airflow_facts(raw, policy) for raw in raw_pods) if f is not None]
     return summarize(facts, policy, time.time()).desired_nodes
 
@@ -182,8 +183,8 @@ def _read_pods(cluster: str, kubeconfig: str | None) -> tuple[list[Mapping[str, 
                 f'--cluster "{cluster}": no such file (expected auto, or the output of '
                 "kubectl get pods -A -o json)"
             )
-        _, pods = read_cluster_file(cluster)
-        return pods, f"file {cluster}"
+        _, pages = read_cluster_file(cluster)
+        return [raw for page in pages for raw in page], f"file {cluster}"
     from kubernetes import client
 
     from webhook.headroom import _cluster_configuration

@@ -1,9 +1,10 @@
 """Insight in `podtier serve`: the census on the headroom watch, the gauges, the poller.
 
 `Insight(headroom, policy)` must be made before the headroom starts (so the census sees the
-first list). `Insight.job` is a `ServeSetup.background` factory: from then on the census and
-the gauges follow the served (reloadable) policy, and, on a live cluster, the utilization
-poller runs every `utilization_interval` seconds.
+first list); a file snapshot, already read, is counted again with `load_file`.
+`Insight.job` is a `ServeSetup.background` factory: from then on the census and the gauges
+follow the served (reloadable) policy and, on a live cluster, the utilization poller runs
+every `utilization_interval` seconds.
 """
 
 from __future__ import annotations
@@ -48,6 +49,17 @@ class Insight:
             self.census, self.policy, self.poller.current if self.poller else None
         )
         registry.register(self.collector)
+
+    def load_file(self, path: str) -> None:
+        """Count the pods of a `kubectl get -o json` file (headroom read it before the census
+        was listening): `podtier serve --cluster FILE`."""
+        from webhook.headroom.records import pod_key
+        from webhook.headroom.snapshot import read_cluster_file
+
+        _, pages = read_cluster_file(path)
+        for page in pages:
+            for raw in page:
+                self.census("ADDED", pod_key(raw), raw)
 
     def policy(self) -> Policy:
         """The policy being served (it may have been reloaded)."""
