@@ -8,6 +8,9 @@ trickle a request head forever. This protocol adds, per connection:
 - a head deadline: a request head not complete `HEAD_DEADLINE_SECONDS` after its first byte
   gets 408 and a close (the app's own deadline covers the body);
 - an idle timeout on a fresh connection, as uvicorn already has between requests;
+- at shutdown, a connection closed by the server whose peer does not answer the TLS
+  close_notify (a client with no reader on its idle pooled connection) is aborted after
+  `CLOSE_GRACE_SECONDS`, instead of holding the process for uvicorn's whole graceful timeout;
 - JSON `{"error", "code"}` instead of plain text on requests the parser refuses.
 """
 
@@ -21,6 +24,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 MAX_HEADER_BYTES = 64 * 1024
 HEAD_DEADLINE_SECONDS = 10.0
+CLOSE_GRACE_SECONDS = 1.0
 
 
 class _Refused(Exception):
@@ -46,6 +50,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_timer()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        super().shutdown()  # closes an idle connection now, or after the response in flight
+        self.loop.call_later(CLOSE_GRACE_SECONDS, self._abort_stalled_close)
+
+    def _abort_stalled_close(self) -> None:
+        if self.parser is None:  # connection_lost came: closed cleanly
+            return
+        if self.transport.is_closing():
+            self.transport.abort()  # the peer never answered the TLS goodbye
+        else:  # still answering a request: look again later
+            self.loop.call_later(CLOSE_GRACE_SECONDS, self._abort_stalled_close)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
