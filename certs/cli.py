@@ -60,12 +60,16 @@ def add_commands(subparsers: Any, clock: Clock = utc_now) -> None:
     gen.add_argument("--ip", action="append", default=[], metavar="IP", help="IP SAN")
     gen.add_argument("--service", metavar="NAME", help="Service name (adds its in-cluster names)")
     gen.add_argument("--namespace", metavar="NS", help="namespace of --service")
-    gen.add_argument("--key-type", choices=["ecdsa", "rsa"], default="ecdsa")
-    gen.add_argument("--rsa-bits", type=int, default=2048, metavar="N")
+    gen.add_argument("--key-type", default="ecdsa", metavar="ecdsa|rsa", help="default ecdsa")
+    gen.add_argument("--rsa-bits", default="2048", metavar="N", help="default 2048")
     gen.add_argument("--ca-cert", type=Path, metavar="FILE", help="sign with this CA ...")
     gen.add_argument("--ca-key", type=Path, metavar="FILE", help="... and this CA key")
-    gen.add_argument("--ca-days", type=int, default=CA_LIFETIME.days, metavar="N")
-    gen.add_argument("--days", type=int, default=SERVING_LIFETIME.days, metavar="N")
+    gen.add_argument(
+        "--ca-days", default=str(CA_LIFETIME.days), metavar="N", help="CA lifetime in days"
+    )
+    gen.add_argument(
+        "--days", default=str(SERVING_LIFETIME.days), metavar="N", help="serving cert lifetime"
+    )
     gen.set_defaults(func=lambda args: _run(generate, args, clock))
 
     show = group.add_parser("show", help="print the certificates in a directory")
@@ -96,12 +100,13 @@ def _run(command: Callable[[argparse.Namespace, dt.datetime], int], args: Any, c
 
 def generate(args: argparse.Namespace, now: dt.datetime) -> int:
     dns_names, ip_addresses = _subject_names(args)
-    if args.days <= 0:
-        raise UsageError(f"--days {args.days}: must be a positive number of days")
-    if args.ca_days <= 0:
-        raise UsageError(f"--ca-days {args.ca_days}: must be a positive number of days")
-    if args.key_type == "rsa" and args.rsa_bits < 2048:
-        raise UsageError(f"--rsa-bits {args.rsa_bits}: RSA keys must be at least 2048 bits")
+    days = _positive_int("--days", args.days)
+    ca_days = _positive_int("--ca-days", args.ca_days)
+    rsa_bits = _positive_int("--rsa-bits", args.rsa_bits)
+    if args.key_type not in ("ecdsa", "rsa"):
+        raise UsageError(f"--key-type {args.key_type!r}: expected ecdsa or rsa")
+    if args.key_type == "rsa" and rsa_bits < 2048:
+        raise UsageError(f"--rsa-bits {rsa_bits}: RSA keys must be at least 2048 bits")
     if (args.ca_cert is None) != (args.ca_key is None):
         raise UsageError("--ca-cert and --ca-key go together: give both or neither")
     if args.out.exists() and not args.out.is_dir():
@@ -112,9 +117,9 @@ def generate(args: argparse.Namespace, now: dt.datetime) -> int:
     if made_ca:
         ca = make_ca(
             now,
-            lifetime=dt.timedelta(days=args.ca_days),
+            lifetime=dt.timedelta(days=ca_days),
             key_kind=args.key_type,
-            rsa_bits=args.rsa_bits,
+            rsa_bits=rsa_bits,
         )
     else:
         ca = read_ca(args.ca_cert, args.ca_key)
@@ -127,9 +132,9 @@ def generate(args: argparse.Namespace, now: dt.datetime) -> int:
         now,
         dns_names=dns_names,
         ip_addresses=ip_addresses,
-        lifetime=dt.timedelta(days=args.days),
+        lifetime=dt.timedelta(days=days),
         key_kind=args.key_type,
-        rsa_bits=args.rsa_bits,
+        rsa_bits=rsa_bits,
     )
     write_pair(args.out, ca, serving, write_ca_key=made_ca)
     written = [CA_CERT, TLS_CERT, "tls.key"] + (["ca.key"] if made_ca else [])
@@ -151,6 +156,16 @@ def show_dir(args: argparse.Namespace, now: dt.datetime) -> int:
             sections.append(render(f"{label}{suffix} ({path})", summarize(cert), now))
     print("\n\n".join(sections))
     return 0
+
+
+def _positive_int(flag: str, text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise UsageError(f"{flag} {text!r}: not a whole number") from None
+    if value <= 0:
+        raise UsageError(f"{flag} {value}: must be a positive number")
+    return value
 
 
 def _subject_names(args: argparse.Namespace) -> tuple[list[str], list[str]]:

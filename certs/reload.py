@@ -30,6 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import watchfiles
+from cryptography import x509
 
 from certs.files import CertFileError, ServingPair, read_serving_pair
 from certs.generate import write_atomic
@@ -76,6 +77,14 @@ class Reloader:
         self.loaded: ServingPair | None = None
         self._digest: str | None = None
 
+    def ready(self) -> bool:
+        """A pair is loaded and has not expired (for `/readyz`)."""
+        return self.loaded is not None and self.loaded.cert.not_valid_after_utc > self.clock()
+
+    def served_cert(self) -> x509.Certificate | None:
+        """The certificate new handshakes get (for `CertManager(served=...)`)."""
+        return self.loaded.cert if self.loaded is not None else None
+
     def reload(self) -> bool:
         """Load the pair on disk if it is new and valid. True when a new pair went live."""
         try:
@@ -105,11 +114,12 @@ class Reloader:
 
     async def watch(
         self,
-        stop_event: asyncio.Event,
+        stop_event: asyncio.Event | None = None,
         recheck: dt.timedelta = RECHECK,
         force_polling: bool | None = None,
     ) -> None:
-        """Reload on every change in the cert directory until `stop_event` is set."""
+        """Reload on every change in the cert directory until `stop_event` is set (or the task
+        is cancelled)."""
         self.reload()
         async for _changes in watchfiles.awatch(
             self.cert_dir,
@@ -133,7 +143,7 @@ def reload_once(ctx: ssl.SSLContext, cert_dir: Path) -> bool:
 async def watch_cert_dir(
     ctx: ssl.SSLContext,
     cert_dir: Path,
-    stop_event: asyncio.Event,
+    stop_event: asyncio.Event | None = None,
     clock: Clock = utc_now,
 ) -> None:
     """Run as a task beside the server: keeps `ctx` serving the newest valid pair."""

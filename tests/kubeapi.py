@@ -807,6 +807,54 @@ class KubeAPI:
                 self._delete_times.append(now)
 
 
+_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+
+
+def discovery(path: str) -> dict[str, Any] | None:
+    """Legacy discovery documents (`/api`, `/apis`, `/api/v1`, `/apis/GROUP/VERSION`), enough
+    for `kubectl get` to find the resources served here."""
+    groups = sorted({k.group for k in KINDS if k.group})
+    if path == "/api":
+        return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+    if path == "/apis":
+        return {
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [
+                {
+                    "name": group,
+                    "versions": [{"groupVersion": f"{group}/v1", "version": "v1"}],
+                    "preferredVersion": {"groupVersion": f"{group}/v1", "version": "v1"},
+                }
+                for group in groups
+            ],
+        }
+    parts = path.split("/")
+    if path == "/api/v1":
+        group_version = "v1"
+    elif len(parts) == 4 and parts[1] == "apis" and parts[2] in groups and parts[3] == "v1":
+        group_version = f"{parts[2]}/v1"
+    else:
+        return None
+    resources = [
+        {
+            "name": k.plural,
+            "singularName": k.kind.lower(),
+            "namespaced": k.namespaced,
+            "kind": k.kind,
+            "verbs": _VERBS,
+        }
+        for k in KINDS
+        if k.api_version == group_version
+    ]
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    }
+
+
 def _gone(position: int, oldest: int) -> dict[str, Any]:
     message = f"too old resource version: {position} ({oldest})"
     return {"type": "ERROR", "object": status_body(410, "Expired", message)}
@@ -828,6 +876,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        # headers and body are separate writes: without this, Nagle + delayed ACK add 40 ms
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.server_api._connections.add(self.connection)
 
     def finish(self) -> None:
@@ -859,6 +909,9 @@ class _Handler(BaseHTTPRequestHandler):
         api.requests.append((method, self.path))
         if parts.path == "/version":
             self._send(200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0-kubeapi"})
+            return
+        if method == "GET" and (found := discovery(parts.path.rstrip("/"))) is not None:
+            self._send(200, found)
             return
         try:
             if method == "GET" and query.get("watch", "").lower() in ("true", "1"):

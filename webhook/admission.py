@@ -29,9 +29,15 @@ class Answer:
     violations: tuple[Violation, ...] = ()
 
 
-def mutate(request: Mapping[str, Any], policy: Policy, capacity: CapacityView) -> Answer:
+def mutate(
+    request: Mapping[str, Any],
+    policy: Policy,
+    capacity: CapacityView,
+    namespace_labels: Mapping[str, str] | None = None,
+) -> Answer:
+    """`namespace_labels`: the labels of the request's namespace, if the edge knows them."""
     uid = request["uid"]
-    pod, skip = _admissible_pod(request, policy)
+    pod, skip = _admissible_pod(request, policy, namespace_labels)
     if skip is not None:
         return Answer(review.response(uid, True, warnings=skip), "skipped" if not skip else "unreadable")
     assert pod is not None
@@ -47,9 +53,13 @@ def mutate(request: Mapping[str, Any], policy: Policy, capacity: CapacityView) -
     return Answer(answer, "patched" if patch else "unchanged", pod, decision)
 
 
-def validate(request: Mapping[str, Any], policy: Policy) -> Answer:
+def validate(
+    request: Mapping[str, Any],
+    policy: Policy,
+    namespace_labels: Mapping[str, str] | None = None,
+) -> Answer:
     uid = request["uid"]
-    pod, skip = _admissible_pod(request, policy)
+    pod, skip = _admissible_pod(request, policy, namespace_labels)
     if skip:
         status: review.Status = {"code": 400, "reason": "BadRequest", "message": skip[0]}
         return Answer(review.response(uid, False, status=status), "unreadable")
@@ -73,7 +83,7 @@ def validate(request: Mapping[str, Any], policy: Policy) -> Answer:
 
 
 def _admissible_pod(
-    request: Mapping[str, Any], policy: Policy
+    request: Mapping[str, Any], policy: Policy, namespace_labels: Mapping[str, str] | None = None
 ) -> tuple[PodView | None, list[str] | None]:
     """(pod, None) for an Airflow pod being created; (None, []) for anything podtier leaves
     alone; (None, [warning]) for a pod it cannot read."""
@@ -84,7 +94,10 @@ def _admissible_pod(
         return None, []
     try:
         pod = view_pod(
-            request.get("object"), str(request.get("namespace") or ""), str(request.get("name") or "")
+            request.get("object"),
+            str(request.get("namespace") or ""),
+            str(request.get("name") or ""),
+            namespace_labels,
         )
     except PodError as err:
         return None, [f"podtier: cannot read the pod, so it was left alone: {err}"]

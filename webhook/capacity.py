@@ -57,6 +57,15 @@ class Headroom(Protocol):
         ...
 
 
+class StartableHeadroom(Headroom, Protocol):
+    """A headroom source with a lifecycle: `start()` begins watching, `stop()` ends it (no-ops
+    for a file snapshot or for headroom switched off)."""
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
 class _UnknownView:
     def __init__(self, reason: str) -> None:
         self.status = HeadroomStatus(known=False, reason=reason)
@@ -81,6 +90,12 @@ class NoHeadroom:
 
     def ready(self) -> bool:
         return True
+
+    def start(self) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
 
     @contextmanager
     def transaction(self, now: float) -> Iterator[CapacityView]:

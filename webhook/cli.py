@@ -1,4 +1,4 @@
-"""podtier's command line: `serve`, `explain`, `policy lint`, `certs generate|show`.
+"""podtier's command line: `serve`, `explain`, `policy lint|test`, `certs generate|show`.
 
 Every error a user can cause is one line naming the file, field or flag and the value, and exit
 code 2; never a traceback.
@@ -10,14 +10,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import orjson
 
 import certs.cli
+import certs.serving
 from policies import DEFAULT_POLICY
 from webhook import __version__
-from webhook.capacity import Headroom, NoHeadroom
+from webhook.capacity import StartableHeadroom
 from webhook.documents import DocumentError
 from webhook.policy import Policy, PolicyError, load_policy
 
@@ -47,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _policy_arg(serve)
     _cluster_args(serve)
+    certs.serving.add_serve_args(serve)
     serve.add_argument(
         "--drain-seconds", type=float, default=0.0, metavar="S",
         help="after SIGTERM, stay up not-ready this long before closing (default 0)",
@@ -63,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     policy_sub = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
     lint = policy_sub.add_parser("lint", help="check policy files; exit 1 on any error")
     lint.add_argument("paths", nargs="+", metavar="PATH", help="policy files or directories")
+    test = policy_sub.add_parser("test", help="run policy test suites; exit 1 on any failure")
+    test.add_argument("target", metavar="DIR", help="a suite file, or a directory of *-test.yaml")
+    test.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML")
 
     certs.cli.add_commands(sub)
     return parser
@@ -76,6 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_serve(args)
         if args.command == "explain":
             return cmd_explain(args)
+        if args.command == "policy" and args.policy_command == "test":
+            return cmd_policy_test(args)
         if args.command == "policy":
             return cmd_policy_lint(args)
         return int(args.func(args))
@@ -84,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return USAGE_ERROR
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `podtier explain ... | head`
+        sys.stderr.close()
+        return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -101,11 +110,22 @@ def cmd_serve(args: argparse.Namespace) -> int:
             raise CliError("serve: --cert-dir DIR is required (or --dev for throwaway certs)")
         cert_dir = args.cert_dir
         host = args.host or "0.0.0.0"
+    try:  # --manage-certs: the Secret's pair is written to cert_dir before we go on
+        cert_manager = certs.serving.manager_from_args(args, cert_dir)
+    except certs.serving.ServeCertsError as error:
+        raise CliError(str(error)) from None
     for name in ("tls.crt", "tls.key"):
         if not (cert_dir / name).is_file():
             raise CliError(f"--cert-dir {cert_dir}: {name} is missing")
     listen = Listen(host, args.port, args.metrics_port, args.drain_seconds)
-    setup = ServeSetup(policy, _headroom(args.cluster), cert_dir, listen)
+    headroom = _headroom(args.cluster, args.kubeconfig, args.stale_after, args.reservation_ttl)
+    setup = ServeSetup(policy, headroom, cert_dir, listen)
+    if cert_manager is not None:
+        setup.background.append(lambda state: cert_manager.run)
+    if args.policy:
+        from webhook.policy.reload import policy_reload_job
+
+        setup.background.append(policy_reload_job(args.policy))
     on_started = (lambda: print_dev_banner(cert_dir, listen)) if args.dev else None
     run_server(setup, on_started)
     return 0
@@ -136,6 +156,23 @@ def cmd_policy_lint(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_policy_test(args: argparse.Namespace) -> int:
+    from webhook import policytest
+
+    try:
+        suites = [policytest.load_suite(f) for f in policytest.find_suites(Path(args.target))]
+    except policytest.SuiteError as err:
+        raise CliError(str(err)) from None
+    results = [policytest.run_suite(s, lambda path: _headroom(str(path))) for s in suites]
+    print(policytest.render_text(results))
+    if args.junit:
+        try:
+            Path(args.junit).write_bytes(policytest.junit_xml(results))
+        except OSError as err:
+            raise CliError(f"--junit {args.junit}: cannot write: {err.strerror or err}") from None
+    return 0 if all(r.passed for r in results) else 1
+
+
 def _policy_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--policy", action="append", metavar="PATH",
@@ -153,13 +190,22 @@ def _cluster_args(parser: argparse.ArgumentParser) -> None:
         "--stale-after", type=float, default=60.0, metavar="S",
         help="treat headroom as unknown when the watch is silent this long (default 60)",
     )
+    parser.add_argument(
+        "--reservation-ttl", type=float, default=30.0, metavar="S",
+        help="hold a placed pod's requests on its node this long, or until the watch sees it",
+    )
 
 
 def _load_policy(paths: list[str] | None) -> Policy:
     return load_policy(paths or [DEFAULT_POLICY])
 
 
-def _headroom(cluster: str, **options: Any) -> Headroom:
-    if cluster == "none":
-        return NoHeadroom()
-    raise CliError(f"--cluster {cluster}: live and file headroom are not available in this build")
+def _headroom(
+    cluster: str, kubeconfig: str | None = None, stale_after: float = 60.0, reservation_ttl: float = 30.0
+) -> StartableHeadroom:
+    from webhook.headroom import HeadroomConfigError, open_headroom
+
+    try:
+        return open_headroom(cluster, kubeconfig, stale_after, reservation_ttl)
+    except HeadroomConfigError as err:
+        raise CliError(str(err)) from None

@@ -47,6 +47,9 @@ class PodView:
     node_selector: Mapping[str, str]
     tolerations: tuple[Mapping[str, Any], ...]
     raw: Mapping[str, Any]
+    # Labels of the pod's namespace, when the edge knows them (the AdmissionReview does not
+    # carry them); None when unknown. Read by rules with a `namespaceSelector`.
+    namespace_labels: Mapping[str, str] | None = None
 
     @property
     def main(self) -> ContainerView | None:
@@ -66,9 +69,15 @@ class PodView:
         return value
 
 
-def view_pod(pod: object, namespace: str = "", name: str = "") -> PodView:
+def view_pod(
+    pod: object,
+    namespace: str = "",
+    name: str = "",
+    namespace_labels: Mapping[str, str] | None = None,
+) -> PodView:
     """Parse a Pod object (a JSON dict). `namespace`/`name` fill in what the AdmissionReview
-    request knows when the object itself leaves them out (generateName pods)."""
+    request knows when the object itself leaves them out (generateName pods);
+    `namespace_labels` are the labels of its namespace, when the caller knows them."""
     if not isinstance(pod, Mapping):
         raise PodError(f"object: expected a Pod object, got {_kind(pod)}")
     metadata = _mapping(pod.get("metadata"), "metadata")
@@ -108,6 +117,7 @@ def view_pod(pod: object, namespace: str = "", name: str = "") -> PodView:
         node_selector=_string_map(spec.get("nodeSelector"), "spec.nodeSelector"),
         tolerations=tuple(tolerations),
         raw=pod,
+        namespace_labels=namespace_labels,
     )
 
 

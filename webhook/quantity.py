@@ -25,7 +25,7 @@ def to_milli(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise QuantityError(f"{_show(value)} is not a quantity (expected a string such as 500m or 2Gi)")
     try:
-        parsed = parse_quantity(value)
+        parsed = parse_quantity(value)  # type: ignore[no-untyped-call]
     except (ValueError, TypeError, InvalidOperation, ArithmeticError):
         raise QuantityError(f"{_show(value)} is not a quantity") from None
     if not parsed.is_finite():

@@ -14,9 +14,10 @@ from pathlib import Path
 import orjson
 
 from certs.generate import make_ca, make_serving_cert, write_pair
+from certs.reload import Reloader
 from certs.tls import server_context
 from webhook.app import AppState
-from webhook.capacity import Headroom
+from webhook.capacity import StartableHeadroom
 from webhook.policy import Policy
 from webhook.sample import sample_review
 from webhook.server import Listen, run
@@ -27,7 +28,7 @@ log = logging.getLogger("podtier.serve")
 @dataclass
 class ServeSetup:
     policy: Policy
-    headroom: Headroom
+    headroom: StartableHeadroom
     cert_dir: Path
     listen: Listen
     background: list[Callable[[AppState], Callable[[], Awaitable[None]]]] = field(default_factory=list)
@@ -58,8 +59,11 @@ def print_dev_banner(cert_dir: Path, listen: Listen) -> None:
 
 def run_server(setup: ServeSetup, on_started: Callable[[], None] | None = None) -> None:
     ctx = server_context(setup.cert_dir / "tls.crt", setup.cert_dir / "tls.key")
-    state = AppState(policy=setup.policy, headroom=setup.headroom)
-    jobs = [make(state) for make in setup.background]
+    # Keep the live context on the newest valid pair in cert_dir (kubelet Secret updates too).
+    reloader = Reloader(ctx, setup.cert_dir)
+    reloader.reload()
+    state = AppState(policy=setup.policy, headroom=setup.headroom, tls_ready=reloader.ready)
+    jobs = [make(state) for make in setup.background] + [reloader.watch]
     log.info(
         "serving",
         extra={
@@ -67,4 +71,8 @@ def run_server(setup: ServeSetup, on_started: Callable[[], None] | None = None) 
             "policy": setup.policy.ident,
         },
     )
-    run(state, setup.listen, ctx, background=jobs, on_started=on_started)
+    setup.headroom.start()
+    try:
+        run(state, setup.listen, ctx, background=jobs, on_started=on_started)
+    finally:
+        setup.headroom.stop()

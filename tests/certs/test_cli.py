@@ -181,6 +181,10 @@ def test_show_prints_what_openssl_sees(tmp_path: Path, capsys: pytest.CaptureFix
         ),
         pytest.param([], "no names for the certificate", id="no-names"),
         pytest.param(["--dns", "a", "--days", "0"], "--days 0: must be a positive", id="zero-days"),
+        pytest.param(["--dns", "a", "--days", "x"], "--days 'x': not a whole", id="days-text"),
+        pytest.param(
+            ["--dns", "a", "--key-type", "dsa"], "--key-type 'dsa': expected ecdsa or rsa", id="dsa"
+        ),
         pytest.param(
             ["--dns", "a", "--key-type", "rsa", "--rsa-bits", "1024"],
             "--rsa-bits 1024: RSA keys must be at least 2048 bits",

@@ -1,6 +1,11 @@
 """Policies: the platform team's tiers, pools and rules, as immutable values."""
 
-from webhook.policy.load import load_policy, load_policy_text, parse_policy_documents
+from webhook.policy.load import (
+    load_policy,
+    load_policy_text,
+    parse_policy_documents,
+    read_policy_files,
+)
 from webhook.policy.model import (
     LabelSelector,
     Policy,
@@ -24,4 +29,5 @@ __all__ = [
     "load_policy",
     "load_policy_text",
     "parse_policy_documents",
+    "read_policy_files",
 ]

@@ -1,14 +1,19 @@
 """Read policy files into a `Policy`, or fail with `file: field.path: what is wrong`.
 
-Several files load in the order given (a directory loads its `*.yaml`/`*.yml` in name order)
-and merge: tiers and pools are pooled, rules are concatenated in file order, and each
-setting (`airflowPods`, `tierKeys`, `defaultTier`, `mode`, `ceilings`) comes from exactly one
-file. Anything defined twice is an error that names both files.
+Several files load in the order given and merge: tiers and pools are pooled, rules are
+concatenated in file order, and each setting (`airflowPods`, `tierKeys`, `defaultTier`,
+`mode`, `ceilings`) comes from exactly one file. Anything defined twice is an error that
+names both files.
+
+A directory loads its `*.yaml`/`*.yml` files in name order, skipping hidden names: in a
+ConfigMap volume, `..data` and `..2026_...` are kubelet's bookkeeping, and each file is read
+once, through its visible symlink.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,27 +41,39 @@ SPEC_FIELDS = (*SETTINGS, "tiers", "pools", "rules")
 TIER_FIELDS = ("requests", "limits", "placement", "downgradeTo", "override")
 POOL_FIELDS = ("nodeSelector", "tolerations")
 RULE_FIELDS = ("name", "match", "tier", "pools", "override")
-MATCH_FIELDS = ("namespaces", "labels", "annotations", "dagId", "taskId")
+MATCH_FIELDS = ("namespaces", "namespaceSelector", "labels", "annotations", "dagId", "taskId")
 SELECTOR_FIELDS = ("matchLabels", "matchExpressions")
 TOLERATION_FIELDS = ("key", "operator", "value", "effect", "tolerationSeconds")
 SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+QUANTITY_EXPECTED = "(expected a Kubernetes quantity such as 500m, 2 or 4Gi)"
+# A Kubernetes quantity as the API server spells it (no blanks, no sign but +), as in schema.json.
+QUANTITY_TEXT = re.compile(
+    r"[+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?"
+)
 
 
 def load_policy(paths: Sequence[str | Path]) -> Policy:
     """Load policy files and directories, in order."""
+    return load_policy_text(read_policy_files(paths))
+
+
+def read_policy_files(paths: Sequence[str | Path]) -> list[tuple[str, str]]:
+    """`(file name, text)` of every policy file the paths name, in load order."""
     files: list[tuple[str, str]] = []
     for path in map(Path, paths):
         if path.is_dir():
             members = sorted(
-                p for p in path.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file()
+                p
+                for p in path.iterdir()
+                if p.suffix in (".yaml", ".yml") and not p.name.startswith(".") and p.is_file()
             )
             if not members:
                 raise PolicyError(str(path), "", "directory holds no *.yaml policy files")
             files += [(str(p), _read(p)) for p in members]
         else:
             files.append((str(path), _read(path)))
-    return load_policy_text(files)
+    return files
 
 
 def load_policy_text(files: Sequence[tuple[str, str]]) -> Policy:
@@ -94,11 +111,15 @@ def parse_policy_documents(documents: Sequence[tuple[str, Any]], digest: str) ->
                 settings[key] = (source, spec[key])
         for name, raw in _map(source, spec.get("tiers"), "spec.tiers").items():
             if name in tiers:
-                raise PolicyError(source, f"spec.tiers.{name}", f"tier also defined in {tiers[name][0]}")
+                raise PolicyError(
+                    source, f"spec.tiers.{name}", f"tier also defined in {tiers[name][0]}"
+                )
             tiers[name] = (source, _tier(source, name, raw))
         for name, raw in _map(source, spec.get("pools"), "spec.pools").items():
             if name in pools:
-                raise PolicyError(source, f"spec.pools.{name}", f"pool also defined in {pools[name][0]}")
+                raise PolicyError(
+                    source, f"spec.pools.{name}", f"pool also defined in {pools[name][0]}"
+                )
             pools[name] = (source, _pool(source, name, raw))
         for i, raw in enumerate(_list(source, spec.get("rules"), "spec.rules")):
             rules.append(_rule(source, i, raw))
@@ -133,7 +154,9 @@ def parse_policy_documents(documents: Sequence[tuple[str, Any]], digest: str) ->
     for name, (source, tier) in tiers.items():
         for i, pool in enumerate(tier.placement):
             if pool not in pools:
-                raise PolicyError(source, f"spec.tiers.{name}.placement[{i}]", _unknown("pool", pool, pools))
+                raise PolicyError(
+                    source, f"spec.tiers.{name}.placement[{i}]", _unknown("pool", pool, pools)
+                )
         if tier.downgrade_to is not None and tier.downgrade_to not in tiers:
             raise PolicyError(
                 source, f"spec.tiers.{name}.downgradeTo", _unknown("tier", tier.downgrade_to, tiers)
@@ -143,7 +166,9 @@ def parse_policy_documents(documents: Sequence[tuple[str, Any]], digest: str) ->
             raise PolicyError(rule.source, f"{rule.path}.tier", _unknown("tier", rule.tier, tiers))
         for j, pool in enumerate(rule.pools or ()):
             if pool not in pools:
-                raise PolicyError(rule.source, f"{rule.path}.pools[{j}]", _unknown("pool", pool, pools))
+                raise PolicyError(
+                    rule.source, f"{rule.path}.pools[{j}]", _unknown("pool", pool, pools)
+                )
 
     return Policy(
         name="+".join(dict.fromkeys(names)),
@@ -171,7 +196,9 @@ def _header(source: str, doc: Any) -> Mapping[str, Any]:
     metadata = _map(source, doc.get("metadata"), "metadata")
     name = metadata.get("name")
     if not isinstance(name, str) or not name:
-        raise PolicyError(source, "metadata.name", f"{_show(name)} is not a name (a non-empty string)")
+        raise PolicyError(
+            source, "metadata.name", f"{_show(name)} is not a name (a non-empty string)"
+        )
     spec = _map(source, doc.get("spec"), "spec")
     _fields(source, spec, "spec", SPEC_FIELDS)
     return spec
@@ -189,11 +216,12 @@ def _tier(source: str, name: str, raw: Any) -> Tier:
             raise PolicyError(
                 source,
                 f"{path}.limits.{resource}",
-                f"{limit.text} is below the tier's request {request.text}",
+                f"{limit.text} is below the tier's request {request.text} "
+                "(expected a limit at least as large as the request)",
             )
     placement = tuple(_strings(source, raw.get("placement"), f"{path}.placement"))
     if not placement:
-        raise PolicyError(source, f"{path}.placement", "needs at least one pool")
+        raise PolicyError(source, f"{path}.placement", "is empty (expected at least one pool name)")
     downgrade = raw.get("downgradeTo")
     if downgrade is not None and not isinstance(downgrade, str):
         raise PolicyError(source, f"{path}.downgradeTo", f"{_show(downgrade)} is not a tier name")
@@ -224,6 +252,15 @@ def _pool(source: str, name: str, raw: Any) -> Pool:
         for key in ("key", "value"):
             if key in item and not isinstance(item[key], str):
                 raise PolicyError(source, f"{tpath}.{key}", f"{_show(item[key])} is not a string")
+        seconds = item.get("tolerationSeconds")
+        if "tolerationSeconds" in item and (
+            not isinstance(seconds, int) or isinstance(seconds, bool)
+        ):
+            raise PolicyError(
+                source,
+                f"{tpath}.tolerationSeconds",
+                f"{_show(seconds)} is not a whole number of seconds",
+            )
         tolerations.append(dict(item))
     return Pool(name, selector, tuple(tolerations))
 
@@ -239,8 +276,12 @@ def _rule(source: str, index: int, raw: Any) -> Rule:
     match = _map(source, raw.get("match"), mpath)
     _fields(source, match, mpath, MATCH_FIELDS)
     labels = match.get("labels")
+    ns_selector = match.get("namespaceSelector")
     rule_match = RuleMatch(
         namespaces=tuple(_strings(source, match.get("namespaces"), f"{mpath}.namespaces")),
+        namespace_selector=None
+        if ns_selector is None
+        else _selector(source, ns_selector, f"{mpath}.namespaceSelector"),
         labels=None if labels is None else _selector(source, labels, f"{mpath}.labels"),
         annotations=_string_map(source, match.get("annotations"), f"{mpath}.annotations"),
         dag_id=_optional_string(source, match.get("dagId"), f"{mpath}.dagId"),
@@ -249,6 +290,8 @@ def _rule(source: str, index: int, raw: Any) -> Rule:
     tier = _optional_string(source, raw.get("tier"), f"{path}.tier")
     pools = raw.get("pools")
     pool_list = None if pools is None else tuple(_strings(source, pools, f"{path}.pools"))
+    if pool_list == ():
+        raise PolicyError(source, f"{path}.pools", "is empty (expected at least one pool name)")
     override = raw.get("override")
     if override is not None and override not in OVERRIDE_MODES:
         raise PolicyError(source, f"{path}.override", _expected(override, OVERRIDE_MODES))
@@ -261,7 +304,9 @@ def _selector(source: str, raw: Any, path: str) -> LabelSelector:
     raw = _map(source, raw, path)
     _fields(source, raw, path, SELECTOR_FIELDS)
     expressions = []
-    for i, item in enumerate(_list(source, raw.get("matchExpressions"), f"{path}.matchExpressions")):
+    for i, item in enumerate(
+        _list(source, raw.get("matchExpressions"), f"{path}.matchExpressions")
+    ):
         epath = f"{path}.matchExpressions[{i}]"
         item = _map(source, item, epath)
         _fields(source, item, epath, ("key", "operator", "values"))
@@ -279,17 +324,30 @@ def _selector(source: str, raw: Any, path: str) -> LabelSelector:
         expressions.append((key, operator, values))
     labels = _string_map(source, raw.get("matchLabels"), f"{path}.matchLabels")
     if not labels and not expressions:
-        raise PolicyError(source, path, "an empty selector would match every pod")
+        raise PolicyError(
+            source,
+            path,
+            "an empty selector would match everything (expected matchLabels or matchExpressions)",
+        )
     return LabelSelector(labels, tuple(expressions))
 
 
 def _quantities(source: str, raw: Any, path: str) -> dict[str, Quantity]:
     out = {}
     for name, value in _map(source, raw, path).items():
+        if isinstance(value, str) and not QUANTITY_TEXT.fullmatch(value):
+            raise PolicyError(
+                source,
+                f"{path}.{name}",
+                f"{_show(value)} is not a quantity {QUANTITY_EXPECTED}",
+            )
         try:
             milli = to_milli(value)
         except QuantityError as err:
-            raise PolicyError(source, f"{path}.{name}", str(err)) from None
+            message = str(err)
+            if "expected" not in message:
+                message += f" {QUANTITY_EXPECTED}"
+            raise PolicyError(source, f"{path}.{name}", message) from None
         out[str(name)] = Quantity(str(value), milli)
     return out
 
@@ -298,7 +356,9 @@ def _fields(source: str, raw: Mapping[str, Any], path: str, allowed: Sequence[st
     for key in raw:
         if key not in allowed:
             where = f"{path}.{key}" if path else str(key)
-            raise PolicyError(source, where, f"unknown field (expected one of {', '.join(allowed)})")
+            raise PolicyError(
+                source, where, f"unknown field (expected one of {', '.join(allowed)})"
+            )
 
 
 def _map(source: str, raw: Any, path: str) -> Mapping[str, Any]:
@@ -354,9 +414,13 @@ def _show(value: Any) -> str:
 
 
 def _type(value: Any) -> str:
-    return {dict: "a map", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), type(value).__name__
-    )
+    return {
+        dict: "a map",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 def _read(path: Path) -> str:
@@ -382,7 +446,7 @@ class _StrictLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen = set()
         for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None, None, f"duplicate key {key!r}", key_node.start_mark

@@ -8,6 +8,7 @@ from fnmatch import fnmatchcase
 from typing import Any, Literal
 
 from webhook.pod import PodView
+from webhook.policy.airflow import identity_matches
 
 OverrideMode = Literal["missing", "always", "never"]
 ValidationMode = Literal["enforce", "audit"]
@@ -81,9 +82,16 @@ class Pool:
 
 @dataclass(frozen=True)
 class RuleMatch:
-    """All given conditions must hold. Globs (`sales_*`) in namespaces, dagId and taskId."""
+    """All given conditions must hold. Globs (`sales_*`) in namespaces, dagId and taskId.
+
+    `namespace_selector` reads the labels of the pod's namespace, which the AdmissionReview
+    does not carry: the edge hands them in as `PodView.namespace_labels`. When they are not
+    known, the namespace is taken to carry only `kubernetes.io/metadata.name` (which the API
+    server sets on every namespace), so a selector on any other label does not match.
+    """
 
     namespaces: tuple[str, ...] = ()
+    namespace_selector: LabelSelector | None = None
     labels: LabelSelector | None = None
     annotations: Mapping[str, str] = field(default_factory=dict)
     dag_id: str | None = None
@@ -92,14 +100,27 @@ class RuleMatch:
     def matches(self, pod: PodView) -> bool:
         if self.namespaces and not any(fnmatchcase(pod.namespace, g) for g in self.namespaces):
             return False
+        if self.namespace_selector is not None and not self.namespace_selector.matches(
+            namespace_labels(pod)
+        ):
+            return False
         if self.labels is not None and not self.labels.matches(pod.labels):
             return False
         for key, value in self.annotations.items():
             if pod.annotations.get(key) != value:
                 return False
-        if self.dag_id is not None and not fnmatchcase(pod.airflow.get("dag_id", ""), self.dag_id):
+        if self.dag_id is not None and not identity_matches(pod, "dag_id", self.dag_id):
             return False
-        return self.task_id is None or fnmatchcase(pod.airflow.get("task_id", ""), self.task_id)
+        return self.task_id is None or identity_matches(pod, "task_id", self.task_id)
+
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def namespace_labels(pod: PodView) -> Mapping[str, str]:
+    """The labels of the pod's namespace as far as they are known (see `RuleMatch`)."""
+    known = pod.namespace_labels if pod.namespace_labels is not None else {}
+    return {NAMESPACE_NAME_LABEL: pod.namespace, **known}
 
 
 @dataclass(frozen=True)

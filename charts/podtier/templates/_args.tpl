@@ -1,0 +1,31 @@
+{{/* The flags of `podtier serve` (the image's ENTRYPOINT), one per line. */}}
+{{- define "podtier.serveArgs" -}}
+- --cert-dir=/var/run/podtier/certs
+- --host=0.0.0.0
+- --port={{ .Values.service.targetPort }}
+- --policy=/etc/podtier/policies
+{{- if .Values.headroom.enabled }}
+- --cluster=auto
+- --stale-after={{ .Values.headroom.staleAfterSeconds }}
+{{- else }}
+- --cluster=none
+{{- end }}
+- --log-level={{ .Values.logLevel }}
+{{- if gt (int .Values.metrics.port) 0 }}
+- --metrics-port={{ .Values.metrics.port }}
+{{- end }}
+{{- if include "podtier.managesCerts" . }}
+- --manage-certs
+- --cert-secret={{ include "podtier.certSecretName" . }}
+- --namespace={{ .Release.Namespace }}
+- --service={{ include "podtier.serviceName" . }}
+- --mutating-webhook={{ include "podtier.mutatingWebhookName" . }}
+- --validating-webhook={{ include "podtier.validatingWebhookName" . }}
+{{- end }}
+{{- if .Values.cleanup.enabled }}
+- --cleanup-after={{ .Values.cleanup.after }}
+{{- end }}
+{{- with .Values.extraArgs }}
+{{ toYaml . }}
+{{- end }}
+{{- end -}}
