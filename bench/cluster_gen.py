@@ -321,19 +321,23 @@ def cluster(
                 index += 1
 
 
+def kubectl_item(obj: dict[str, Any]) -> bytes:
+    """One List item laid out as kubectl prints it: keys sorted, 4-space indent, at depth 2."""
+    text = orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    for depth in range(20, 0, -1):  # 2-space indent -> 4-space (strings hold no raw \n or \t)
+        text = text.replace(b"\n" + b"  " * depth, b"\n" + b"\t" * depth)
+    return b"        " + text.replace(b"\t", b"    ").replace(b"\n", b"\n        ")
+
+
 def write_dump(path: str, per_pool: tuple[int, int, int] = (2000, 2000, 1000)) -> int:
-    """Write a `kubectl get nodes,pods -A -o json` List; returns its size in bytes."""
-    size = 0
+    """Write what `kubectl get nodes,pods -A -o json` prints; returns its size in bytes."""
     with open(path, "wb") as out:
-        head = b'{"apiVersion":"v1","kind":"List","metadata":{"resourceVersion":""},"items":[\n'
-        out.write(head)
-        size += len(head)
+        out.write(b'{\n    "apiVersion": "v1",\n    "items": [\n')
         for i, obj in enumerate(cluster(per_pool)):
-            data = (b",\n" if i else b"") + orjson.dumps(obj)
-            out.write(data)
-            size += len(data)
-        out.write(b"\n]}\n")
-    return size + 4
+            out.write((b",\n" if i else b"") + kubectl_item(obj))
+        out.write(b'\n    ],\n    "kind": "List",\n')
+        out.write(b'    "metadata": {\n        "resourceVersion": ""\n    }\n}\n')
+        return out.tell()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,9 @@ Resources (cluster-scoped unless marked namespaced):
     core/v1                         nodes, namespaces, pods (ns), secrets (ns), configmaps (ns)
     admissionregistration.k8s.io/v1 mutatingwebhookconfigurations, validatingwebhookconfigurations
     coordination.k8s.io/v1          leases (ns)
+    metrics.k8s.io/v1beta1          pods (ns; PodMetrics, only while `metrics_api` is True)
+
+Discovery: `GET /apis` lists the API groups (metrics.k8s.io only while `metrics_api` is True).
 
 Verbs, as kube-apiserver answers them:
 
@@ -71,6 +74,11 @@ class Kind:
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
 
+    @property
+    def resource(self) -> str:
+        """The name objects are stored under: `pods`, or `pods.metrics.k8s.io`."""
+        return f"{self.plural}.{self.group}" if self.group else self.plural
+
 
 KINDS = [
     Kind("", "v1", "nodes", "Node", False),
@@ -93,11 +101,14 @@ KINDS = [
         False,
     ),
     Kind("coordination.k8s.io", "v1", "leases", "Lease", True),
+    # Served only while `KubeAPI.metrics_api` is True, as when metrics-server is installed.
+    Kind("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", True),
 ]
+METRICS_GROUP = "metrics.k8s.io"
 _BY_PATH = {(k.group, k.version, k.plural): k for k in KINDS}
 _BY_KIND = {k.kind: k for k in KINDS}
 
-Key = tuple[str, str, str]  # (plural, namespace, name)
+Key = tuple[str, str, str]  # (resource, namespace, name)
 
 
 @dataclass
@@ -270,6 +281,7 @@ class KubeAPI:
         self._delete_times: list[float] = []
         self.requests: list[tuple[str, str]] = []  # (method, path?query) seen, for assertions
         self.open_watches = 0
+        self.metrics_api = False  # serve metrics.k8s.io (PodMetrics), as metrics-server does
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -336,7 +348,8 @@ class KubeAPI:
         kind = _BY_KIND[obj["kind"]]
         meta = obj.get("metadata", {})
         with self._lock:
-            key = (kind.plural, meta.get("namespace", "") if kind.namespaced else "", meta["name"])
+            namespace = meta.get("namespace", "") if kind.namespaced else ""
+            key = (kind.resource, namespace, meta["name"])
             old = self._objects.get(key)
             return self._store(kind, key, copy.deepcopy(obj), old)
 
@@ -344,18 +357,18 @@ class KubeAPI:
         """Delete an object directly (DELETED event)."""
         kind = _BY_KIND[kind_name]
         with self._lock:
-            key = (kind.plural, namespace if kind.namespaced else "", name)
+            key = (kind.resource, namespace if kind.namespaced else "", name)
             old = self._objects.pop(key)
             self._record(kind, "DELETED", self._bump(copy.deepcopy(old)), old)
 
     def get(self, kind_name: str, name: str, namespace: str = "") -> dict[str, Any] | None:
         kind = _BY_KIND[kind_name]
         with self._lock:
-            obj = self._objects.get((kind.plural, namespace if kind.namespaced else "", name))
+            obj = self._objects.get((kind.resource, namespace if kind.namespaced else "", name))
             return copy.deepcopy(obj) if obj is not None else None
 
     def objects(self, kind_name: str) -> list[dict[str, Any]]:
-        plural = _BY_KIND[kind_name].plural
+        plural = _BY_KIND[kind_name].resource
         with self._lock:
             return [copy.deepcopy(o) for k, o in sorted(self._objects.items()) if k[0] == plural]
 
@@ -437,7 +450,7 @@ class KubeAPI:
                 items = [
                     copy.deepcopy(o)
                     for k, o in sorted(self._objects.items())
-                    if k[0] == kind.plural
+                    if k[0] == kind.resource
                     and (namespace is None or k[1] == namespace)
                     and labels(o.get("metadata", {}).get("labels") or {})
                     and fields(o)
@@ -488,7 +501,7 @@ class KubeAPI:
                 initial = [
                     copy.deepcopy(o)
                     for k, o in sorted(self._objects.items())
-                    if k[0] == kind.plural and selected(o)
+                    if k[0] == kind.resource and selected(o)
                 ]
             else:
                 try:
@@ -607,6 +620,8 @@ class KubeAPI:
         if len(rest) >= 3 and rest[0] == "namespaces":
             namespace, rest = rest[1], rest[2:]
         kind = _BY_PATH.get((group, version, rest[0]))
+        if kind is not None and kind.group == METRICS_GROUP and not self.metrics_api:
+            kind = None
         if kind is None or len(rest) > 3:
             raise ApiError(
                 404, "NotFound", f"the server could not find the requested resource ({path})"
@@ -621,8 +636,34 @@ class KubeAPI:
             raise ApiError(404, "NotFound", f"{kind.plural} is namespaced")
         return kind, namespace, name, sub
 
+    def api_groups(self) -> dict[str, Any]:
+        """`GET /apis`: the APIGroupList discovery answers with."""
+        groups: dict[str, list[str]] = {}
+        for kind in KINDS:
+            if kind.group and (kind.group != METRICS_GROUP or self.metrics_api):
+                versions = groups.setdefault(kind.group, [])
+                if kind.version not in versions:
+                    versions.append(kind.version)
+        return {
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [
+                {
+                    "name": name,
+                    "versions": [
+                        {"groupVersion": f"{name}/{v}", "version": v} for v in versions
+                    ],
+                    "preferredVersion": {
+                        "groupVersion": f"{name}/{versions[0]}",
+                        "version": versions[0],
+                    },
+                }
+                for name, versions in groups.items()
+            ],
+        }
+
     def _key(self, kind: Kind, namespace: str, name: str) -> Key:
-        return (kind.plural, namespace if kind.namespaced else "", name)
+        return (kind.resource, namespace if kind.namespaced else "", name)
 
     def _not_found(self, kind: Kind, name: str) -> ApiError:
         return ApiError(
@@ -807,6 +848,54 @@ class KubeAPI:
                 self._delete_times.append(now)
 
 
+_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
+
+
+def discovery(path: str) -> dict[str, Any] | None:
+    """Legacy discovery documents (`/api`, `/apis`, `/api/v1`, `/apis/GROUP/VERSION`), enough
+    for `kubectl get` to find the resources served here."""
+    groups = sorted({k.group for k in KINDS if k.group})
+    if path == "/api":
+        return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
+    if path == "/apis":
+        return {
+            "kind": "APIGroupList",
+            "apiVersion": "v1",
+            "groups": [
+                {
+                    "name": group,
+                    "versions": [{"groupVersion": f"{group}/v1", "version": "v1"}],
+                    "preferredVersion": {"groupVersion": f"{group}/v1", "version": "v1"},
+                }
+                for group in groups
+            ],
+        }
+    parts = path.split("/")
+    if path == "/api/v1":
+        group_version = "v1"
+    elif len(parts) == 4 and parts[1] == "apis" and parts[2] in groups and parts[3] == "v1":
+        group_version = f"{parts[2]}/v1"
+    else:
+        return None
+    resources = [
+        {
+            "name": k.plural,
+            "singularName": k.kind.lower(),
+            "namespaced": k.namespaced,
+            "kind": k.kind,
+            "verbs": _VERBS,
+        }
+        for k in KINDS
+        if k.api_version == group_version
+    ]
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": resources,
+    }
+
+
 def _gone(position: int, oldest: int) -> dict[str, Any]:
     message = f"too old resource version: {position} ({oldest})"
     return {"type": "ERROR", "object": status_body(410, "Expired", message)}
@@ -859,8 +948,14 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         api.requests.append((method, self.path))
+        if parts.path.rstrip("/") == "/apis" and method == "GET":
+            self._send(200, api.api_groups())
+            return
         if parts.path == "/version":
             self._send(200, {"major": "1", "minor": "30", "gitVersion": "v1.30.0-kubeapi"})
+            return
+        if method == "GET" and (found := discovery(parts.path.rstrip("/"))) is not None:
+            self._send(200, found)
             return
         try:
             if method == "GET" and query.get("watch", "").lower() in ("true", "1"):

@@ -372,3 +372,11 @@ def test_down_refuses_connections_and_up_serves_the_same_state(api: KubeAPI) -> 
         core.list_pod_for_all_namespaces(_request_timeout=2)
     api.up()
     assert [p.metadata.name for p in core.list_pod_for_all_namespaces().items] == ["a"]
+
+
+def test_discovery_lists_the_served_resources(core: client.CoreV1Api) -> None:
+    assert client.CoreApi(core.api_client).get_api_versions().versions == ["v1"]
+    groups = client.ApisApi(core.api_client).get_api_versions().groups
+    assert {g.name for g in groups} == {"admissionregistration.k8s.io", "coordination.k8s.io"}
+    names = {r.name for r in core.get_api_resources().resources}
+    assert {"nodes", "pods", "namespaces", "secrets"} <= names

@@ -109,7 +109,10 @@ async def _admit(request: Request, state: AppState, webhook: str) -> Response:
         decoded = review.decode_review(body)
     except review.BadReview as bad:
         metrics.observe_admission(webhook, "bad_request", "", "", time.perf_counter() - started)
-        return JSONResponse({"error": bad.message, "code": bad.status}, status_code=bad.status)
+        # After 408 and 413 the rest of the body is unread: close rather than read it as HTTP.
+        close = {"connection": "close"} if bad.status in (408, 413) else None
+        error = {"error": bad.message, "code": bad.status}
+        return JSONResponse(error, status_code=bad.status, headers=close)
     except ClientDisconnect:
         return Response(status_code=400)
     if log.isEnabledFor(logging.DEBUG):

@@ -1,4 +1,4 @@
-"""podtier's command line: `serve`, `explain`, `policy lint|test`, `certs generate|show`.
+"""podtier's command line: `serve`, `explain`, `pods`, `policy lint|test`, `certs generate|show`.
 
 Every error a user can cause is one line naming the file, field or flag and the value, and exit
 code 2; never a traceback.
@@ -10,6 +10,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -20,6 +21,9 @@ from webhook import __version__
 from webhook.capacity import StartableHeadroom
 from webhook.documents import DocumentError
 from webhook.policy import Policy, PolicyError, load_policy
+
+if TYPE_CHECKING:
+    from webhook.serve import ServeSetup
 
 USAGE_ERROR = 2
 
@@ -53,12 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="after SIGTERM, stay up not-ready this long before closing (default 0)",
     )
     serve.add_argument("--log-level", choices=["debug", "info", "warning"], default="info")
+    _cleanup_args(serve)
 
     explain = sub.add_parser("explain", help="show what podtier would do to a pod, and why")
     explain.add_argument("file", metavar="FILE", help="a Pod or an AdmissionReview, JSON or YAML")
     _policy_arg(explain)
     explain.add_argument("--cluster", default="none", metavar="none|FILE")
     explain.add_argument("--output", choices=["text", "json"], default="text")
+
+    from webhook import pods_cmd
+
+    pods_cmd.add_command(sub)
 
     policy = sub.add_parser("policy", help="check policy files")
     policy_sub = policy.add_subparsers(dest="policy_command", required=True, metavar="COMMAND")
@@ -84,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_policy_test(args)
         if args.command == "policy":
             return cmd_policy_lint(args)
+        if args.command == "pods":
+            from webhook import pods_cmd
+
+            return pods_cmd.run(args)
         return int(args.func(args))
     except (CliError, PolicyError, DocumentError) as err:
         print(f"podtier: {err}", file=sys.stderr)
@@ -120,6 +133,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     listen = Listen(host, args.port, args.metrics_port, args.drain_seconds)
     headroom = _headroom(args.cluster, args.kubeconfig, args.stale_after, args.reservation_ttl)
     setup = ServeSetup(policy, headroom, cert_dir, listen)
+    _add_insight_and_cleanup(args, setup)
     if cert_manager is not None:
         setup.background.append(lambda state: cert_manager.run)
     if args.policy:
@@ -135,7 +149,13 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from webhook.explain import explain, render_text
 
     policy = _load_policy(args.policy)
-    result = explain(args.file, policy, _headroom(args.cluster))
+    headroom = _headroom(args.cluster)
+    desired = None
+    if args.cluster != "none" and Path(args.cluster).is_file():
+        from webhook.pods_cmd import desired_nodes_in_file
+
+        desired = desired_nodes_in_file(args.cluster, policy)
+    result = explain(args.file, policy, headroom, desired)
     if args.output == "json":
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
@@ -193,6 +213,68 @@ def _cluster_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--reservation-ttl", type=float, default=30.0, metavar="S",
         help="hold a placed pod's requests on its node this long, or until the watch sees it",
+    )
+
+
+def _cleanup_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cleanup-after", metavar="DURATION",
+        help="delete finished Airflow worker pods this long after they finished, e.g. 90m, "
+        "1h, 2d (needs --cluster auto; default: off)",
+    )
+    parser.add_argument(
+        "--cleanup-lease", default="podtier-cleanup", metavar="NAME",
+        help="the Lease (in $POD_NAMESPACE) that elects the one replica that cleans up",
+    )
+    parser.add_argument(
+        "--cleanup-rate", type=float, default=10.0, metavar="N",
+        help="delete at most N pods per second on average (default 10)",
+    )
+
+
+def _add_insight_and_cleanup(args: argparse.Namespace, setup: ServeSetup) -> None:
+    """Pod insight whenever there is a cluster picture; cleanup when asked (live only)."""
+    from webhook.cleanup.duration import DurationError, parse_duration
+    from webhook.headroom import ClusterHeadroom, LiveHeadroom
+
+    after = None
+    if args.cleanup_after is not None:
+        try:
+            after = parse_duration(args.cleanup_after)
+        except DurationError as err:
+            raise CliError(f"--cleanup-after {err}") from None
+        if args.cleanup_rate <= 0:
+            raise CliError(f"--cleanup-rate {args.cleanup_rate:g}: expected more than 0 per second")
+        if not isinstance(setup.headroom, LiveHeadroom):
+            raise CliError(
+                f"--cleanup-after needs --cluster auto (finished pods are found through the "
+                f"live watch), not --cluster {args.cluster}"
+            )
+    if not isinstance(setup.headroom, ClusterHeadroom):
+        return
+    from webhook.insight.job import Insight
+
+    insight = Insight(setup.headroom, setup.policy)
+    if not isinstance(setup.headroom, LiveHeadroom):
+        insight.load_file(args.cluster)
+    setup.background.append(insight.job)
+    if after is None or not isinstance(setup.headroom, LiveHeadroom):
+        return
+    from webhook.cleanup.cleaner import CleanupSettings
+    from webhook.cleanup.job import cleanup_job, replica_identity, replica_namespace
+
+    rate = args.cleanup_rate
+    settings = CleanupSettings(after=after, rate=rate, burst=max(1, int(rate)))
+    setup.background.append(
+        cleanup_job(
+            insight.census,
+            setup.headroom.api_client.configuration,
+            settings,
+            lease_name=args.cleanup_lease,
+            namespace=replica_namespace(),
+            identity=replica_identity(),
+            synced=setup.headroom.ready,
+        )
     )
 
 

@@ -14,7 +14,7 @@ from webhook.placement import Placement, place
 from webhook.pod import PodView, pod_requests
 from webhook.policy import Policy, Pool, Rule, Tier
 from webhook.policy.model import OverrideMode
-from webhook.resources import Resources
+from webhook.resources import Resources, covers
 from webhook.sizing import Sizing, size_container
 from webhook.tiering import (
     POLICY_ANNOTATION,
@@ -129,7 +129,11 @@ def _earlier_decision(pod: PodView, policy: Policy) -> Decision | None:
         return None
     main = pod.main
     mode = override_mode(policy.first_rule(pod), tier)
-    sizing = size_container(main, tier, mode, False) if main is not None else None
+    # As on the first pass: requests above every tier keep their limits as they are.
+    above = main is not None and any(main.requests.values()) and not any(
+        covers(t.request_milli(), main.requests) for t in policy.tiers.values()
+    )
+    sizing = size_container(main, tier, mode, above) if main is not None else None
     return Decision(
         tier=tier,
         pool=pool,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import jsonpatch
@@ -16,7 +17,20 @@ from webhook.documents import pod_and_request
 from webhook.policy import Policy
 
 
-def explain(path: str, policy: Policy, headroom: Headroom) -> dict[str, Any]:
+def explain(
+    path: str,
+    policy: Policy,
+    headroom: Headroom,
+    desired_nodes: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """What podtier would do to the pod in `path`; `desired_nodes` (each scaled pool's
+    signal, known only with a cluster file) is passed through as is."""
+    result = _explain(path, policy, headroom)
+    result["desired_nodes"] = None if desired_nodes is None else dict(desired_nodes)
+    return result
+
+
+def _explain(path: str, policy: Policy, headroom: Headroom) -> dict[str, Any]:
     pod, request = pod_and_request(path)
     request = {**request, "uid": request.get("uid") or "explain", "dryRun": True}
     with headroom.transaction(time.monotonic()) as view:
@@ -69,6 +83,10 @@ def render_text(result: dict[str, Any], policy: Policy) -> str:
             lines.append(f"  {op['op']:<7} {op['path']}{value}")
     else:
         lines.append("patch:   (none)")
+    desired = result.get("desired_nodes")
+    if desired is not None:
+        shown = ", ".join(f"{pool} {nodes}" for pool, nodes in desired.items())
+        lines.append(f"desired nodes: {shown or '(no pool has scaling set)'}")
     return "\n".join(lines)
 
 

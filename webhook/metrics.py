@@ -71,6 +71,25 @@ CERT_EXPIRY = Gauge(
     "Unix time at which the serving certificate expires.",
 )
 
+# Airflow pod insight (webhook.insight), from the headroom watch. The per-pod gauges are made
+# at scrape time by `webhook.insight.collector.InsightCollector` from the census's counts:
+AIRFLOW_PODS = "podtier_airflow_pods"  # {phase,tier,pool,namespace}
+POOL_DESIRED_NODES = "podtier_pool_desired_nodes"  # {pool}
+POOL_UTILIZATION = "podtier_pool_utilization_ratio"  # {pool,resource}; only with metrics.k8s.io
+
+AIRFLOW_PENDING_SECONDS = Histogram(
+    "podtier_airflow_pending_seconds",
+    "How long Airflow pods waited from creation to being bound to a node, by tier and pool.",
+    ["tier", "pool"],
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 1800, 3600),
+)
+
+CLEANUP_DELETED = Counter(
+    "podtier_cleanup_deleted",
+    "Finished Airflow worker pods deleted by cleanup, by phase (Succeeded or Failed).",
+    ["phase"],
+)
+
 
 # --- the admission path -------------------------------------------------------------------
 

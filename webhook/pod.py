@@ -10,10 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.resources import Resources, ResourceError, combine_requests, parse_resource_map
+from webhook.resources import ResourceError, Resources, combine_requests, parse_resource_map
 
 MAIN_CONTAINER = "base"
 AIRFLOW_IDENTITY_KEYS = ("dag_id", "task_id", "run_id", "try_number", "map_index")
+TOLERATION_STRING_FIELDS = ("key", "operator", "value", "effect")
 
 
 class PodError(ValueError):
@@ -91,11 +92,20 @@ def view_pod(
     try:
         containers = _containers(spec, "containers", init=False)
         init_containers = _containers(spec, "initContainers", init=True)
+        parse_resource_map(spec.get("overhead"), "spec.overhead")
     except ResourceError as err:
         raise PodError(str(err)) from None
-    tolerations = spec.get("tolerations") or []
+    tolerations = spec.get("tolerations")
+    if tolerations is None:
+        tolerations = []
     if not isinstance(tolerations, list) or not all(_is_map(t) for t in tolerations):
         raise PodError("spec.tolerations: expected a list of objects")
+    for i, toleration in enumerate(tolerations):
+        for key in TOLERATION_STRING_FIELDS:
+            value = toleration.get(key)
+            if value is not None and not isinstance(value, str):
+                path = f"spec.tolerations[{i}].{key}"
+                raise PodError(f"{path}: expected a string, got {_kind(value)}")
     return PodView(
         namespace=str(metadata.get("namespace") or namespace),
         name=str(metadata.get("name") or name or metadata.get("generateName") or ""),

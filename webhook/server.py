@@ -22,12 +22,12 @@ from typing import Any
 import uvicorn
 
 from webhook.app import AppState, create_app, create_health_app
+from webhook.protocol import MAX_HEADER_BYTES, GuardedHttpToolsProtocol
 
 log = logging.getLogger("podtier.server")
 
 # Deliberate network limits (see docs/operations.md).
 KEEP_ALIVE_SECONDS = 75  # longer than kube-apiserver's idle connection reuse window
-MAX_HEADER_BYTES = 64 * 1024
 BACKLOG = 1024
 
 
@@ -75,7 +75,7 @@ def _config(app: Any, host: str, port: int, ctx: ssl.SSLContext | None, graceful
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=GuardedHttpToolsProtocol,  # httptools, plus a header cap and a head deadline
         lifespan="off",
         access_log=False,
         log_config=None,

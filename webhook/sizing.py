@@ -45,8 +45,10 @@ def size_container(
     for name, quantity in tier.requests.items():
         if mode == "always" or name not in requests:
             value, text = quantity.milli, quantity.text
-            if mode == "missing" and name in limits and limits[name] < value:
-                # The container's own limit is lower than the tier's request: request the limit.
+            keeps_own_limit = mode == "missing" or name not in tier.limits
+            if keeps_own_limit and name in limits and limits[name] < value:
+                # The container's own limit stays and is lower than the tier's request:
+                # request the limit.
                 value, text = limits[name], format_milli(limits[name], name)
             if requests.get(name) != value:
                 requests[name] = value

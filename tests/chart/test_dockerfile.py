@@ -140,8 +140,8 @@ def dockerignore_keeps(path: str) -> bool:
 def build_inputs() -> set[str]:
     """What `pip wheel .` reads: pyproject.toml, its readme, and its top-level packages."""
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    packages = project["tool"]["setuptools"]["packages"]
-    return {"pyproject.toml", project["project"]["readme"]} | {p.split(".")[0] for p in packages}
+    packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    return {"pyproject.toml", project["project"]["readme"]} | {p.rstrip("*") for p in packages}
 
 
 def test_builder_copies_exactly_what_the_wheel_is_built_from() -> None:

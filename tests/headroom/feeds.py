@@ -44,7 +44,7 @@ def from_events(objects: list[dict[str, Any]], **options: Any) -> ClusterHeadroo
 
 def from_file(objects: list[dict[str, Any]], directory: Path) -> ClusterHeadroom:
     path = directory / "cluster.json"
-    path.write_text(json.dumps(as_list(*objects)))
+    path.write_text(json.dumps(as_list(*objects), indent=4, sort_keys=True))  # kubectl's layout
     headroom = open_headroom(str(path))
     assert isinstance(headroom, ClusterHeadroom)
     return headroom

@@ -3,6 +3,7 @@ sync, events, a dropped watch, a 410 Gone, and an API outage (stale, then a corr
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -67,8 +68,9 @@ def test_not_ready_until_the_first_sync(api: KubeAPI, clock: FakeClock) -> None:
             assert not view.status.known
             assert "not synced yet" in view.status.reason
             assert view.find_node(*POOLS["worker"], HEAVY) is None
+        assert not headroom.wait_ready(0.05)
         api.up()
-        wait_for(headroom.ready, what="first sync")
+        assert headroom.wait_ready(5)
         assert headroom.status(clock.now).known
 
 
@@ -155,3 +157,18 @@ def test_an_outage_goes_stale_then_recovers(
     wait_for(lambda: headroom.status(clock.now).known, what="fresh again")
     wait_for(lambda: headroom.state.free("w1", "cpu") == 3900, what="the pod's new size")
     assert worker_node(headroom, clock) == "w2"  # the roomiest node, learnt during the outage
+
+
+def test_a_silent_watch_resumes_where_it_stopped(api: KubeAPI) -> None:
+    api.put(node("w1"))
+    with live(api, stale_after=2) as headroom:  # a stream silent for 1 s is dropped and resumed
+        wait_for(headroom.ready, what="first sync")
+        api.put(node("w2"))
+        wait_for(lambda: "w2" in headroom.state.nodes, what="w2 seen")
+        last = api.resource_version
+        time.sleep(1.5)
+        node_watches = [p for m, p in api.requests if "watch=" in p and "/nodes" in p]
+        assert len(node_watches) >= 2
+        assert f"resourceVersion={last}" in node_watches[-1]  # no replay, no relist
+        assert headroom.watcher.relists == {"Node": 1, "Pod": 1}
+        assert headroom.status(time.monotonic()).known

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -43,7 +45,9 @@ def decide_pools(path: Path) -> dict[str, str | None]:
 @pytest.mark.parametrize(
     "dump",
     [
-        pytest.param(lambda doc: json.dumps(doc, indent=4), id="json"),
+        pytest.param(lambda doc: json.dumps(doc, indent=4, sort_keys=True), id="kubectl-json"),
+        pytest.param(lambda doc: json.dumps(doc, indent=4), id="json-unsorted"),
+        pytest.param(lambda doc: json.dumps(doc), id="json-compact"),
         pytest.param(lambda doc: yaml.safe_dump(doc), id="yaml"),
     ],
 )
@@ -51,6 +55,43 @@ def test_kubectl_dump_gives_the_same_picture_as_the_cluster(tmp_path: Path, dump
     path = tmp_path / "cluster"
     path.write_text(dump(CLUSTER))
     assert decide_pools(path) == {"worker": "w1", "compute": "c1"}
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_real_kubectl_output_gives_the_live_picture(tmp_path: Path) -> None:
+    with KubeAPI() as api:
+        for obj in CLUSTER["items"][:-1]:
+            api.put(obj)
+        api.put(pod("c", "w1", cpu="1", namespace="other"))
+        kubeconfig = write_kubeconfig(tmp_path, api.url)
+        dump = subprocess.run(
+            ["kubectl", "--kubeconfig", str(kubeconfig), "get", "nodes,pods", "-A", "-o", "json"],
+            capture_output=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    path = tmp_path / "cluster.json"
+    path.write_bytes(dump)
+    headroom = open_headroom(str(path))
+    assert headroom.state.pods.keys() == {"airflow/a", "airflow/b", "other/c"}  # type: ignore[union-attr]
+    assert decide_pools(path) == {"worker": None, "compute": "c1"}  # w1: 3 + 1 of 4 cpu used
+
+
+def write_kubeconfig(directory: Path, server: str) -> Path:
+    path = directory / "kubeconfig"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "test",
+                "clusters": [{"name": "test", "cluster": {"server": server}}],
+                "users": [{"name": "test", "user": {"token": "t"}}],
+                "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+            }
+        )
+    )
+    return path
 
 
 def test_a_file_never_goes_stale(tmp_path: Path) -> None:
@@ -67,6 +108,11 @@ def test_a_file_never_goes_stale(tmp_path: Path) -> None:
         pytest.param("- a\n- b\n", "expected a v1 List", id="yaml-list"),
         pytest.param('{"kind": "Pod"}', 'kind: "Pod" is not a List', id="single-object"),
         pytest.param('{"kind": "List", "items": 3}', "items: expected a list, got int", id="items"),
+        pytest.param(
+            json.dumps(as_list(node("w1"), pod("x", "w1", cpu="lots")), indent=4, sort_keys=True),
+            'Pod airflow/x: spec.containers[0].resources.requests.cpu: "lots" is not a quantity',
+            id="bad-quantity-kubectl-layout",
+        ),
         pytest.param(
             json.dumps(as_list(node("w1"), pod("x", "w1", cpu="lots"))),
             'Pod airflow/x: spec.containers[0].resources.requests.cpu: "lots" is not a quantity',
@@ -100,19 +146,7 @@ def test_auto_uses_the_kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     with KubeAPI() as api:
         api.put(node("w1"))
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(
-            yaml.safe_dump(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "current-context": "test",
-                    "clusters": [{"name": "test", "cluster": {"server": api.url}}],
-                    "users": [{"name": "test", "user": {"token": "t"}}],
-                    "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
-                }
-            )
-        )
+        kubeconfig = write_kubeconfig(tmp_path, api.url)
         monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
         headroom = open_headroom("auto")
         assert isinstance(headroom, LiveHeadroom)

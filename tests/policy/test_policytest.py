@@ -46,7 +46,7 @@ def edit_suite(file: Path, change) -> None:
 def test_shipped_suites_pass() -> None:
     result = podtier("policy", "test", "policies/tests")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert " 0 failed, 0 errors in 2 suites" in result.stdout
+    assert "21 passed, 0 failed, 0 errors in 3 suites" in result.stdout
     assert "FAIL" not in result.stdout
 
 
@@ -70,7 +70,7 @@ def test_a_wrong_expectation_fails_with_a_readable_diff(tmp_path: Path) -> None:
     assert 'tier: expected "heavy", got "medium"' in out
     assert 'spec.containers[name=base].resources.limits.cpu: expected "4", got "2"' in out
     assert 'warnings: expected one containing "stepped down", got []' in out
-    assert "17 passed, 1 failed, 0 errors in 2 suites" in out
+    assert "20 passed, 1 failed, 0 errors in 3 suites" in out
 
     root = ET.parse(junit).getroot()
     suites = {s.get("name"): s for s in root.iter("testsuite")}
@@ -185,6 +185,7 @@ def test_suites_are_found_recursively_in_name_order() -> None:
     assert [p.relative_to(TESTS).as_posix() for p in found] == [
         "data-team/data-team-test.yaml",
         "default/default-test.yaml",
+        "headroom/headroom-test.yaml",
     ]
 
 

@@ -62,6 +62,7 @@ def lint(file: Path) -> PolicyError | None:
 
 
 RULE = {"name": "etl", "match": {"namespaces": ["data-*"]}, "tier": "heavy"}
+SCALING = {"podsPerNode": 4, "minNodes": 1, "maxNodes": 10}
 
 # (edit, field path lint names, the value as lint shows it, what lint says it expected)
 BROKEN = [
@@ -283,6 +284,34 @@ BROKEN = [
         id="pool-unknown-field",
     ),
     pytest.param(
+        edit(("spec", "pools", "worker", "scaling"), {**SCALING, "podsPerNode": 0}),
+        "spec.pools.worker.scaling.podsPerNode",
+        "0",
+        "whole number >= 1",
+        id="scaling-k-zero",
+    ),
+    pytest.param(
+        edit(("spec", "pools", "worker", "scaling"), {**SCALING, "minNodes": "2"}),
+        "spec.pools.worker.scaling.minNodes",
+        '"2"',
+        "whole number >= 0",
+        id="scaling-min-string",
+    ),
+    pytest.param(
+        edit(("spec", "pools", "worker", "scaling"), {"podsPerNode": 4, "minNodes": 1}),
+        "spec.pools.worker.scaling.maxNodes",
+        "",
+        "is required",
+        id="scaling-no-max",
+    ),
+    pytest.param(
+        edit(("spec", "pools", "worker", "scaling"), {**SCALING, "max": 3}),
+        "spec.pools.worker.scaling.max",
+        "unknown field",
+        "expected one of podsPerNode, minNodes, maxNodes",
+        id="scaling-unknown-field",
+    ),
+    pytest.param(
         edit(("spec", "rules"), {"etl": RULE}),
         "spec.rules",
         "{'etl'",
@@ -418,6 +447,11 @@ VALID = [
         ),
         id="rules-with-every-match-field",
     ),
+    pytest.param(edit(("spec", "pools", "worker", "scaling"), SCALING), id="scaling"),
+    pytest.param(
+        edit(("spec", "pools", "gpu", "scaling"), {"podsPerNode": 1, "maxNodes": 0}),
+        id="scaling-min-defaults-to-zero",
+    ),
     pytest.param(
         edit(("spec",), {"tiers": {"xl": {"requests": {"cpu": "8"}, "placement": ["compute"]}}}),
         id="partial-file-for-a-set",
@@ -475,6 +509,13 @@ LINT_ONLY = [
         '"1e30"',
         "too large",
         id="quantity-too-large",
+    ),
+    pytest.param(
+        edit(("spec", "pools", "worker", "scaling"), {**SCALING, "minNodes": 5, "maxNodes": 2}),
+        "spec.pools.worker.scaling.maxNodes",
+        "2 is below minNodes 5",
+        "expected maxNodes >= minNodes",
+        id="scaling-max-below-min",
     ),
     pytest.param(
         edit(("spec", "defaultTier"), DELETE),

@@ -19,6 +19,7 @@ from webhook.resources import ResourceError, Resources, effective_requests, pars
 
 POOL_ANNOTATION = "podtier.io/pool"
 TERMINATED_PHASES = frozenset({"Succeeded", "Failed"})
+_NOTHING: Resources = {}  # shared: what a finished pod requests
 
 # Resource maps shared between pods (and nodes) of the same shape, keyed by the JSON they were
 # read from. Users of a record must not modify its resource maps.
@@ -101,28 +102,33 @@ def node_record(raw: Mapping[str, Any]) -> NodeRecord:
 
 
 def pod_record(raw: Mapping[str, Any]) -> PodRecord:
-    key = pod_key(raw)
     meta = raw.get("metadata") or {}
+    key = f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"
     spec = raw.get("spec") or {}
-    phase = (raw.get("status") or {}).get("phase") or ""
-    annotations = meta.get("annotations") or {}
-    pool = str(annotations.get(POOL_ANNOTATION) or "") if isinstance(annotations, dict) else ""
-    node = str(spec.get("nodeName") or "")
-    active = phase not in TERMINATED_PHASES
+    status = raw.get("status")
+    phase = status.get("phase") if isinstance(status, dict) else None
+    annotations = meta.get("annotations")
+    pool = annotations.get(POOL_ANNOTATION) if isinstance(annotations, dict) else None
+    pool = str(pool) if pool else ""
+    node = spec.get("nodeName")
+    node = str(node) if node else ""
+    if phase in TERMINATED_PHASES:
+        return PodRecord(key, node, False, _NOTHING, pool, (), ())
     try:
-        requests = _requests(spec) if active else {}
+        requests = _requests(spec)
     except ResourceError as err:
         raise RecordError(f"Pod {key}: {err}") from None
-    waiting = active and not node and bool(pool)
-    selector = (spec.get("nodeSelector") or {}) if waiting else {}
+    if node or not pool:
+        return PodRecord(key, node, True, requests, pool, (), ())
+    selector = spec.get("nodeSelector") or {}  # pending and placed by podtier: held in its pool
     return PodRecord(
-        key=key,
-        node=node,
-        active=active,
-        requests=requests,
-        pool=pool,
-        node_selector=tuple(sorted((str(k), str(v)) for k, v in selector.items())),
-        tolerations=parse_tolerations(spec.get("tolerations")) if waiting else (),
+        key,
+        node,
+        True,
+        requests,
+        pool,
+        tuple(sorted((str(k), str(v)) for k, v in selector.items())),
+        parse_tolerations(spec.get("tolerations")),
     )
 
 

@@ -7,15 +7,15 @@ cluster in the same state give the same decisions. A snapshot never goes stale.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import yaml
 
 from webhook.headroom.state import NODE, POD
-from webhook.headroom.tracker import ClusterHeadroom
+from webhook.headroom.tracker import ClusterHeadroom, collector_paused
 
 _LIST_KINDS = {"List", "NodeList", "PodList"}
 
@@ -24,14 +24,28 @@ class ClusterFileError(ValueError):
     """The cluster file cannot be used; the message names the file, the field and the value."""
 
 
-def read_cluster_file(path: str | Path) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
-    """The file's Nodes and Pods, in file order."""
+def read_cluster_file(
+    path: str | Path,
+) -> tuple[list[Mapping[str, Any]], Iterator[list[Mapping[str, Any]]]]:
+    """The file's Nodes, and its Pods in pages (parsed as they are read when the file is in
+    kubectl's own layout, so a 500 MB dump never becomes one 4 GB tree of Python objects)."""
     path = Path(path)
     try:
         data = path.read_bytes()
     except OSError as err:
         raise ClusterFileError(f"{path}: cannot read the cluster file: {err.strerror}") from None
-    document = _parse(path, data)
+    split = _split_kubectl_json(data)
+    if split is not None:
+        head, pieces = split
+        _check_list(path, head, [])
+        return _by_kind(path, head, pieces)
+    with collector_paused():
+        document = _parse(path, data)
+    items = _check_list(path, document, None)
+    return _by_kind(path, document, items)
+
+
+def _check_list(path: Path, document: Any, items: Any) -> list[Any]:
     if not isinstance(document, Mapping):
         raise ClusterFileError(
             f"{path}: expected a v1 List (kubectl get nodes,pods -A -o json), "
@@ -42,35 +56,108 @@ def read_cluster_file(path: str | Path) -> tuple[list[Mapping[str, Any]], list[M
         raise ClusterFileError(
             f'{path}: kind: "{kind}" is not a List (use kubectl get nodes,pods -A -o json)'
         )
-    items = document.get("items")
+    items = document.get("items") if items is None else items
     if not isinstance(items, list):
         raise ClusterFileError(f"{path}: items: expected a list, got {type(items).__name__}")
+    return items
+
+
+def _by_kind(
+    path: Path, document: Mapping[str, Any], items: list[Any]
+) -> tuple[list[Mapping[str, Any]], Iterator[list[Mapping[str, Any]]]]:
+    """Nodes now; pods as pages. `items` holds parsed objects or raw kubectl item bytes."""
+    list_kind = document.get("kind")
+    default = list_kind[:-4] if list_kind in ("NodeList", "PodList") else None
     nodes: list[Mapping[str, Any]] = []
-    pods: list[Mapping[str, Any]] = []
+    pods: list[Any] = []
     for i, item in enumerate(items):
-        item_kind = item.get("kind") if isinstance(item, Mapping) else None
-        if item_kind is None and isinstance(item, Mapping) and kind in ("NodeList", "PodList"):
-            item_kind = kind[:-4]
-        if item_kind == NODE:
-            nodes.append(item)
-        elif item_kind == POD:
-            pods.append(item)
-        elif not isinstance(item, Mapping):
+        if isinstance(item, _Piece):
+            if item.is_pod:
+                pods.append(item.raw)  # parsed later, a page at a time
+                continue
+            item = _loads(path, i, item.raw)
+        if not isinstance(item, Mapping):
             raise ClusterFileError(f"{path}: items[{i}]: expected an object")
+        kind = item.get("kind") or default
+        if kind == NODE:
+            nodes.append(item)
+        elif kind == POD:
+            pods.append(item)
         # other kinds (kubectl get all, events...) are not capacity and are ignored
-    return nodes, pods
+
+    def pod_pages() -> Iterator[list[Mapping[str, Any]]]:
+        for at in range(0, len(pods), _PAGE):
+            page = pods[at : at + _PAGE]
+            yield [
+                _loads(path, at + j, p) if isinstance(p, memoryview) else p
+                for j, p in enumerate(page)
+            ]
+            pods[at : at + _PAGE] = [None] * len(page)  # free as we go
+
+    return nodes, pod_pages()
+
+
+# kubectl prints JSON indented by 4 spaces with sorted keys: each List item opens and closes
+# on a line of its own at 8 spaces, everything inside is indented deeper, and JSON strings
+# cannot hold a raw newline; so items can be cut apart without parsing the whole document.
+_ITEMS_OPEN = b'\n    "items": ['
+_ITEMS_CLOSE = b"\n    ]"
+_ITEM_SPLIT = b"\n        },"
+_POD_MARK = b'\n            "kind": "Pod"'
+_PAGE = 500
+
+
+def _split_kubectl_json(data: bytes) -> tuple[Mapping[str, Any], list[Any]] | None:
+    """The List without its items, and each item as a zero-copy slice of `data`; None when
+    `data` is not in kubectl's layout."""
+    opened = data.find(_ITEMS_OPEN)
+    if not data.startswith(b"{") or opened < 0:
+        return None
+    body_start = opened + len(_ITEMS_OPEN)
+    closed = data.rfind(_ITEMS_CLOSE)
+    if closed < body_start:
+        return None
+    try:
+        head = orjson.loads(data[:body_start] + data[closed + len(_ITEMS_CLOSE) - 1 :])
+    except orjson.JSONDecodeError:
+        return None
+    view = memoryview(data)
+    items: list[Any] = []
+    at = body_start
+    if data.find(b"{", at, closed) < 0:
+        return head, items
+    end_of_item = len(_ITEM_SPLIT) - 1  # the separator starts with the item's closing brace
+    while True:
+        cut = data.find(_ITEM_SPLIT, at, closed)
+        if cut < 0:
+            items.append(_Piece(view[at:closed], data.find(_POD_MARK, at, at + 200) >= 0))
+            return head, items
+        items.append(_Piece(view[at : cut + end_of_item], data.find(_POD_MARK, at, at + 200) >= 0))
+        at = cut + len(_ITEM_SPLIT)
+
+
+class _Piece(NamedTuple):
+    raw: memoryview
+    is_pod: bool
+
+
+def _loads(path: Path, index: int, raw: bytes | memoryview) -> Any:
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as err:
+        raise ClusterFileError(f"{path}: items[{index}]: not valid JSON: {err}") from None
 
 
 def load_cluster_file(
     path: str | Path, *, reservation_ttl: float = 30.0, headroom: ClusterHeadroom | None = None
 ) -> ClusterHeadroom:
-    nodes, pods = read_cluster_file(path)
+    nodes, pod_pages = read_cluster_file(path)
     if headroom is None:
         headroom = ClusterHeadroom(
             source=f"file {path}", reservation_ttl=reservation_ttl, static=True
         )
     headroom.relist(NODE, [nodes])
-    headroom.relist(POD, [pods])
+    headroom.relist(POD, pod_pages)
     if headroom.skipped:
         more = f" (and {headroom.skipped - 1} more)" if headroom.skipped > 1 else ""
         raise ClusterFileError(f"{path}: {headroom.skip_errors[0]}{more}")

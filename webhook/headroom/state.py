@@ -281,11 +281,16 @@ class ClusterState:
         return heap
 
     def _push(self, group: NodeGroup, node: str) -> None:
+        record = self.nodes.get(node)
+        allocatable = record.allocatable if record is not None else {}
+        used = self.used.get(node, {})
+        limit = 2 * len(group.members) + 64
         for resource, heap in group.heaps.items():
-            if len(heap) > 2 * len(group.members) + 64:
+            if len(heap) > limit:  # mostly stale entries: rebuild
                 group.heaps[resource] = self._heap(group.members, resource)
             else:
-                heapq.heappush(heap, (-self.free(node, resource), node))
+                free = allocatable.get(resource, 0) - used.get(resource, 0)
+                heapq.heappush(heap, (-free, node))
 
     def _refresh_groups(self, name: str) -> None:
         node = self.nodes.get(name)

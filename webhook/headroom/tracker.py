@@ -29,6 +29,12 @@ log = logging.getLogger("podtier.headroom")
 
 KINDS = (NODE, POD)
 
+# An observer of the pod picture: (event type, pod key "namespace/name", raw pod or None).
+# Called under the tracker's lock, after the state took the event: ADDED/MODIFIED with the raw
+# object (every relist item comes as MODIFIED), DELETED with the raw object, or with None for
+# a pod a relist no longer has. It must be quick and must not call back into the tracker.
+PodListener = Callable[[str, str, Mapping[str, Any] | None], None]
+
 
 class _Feed:
     __slots__ = ("synced", "connected", "last_contact", "error")
@@ -60,13 +66,26 @@ class ClusterHeadroom:
         self.state = ClusterState()
         self.lock = threading.Lock()
         self._feeds = {kind: _Feed() for kind in KINDS}
+        self._synced = threading.Event()
+        self._gauge_set = float("-inf")
         self.skipped = 0  # objects that could not be read (logged)
         self.skip_errors: list[str] = []  # the first few of them
+        self._pod_listeners: list[PodListener] = []
+
+    def add_pod_listener(self, listener: PodListener) -> None:
+        """Also tell `listener` about every pod event the state takes (see `PodListener`).
+        Add it before the feed starts, so it sees the first list."""
+        with self.lock:
+            self._pod_listeners.append(listener)
 
     # ------------------------------------------------------------------ Headroom protocol
 
     def ready(self) -> bool:
-        return all(feed.synced for feed in self._feeds.values())
+        return self._synced.is_set()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """Block until the first sync is done (e.g. `explain --cluster auto`); False on timeout."""
+        return self._synced.wait(timeout)
 
     @contextmanager
     def transaction(self, now: float) -> Iterator[CapacityView]:
@@ -107,20 +126,17 @@ class ClusterHeadroom:
         """One watch event (ADDED, MODIFIED, DELETED) for a Node or a Pod."""
         with self.lock:
             self._apply(kind, event_type, raw)
-            self._feeds[kind].last_contact = self.clock()
-
-    def apply_many(self, kind: str, events: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
-        with self.lock:
-            for event_type, raw in events:
-                self._apply(kind, event_type, raw)
-            self._feeds[kind].last_contact = self.clock()
+            now = self._feeds[kind].last_contact = self.clock()
+        if now - self._gauge_set > 1.0:  # the metric needs no finer grain than a second
+            self._gauge_set = now
+            HEADROOM_LAST_SYNC.set_to_current_time()
 
     def relist(self, kind: str, pages: Iterable[Sequence[Mapping[str, Any]]]) -> None:
         """Replace everything known of `kind` by a full list, given page by page: each item is
         applied as an event, and what the list no longer has is applied as deleted."""
         seen: set[str] = set()
         key = pod_key if kind == POD else object_name
-        with _collector_paused():
+        with collector_paused():
             for page in pages:
                 with self.lock:
                     for raw in page:
@@ -129,10 +145,14 @@ class ClusterHeadroom:
         with self.lock:
             for gone in self.state.keys(kind) - seen:
                 self.state.delete(kind, gone)
+                if kind == POD:
+                    self._tell("DELETED", gone, None)
             feed = self._feeds[kind]
             feed.synced = True
             feed.last_contact = self.clock()
             feed.error = ""
+            if all(f.synced for f in self._feeds.values()):
+                self._synced.set()
         HEADROOM_LAST_SYNC.set_to_current_time()
 
     def _apply(self, kind: str, event_type: str, raw: Mapping[str, Any]) -> None:
@@ -143,6 +163,16 @@ class ClusterHeadroom:
             if len(self.skip_errors) < 5:
                 self.skip_errors.append(str(err))
             log.warning("headroom skips an object it cannot read: %s", err)
+            return
+        if kind == POD and self._pod_listeners:
+            self._tell(event_type, pod_key(raw), raw)
+
+    def _tell(self, event_type: str, key: str, raw: Mapping[str, Any] | None) -> None:
+        for listener in self._pod_listeners:
+            try:
+                listener(event_type, key, raw)
+            except Exception:  # noqa: BLE001 - an observer's bug must not stop the feed
+                log.exception("a pod listener failed on %s %s", event_type, key)
 
     def connected(self, kind: str) -> None:
         """A watch stream for `kind` is open: the picture is current while it stays open."""
@@ -168,7 +198,7 @@ class ClusterHeadroom:
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     """Pause Python's cyclic garbage collector during a (re)list.
 
     Parsing pages of pods makes millions of short-lived containers that survive long enough

@@ -7,6 +7,8 @@ client's model objects cost ~30x more per pod. A watch that ends normally is res
 last resourceVersion; a 410 Gone (history compacted) means a fresh relist; any other failure
 (API down, connection cut, read timeout) is retried after an exponential backoff with full
 jitter. Pods are first listed after the nodes, so pending pods can be held on a node.
+A stream silent for half the staleness bound is dropped and resumed (the API server sends
+bookmarks about once a minute), so a half-open connection cannot pass for a live one.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import orjson
 from kubernetes import client
+from urllib3.exceptions import ReadTimeoutError
 
 from webhook.headroom.state import NODE, POD
 from webhook.headroom.tracker import ClusterHeadroom
@@ -77,6 +80,7 @@ class ClusterWatcher:
         self._threads: list[threading.Thread] = []
         self._responses: dict[str, Any] = {}
         self.relists = {NODE: 0, POD: 0}
+        self._rvs: dict[str, str] = {}  # kind -> resourceVersion to resume from
 
     def start(self) -> None:
         for kind in (NODE, POD):
@@ -98,27 +102,31 @@ class ClusterWatcher:
 
     def _run(self, kind: str) -> None:
         backoff = self.make_backoff()
-        rv: str | None = None
+        self._rvs[kind] = ""  # "" = relist first
         while not self._stop.is_set():
             try:
                 if kind == POD:
                     while not self._nodes_listed.wait(0.1):
                         if self._stop.is_set():
                             return
-                if rv is None:
-                    rv = self._relist(kind)
+                if not self._rvs[kind]:
+                    self._rvs[kind] = self._relist(kind)
                     if kind == NODE:
                         self._nodes_listed.set()
-                rv = self._watch(kind, rv)
+                self._watch(kind)
                 backoff.reset()
             except Gone:
                 log.info("headroom: %s watch history expired; relisting", kind.lower())
-                rv = None
+                self._rvs[kind] = ""
             except Exception as err:  # noqa: BLE001 - every failure is retried, after a wait
                 if self._stop.is_set():
                     return
                 reason = _describe(err)
                 self.headroom.disconnected(kind, reason)
+                if isinstance(err, ReadTimeoutError) or "Read timed out" in str(err):
+                    # a silent stream: resume at once from the last resourceVersion
+                    log.debug("headroom: %s watch silent; resuming", kind.lower())
+                    continue
                 delay = backoff.next()
                 log.warning(
                     "headroom: %s feed failed (%s); retrying in %.1fs", kind.lower(), reason, delay
@@ -158,18 +166,21 @@ class ClusterWatcher:
             raise
         return resource_version
 
-    def _watch(self, kind: str, rv: str) -> str:
+    def _watch(self, kind: str) -> None:
+        """Follow the watch from the last resourceVersion until the stream ends; every event
+        moves `_rvs[kind]` on, so a broken stream resumes where it stopped."""
         timeout = random.randint(*self.watch_seconds)
         response = self._list[kind](
             watch=True,
-            resource_version=rv,
+            resource_version=self._rvs[kind],
             allow_watch_bookmarks=True,
             timeout_seconds=timeout,
             _preload_content=False,
-            _request_timeout=(self.connect_timeout, max(self.headroom.stale_after, 1.0)),
+            _request_timeout=(self.connect_timeout, max(self.headroom.stale_after / 2, 1.0)),
         )
         self._responses[kind] = response
         headroom = self.headroom
+        rvs = self._rvs
         headroom.connected(kind)
         try:
             for line in _lines(response):
@@ -180,16 +191,17 @@ class ClusterWatcher:
                     if obj.get("code") == 410:
                         raise Gone()
                     raise WatchFailed(f"watch error: {obj.get('message') or obj}")
-                rv = str((obj.get("metadata") or {}).get("resourceVersion") or rv)
                 if event_type == "BOOKMARK":
                     headroom.touched(kind)
                 else:
                     headroom.apply(kind, event_type, obj)
+                rv = (obj.get("metadata") or {}).get("resourceVersion")
+                if rv:
+                    rvs[kind] = str(rv)
         finally:
             self._responses.pop(kind, None)
             headroom.disconnected(kind)
             response.release_conn()
-        return rv
 
 
 def _lines(response: Any) -> Iterator[bytes]:

@@ -14,6 +14,7 @@ from webhook.policy.model import (
     Quantity,
     Rule,
     RuleMatch,
+    Scaling,
     Tier,
 )
 
@@ -25,6 +26,7 @@ __all__ = [
     "Quantity",
     "Rule",
     "RuleMatch",
+    "Scaling",
     "Tier",
     "load_policy",
     "load_policy_text",

@@ -30,6 +30,7 @@ from webhook.policy.model import (
     Quantity,
     Rule,
     RuleMatch,
+    Scaling,
     Tier,
 )
 from webhook.quantity import QuantityError, to_milli
@@ -39,7 +40,8 @@ KIND = "TierPolicy"
 SETTINGS = ("airflowPods", "tierKeys", "defaultTier", "mode", "ceilings")
 SPEC_FIELDS = (*SETTINGS, "tiers", "pools", "rules")
 TIER_FIELDS = ("requests", "limits", "placement", "downgradeTo", "override")
-POOL_FIELDS = ("nodeSelector", "tolerations")
+POOL_FIELDS = ("nodeSelector", "tolerations", "scaling")
+SCALING_FIELDS = ("podsPerNode", "minNodes", "maxNodes")
 RULE_FIELDS = ("name", "match", "tier", "pools", "override")
 MATCH_FIELDS = ("namespaces", "namespaceSelector", "labels", "annotations", "dagId", "taskId")
 SELECTOR_FIELDS = ("matchLabels", "matchExpressions")
@@ -262,7 +264,34 @@ def _pool(source: str, name: str, raw: Any) -> Pool:
                 f"{_show(seconds)} is not a whole number of seconds",
             )
         tolerations.append(dict(item))
-    return Pool(name, selector, tuple(tolerations))
+    scaling = None
+    if raw.get("scaling") is not None:
+        scaling = _scaling(source, raw["scaling"], f"{path}.scaling")
+    return Pool(name, selector, tuple(tolerations), scaling)
+
+
+def _scaling(source: str, raw: Any, path: str) -> Scaling:
+    raw = _map(source, raw, path)
+    _fields(source, raw, path, SCALING_FIELDS)
+    for key in ("podsPerNode", "maxNodes"):
+        if key not in raw:
+            raise PolicyError(source, f"{path}.{key}", "is required")
+    pods_per_node = _count(source, raw["podsPerNode"], f"{path}.podsPerNode", least=1)
+    min_nodes = _count(source, raw.get("minNodes", 0), f"{path}.minNodes", least=0)
+    max_nodes = _count(source, raw["maxNodes"], f"{path}.maxNodes", least=0)
+    if max_nodes < min_nodes:
+        raise PolicyError(
+            source,
+            f"{path}.maxNodes",
+            f"{max_nodes} is below minNodes {min_nodes} (expected maxNodes >= minNodes)",
+        )
+    return Scaling(pods_per_node, min_nodes, max_nodes)
+
+
+def _count(source: str, raw: Any, path: str, least: int) -> int:
+    if not isinstance(raw, int) or isinstance(raw, bool) or raw < least:
+        raise PolicyError(source, path, f"{_show(raw)} is not a whole number >= {least}")
+    return raw
 
 
 def _rule(source: str, index: int, raw: Any) -> Rule:

@@ -74,10 +74,20 @@ class Tier:
 
 
 @dataclass(frozen=True)
+class Scaling:
+    """How many nodes a pool wants for its pending Airflow pods (`webhook.insight.scaling`)."""
+
+    pods_per_node: int  # k >= 1
+    min_nodes: int  # N_min >= 0
+    max_nodes: int  # N_max >= N_min
+
+
+@dataclass(frozen=True)
 class Pool:
     name: str
     node_selector: Mapping[str, str]
     tolerations: tuple[Mapping[str, Any], ...]
+    scaling: Scaling | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,111 @@
+"""Cleanup in `podtier serve --cleanup-after DURATION`: a `ServeSetup.background` factory.
+
+Every `lease_duration / 3` seconds the replica renews (or tries to take) the Lease; every
+`settings.interval` seconds (once the watch has synced) the holder runs a cleanup round in a
+worker thread. On shutdown
+the round stops before its next delete and the Lease is given up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from kubernetes import client
+
+from webhook.cleanup.cleaner import Cleaner, CleanupSettings, PodDeleter
+from webhook.cleanup.lease import LeaderLease
+from webhook.insight.census import PodCensus
+from webhook.policy.reload import HoldsPolicy
+
+log = logging.getLogger("podtier.cleanup")
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def replica_identity() -> str:
+    return os.environ.get("POD_NAME") or socket.gethostname()
+
+
+def replica_namespace() -> str:
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def cleanup_job(
+    census: PodCensus,
+    configuration: client.Configuration,
+    settings: CleanupSettings,
+    *,
+    lease_name: str,
+    namespace: str,
+    identity: str,
+    lease_duration: float = 15.0,
+    synced: Callable[[], bool] = lambda: True,
+) -> Callable[[HoldsPolicy], Callable[[], Awaitable[None]]]:
+    """`synced` says when the watch has listed the pods once: no round runs before that."""
+
+    def make(holder: HoldsPolicy) -> Callable[[], Awaitable[None]]:
+        api_client = client.ApiClient(configuration)
+        lease = LeaderLease(
+            api_client,
+            name=lease_name,
+            namespace=namespace,
+            identity=identity,
+            duration=lease_duration,
+        )
+        cleaner = Cleaner(
+            census.finished, lambda: holder.policy, PodDeleter(api_client), lease, settings
+        )
+
+        async def run() -> None:
+            log.info(
+                "cleanup on",
+                extra={
+                    "after_seconds": settings.after,
+                    "rate": settings.rate,
+                    "lease": f"{namespace}/{lease_name}",
+                    "holder": identity,
+                },
+            )
+            loop = asyncio.get_running_loop()
+            next_round = loop.time()
+            try:
+                while True:
+                    try:
+                        if loop.time() >= next_round and synced():
+                            next_round = loop.time() + settings.interval
+                            result = await asyncio.to_thread(cleaner.run_once)
+                            if result.deleted or result.stopped_by not in ("", "not leader"):
+                                log.info(
+                                    "cleanup round: %d deleted",
+                                    len(result.deleted),
+                                    extra={
+                                        "gone": result.gone,
+                                        "changed": result.changed,
+                                        "stopped_by": result.stopped_by,
+                                    },
+                                )
+                        else:
+                            await asyncio.to_thread(lease.ensure)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as err:  # noqa: BLE001 - the next tick tries again
+                        log.warning("cleanup: %s", err)
+                    await asyncio.sleep(min(lease_duration / 3, settings.interval))
+            finally:
+                cleaner.stop.set()
+                lease.release()
+                api_client.close()  # type: ignore[no-untyped-call]
+
+        return run
+
+    return make

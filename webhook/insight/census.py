@@ -1,0 +1,183 @@
+"""`PodCensus`: Airflow pods counted by phase, tier, pool and namespace, kept per watch event.
+
+It is a pod listener of the headroom tracker (`ClusterHeadroom.add_pod_listener`), so it sees
+every pod event of the one list+watch podtier already runs, and makes no API call of its own.
+Each event costs O(1): the pod's previous entry is uncounted and its new one counted.
+
+It keeps, per Airflow pod: its count slot (phase, tier, pool, namespace); whether it waits
+unbound for a pool (P(t) of the scaling signal); whether its wait for a node was measured; its
+requests while Running (for utilization); and, for Succeeded and Failed pods, their facts
+(cleanup candidates).
+
+The wait for a node (`podtier_airflow_pending_seconds`) is measured once per pod, when it is
+first seen bound: from `metadata.creationTimestamp` to the `PodScheduled` condition's
+`lastTransitionTime`. It is measured for pods seen waiting before, or bound after the census
+started, so a restart does not replay old waits. A pod bound without that condition (seen
+waiting first) is measured to the moment its binding was seen.
+
+The policy can reload: Airflow-ness (`airflowPods`) and pools by nodeSelector are read from
+the current policy at each event. A pod keeps its classification until its next event (or
+the next relist); cleanup re-checks its candidates against the current policy.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, NamedTuple
+
+from webhook.headroom.records import _requests as memoized_requests
+from webhook.insight.facts import FINISHED_PHASES, PodFacts, airflow_facts
+from webhook.metrics import AIRFLOW_PENDING_SECONDS
+from webhook.policy import Policy
+from webhook.resources import ResourceError
+
+Slot = tuple[str, str, str, str]  # (phase, tier, pool, namespace)
+Observe = Callable[[str, str, float], None]  # (tier, pool, seconds waited)
+
+
+class _Entry(NamedTuple):
+    slot: Slot
+    waits_in: str | None  # the pool it waits unbound for (pool may be ""), or None
+    seen_waiting: bool
+    wait_measured: bool
+    requests: tuple[int, int] | None  # (cpu, memory) milli-units while Running
+
+
+class PoolUsage(NamedTuple):
+    """Summed over the pool's Running Airflow pods that have a usage sample."""
+
+    used: Mapping[str, int]  # resource -> milli-units
+    requested: Mapping[str, int]
+
+
+def _observe_wait(tier: str, pool: str, seconds: float) -> None:
+    AIRFLOW_PENDING_SECONDS.labels(tier, pool).observe(seconds)
+
+
+class PodCensus:
+    def __init__(
+        self,
+        policy: Callable[[], Policy],
+        *,
+        wall_clock: Callable[[], float] = time.time,
+        observe_wait: Observe = _observe_wait,
+    ) -> None:
+        self.policy = policy
+        self.wall_clock = wall_clock
+        self.observe_wait = observe_wait
+        self.started = wall_clock()
+        self._lock = threading.Lock()
+        self._pods: dict[str, _Entry] = {}
+        self._counts: dict[Slot, int] = {}
+        self._waiting: dict[str, int] = {}
+        self._finished: dict[str, PodFacts] = {}
+
+    # ------------------------------------------------------------------ the listener
+
+    def __call__(self, event_type: str, key: str, raw: Mapping[str, Any] | None) -> None:
+        facts = None
+        if event_type != "DELETED" and raw is not None:
+            facts = airflow_facts(raw, self.policy())
+        with self._lock:
+            old = self._pods.pop(key, None)
+            if old is not None:
+                self._count(old, -1)
+            self._finished.pop(key, None)
+            if facts is None or raw is None:
+                return
+            entry = self._entry(facts, raw, old)
+            self._pods[key] = entry
+            self._count(entry, +1)
+            if facts.phase in FINISHED_PHASES:
+                self._finished[key] = facts
+
+    def _entry(self, facts: PodFacts, raw: Mapping[str, Any], old: _Entry | None) -> _Entry:
+        waiting = facts.phase == "Pending" and not facts.bound
+        seen_waiting = waiting or (old is not None and old.seen_waiting)
+        measured = old is not None and old.wait_measured
+        if facts.bound and not measured:
+            waited = self._waited(facts, old is not None and old.seen_waiting)
+            if waited is not None:
+                self.observe_wait(facts.tier, facts.pool, waited)
+            measured = True
+        requests = None
+        if facts.phase == "Running" and facts.bound:
+            requests = old.requests if old is not None and old.requests else _requests(raw)
+        return _Entry(
+            slot=(facts.phase, facts.tier, facts.pool, facts.namespace),
+            waits_in=facts.pool if waiting else None,
+            seen_waiting=seen_waiting,
+            wait_measured=measured,
+            requests=requests,
+        )
+
+    def _waited(self, facts: PodFacts, seen_waiting: bool) -> float | None:
+        if facts.created is None:
+            return None
+        if facts.scheduled is not None:
+            if seen_waiting or facts.scheduled >= self.started:
+                return max(0.0, facts.scheduled - facts.created)
+            return None
+        if seen_waiting:
+            return max(0.0, self.wall_clock() - facts.created)
+        return None
+
+    def _count(self, entry: _Entry, sign: int) -> None:
+        self._counts[entry.slot] = self._counts.get(entry.slot, 0) + sign
+        if entry.waits_in is not None:
+            self._waiting[entry.waits_in] = self._waiting.get(entry.waits_in, 0) + sign
+
+    # ------------------------------------------------------------------ readings
+
+    def counts(self) -> dict[Slot, int]:
+        """Every (phase, tier, pool, namespace) seen so far and its count now (0 kept, so a
+        series drops to zero rather than vanishing)."""
+        with self._lock:
+            return dict(self._counts)
+
+    def pending_by_pool(self) -> dict[str, int]:
+        """P per pool: Airflow pods Pending and not yet bound ("" for pods of no pool)."""
+        with self._lock:
+            return {pool: n for pool, n in self._waiting.items() if n}
+
+    def finished(self) -> list[PodFacts]:
+        """Succeeded and Failed Airflow pods, as last seen."""
+        with self._lock:
+            return list(self._finished.values())
+
+    def usage_by_pool(self, usage: Mapping[str, tuple[int, int]]) -> dict[str, PoolUsage]:
+        """Per pool, usage (cpu, memory by pod key) against requests, over the Running Airflow
+        pods that have both."""
+        used: dict[str, list[int]] = {}
+        requested: dict[str, list[int]] = {}
+        with self._lock:
+            for key, (cpu, memory) in usage.items():
+                entry = self._pods.get(key)
+                if entry is None or entry.requests is None:
+                    continue
+                pool = entry.slot[2]
+                u = used.setdefault(pool, [0, 0])
+                r = requested.setdefault(pool, [0, 0])
+                u[0] += cpu
+                u[1] += memory
+                r[0] += entry.requests[0]
+                r[1] += entry.requests[1]
+        return {
+            pool: PoolUsage(
+                {"cpu": used[pool][0], "memory": used[pool][1]},
+                {"cpu": requested[pool][0], "memory": requested[pool][1]},
+            )
+            for pool in used
+        }
+
+
+def _requests(raw: Mapping[str, Any]) -> tuple[int, int] | None:
+    # The headroom records' memo of `effective_requests` (keyed by the resource parts of the
+    # spec): the tracker has just computed this very pod's requests, so this is a cache hit.
+    try:
+        requests = memoized_requests(raw.get("spec") or {})
+    except ResourceError:
+        return None
+    return requests.get("cpu", 0), requests.get("memory", 0)

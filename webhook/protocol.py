@@ -1,0 +1,126 @@
+"""uvicorn's httptools protocol with the limits podtier promises on the wire.
+
+Stock uvicorn with httptools caps no header size (`h11_max_incomplete_event_size` is read by the
+h11 protocol only), gives a connection that never sends a byte no timeout, and lets a client
+trickle a request head forever. This protocol adds, per connection:
+
+- a header cap: a request line plus headers over `MAX_HEADER_BYTES` gets 431 and a close;
+- a head deadline: a request head not complete `HEAD_DEADLINE_SECONDS` after its first byte
+  gets 408 and a close (the app's own deadline covers the body);
+- an idle timeout on a fresh connection, as uvicorn already has between requests;
+- at shutdown, a connection closed by the server whose peer does not answer the TLS
+  close_notify (a client with no reader on its idle pooled connection) is aborted after
+  `CLOSE_GRACE_SECONDS`, instead of holding the process for uvicorn's whole graceful timeout;
+- JSON `{"error", "code"}` instead of plain text on requests the parser refuses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+MAX_HEADER_BYTES = 64 * 1024
+HEAD_DEADLINE_SECONDS = 10.0
+CLOSE_GRACE_SECONDS = 1.0
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_bytes = 0
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._refusal: _Refused | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_timer()
+        super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        super().shutdown()  # closes an idle connection now, or after the response in flight
+        self.loop.call_later(CLOSE_GRACE_SECONDS, self._abort_stalled_close)
+
+    def _abort_stalled_close(self) -> None:
+        if self.parser is None:  # connection_lost came: closed cleanly
+            return
+        if self.transport.is_closing():
+            self.transport.abort()  # the peer never answered the TLS goodbye
+        else:  # still answering a request: look again later
+            self.loop.call_later(CLOSE_GRACE_SECONDS, self._abort_stalled_close)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_bytes = 0
+        self._cancel_head_timer()
+        self._head_timer = self.loop.call_later(HEAD_DEADLINE_SECONDS, self._head_too_slow)
+
+    def on_url(self, url: bytes) -> None:
+        self._count(len(url))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._count(len(name) + len(value) + 4)
+        super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._cancel_head_timer()
+        super().on_headers_complete()
+
+    def send_400_response(self, msg: str) -> None:
+        refusal, self._refusal = self._refusal, None
+        if refusal is None:
+            self._send_and_close(400, "not a valid HTTP/1.1 request")
+        else:
+            self._send_and_close(refusal.status, refusal.message)
+
+    def _count(self, size: int) -> None:
+        self._head_bytes += size
+        if self._head_bytes > MAX_HEADER_BYTES:
+            self._refusal = _Refused(
+                431, f"request headers are over the {MAX_HEADER_BYTES} byte cap"
+            )
+            # The parser turns this into an error, which ends in send_400_response.
+            raise self._refusal
+
+    def _head_too_slow(self) -> None:
+        self._head_timer = None
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.cycle.keep_alive = False  # answering an earlier request: close after it
+        elif not self.transport.is_closing():
+            self._send_and_close(
+                408, f"request headers not received within {HEAD_DEADLINE_SECONDS:g} s"
+            )
+
+    def _cancel_head_timer(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _send_and_close(self, status: int, message: str) -> None:
+        self._cancel_head_timer()
+        body = orjson.dumps({"error": message, "code": status})
+        head = [STATUS_LINE[status]]
+        for name, value in self.server_state.default_headers:
+            head += [name, b": ", value, b"\r\n"]
+        head += [
+            b"content-type: application/json\r\n",
+            b"content-length: " + str(len(body)).encode() + b"\r\n",
+            b"connection: close\r\n\r\n",
+        ]
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()
