@@ -16,7 +16,13 @@ Message = dict[str, Any]
 
 
 def request_with(receive: Callable[[], Awaitable[Message]]) -> Request:
-    scope = {"type": "http", "method": "POST", "path": "/mutate", "headers": [], "query_string": b""}
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/mutate",
+        "headers": [],
+        "query_string": b"",
+    }
     return Request(scope, receive)
 
 
