@@ -16,6 +16,7 @@ import orjson
 from certs.generate import make_ca, make_serving_cert, write_pair
 from certs.reload import Reloader
 from certs.tls import server_context
+from webhook import metrics
 from webhook.app import AppState
 from webhook.capacity import StartableHeadroom
 from webhook.policy import Policy
@@ -71,6 +72,9 @@ def run_server(setup: ServeSetup, on_started: Callable[[], None] | None = None) 
             "policy": setup.policy.ident,
         },
     )
+    pool_headroom = getattr(setup.headroom, "pool_headroom", None)
+    if pool_headroom is not None:
+        metrics.register_headroom_provider(lambda: pool_headroom(state.policy.pools.values()))
     setup.headroom.start()
     try:
         run(state, setup.listen, ctx, background=jobs, on_started=on_started)

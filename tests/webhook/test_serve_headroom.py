@@ -157,3 +157,21 @@ def test_lost_api_server_falls_back_then_recovers_to_a_correct_picture(cert_dir,
             srv.stop()
     finally:
         api.stop()
+
+
+def gauge(server: Server, name: str, pool: str, resource: str) -> float:
+    prefix = f'{name}{{pool="{pool}",resource="{resource}"}} '
+    for line in server.client.get("/metrics").text.splitlines():
+        if line.startswith(prefix):
+            return float(line[len(prefix):])
+    raise AssertionError(f"no sample {prefix}")
+
+
+def test_headroom_gauges_show_per_pool_free_capacity_and_follow_placements(cluster_server):
+    largest = "podtier_headroom_largest_free"
+    assert gauge(cluster_server, largest, "compute", "cpu") == 4.0
+    assert gauge(cluster_server, "podtier_headroom_free", "compute", "cpu") == 20.0
+    assert gauge(cluster_server, largest, "gpu", "nvidia.com/gpu") == 0.0
+    asyncio.run(post_all(cluster_server, [heavy_review(i) for i in range(10)]))
+    assert gauge(cluster_server, "podtier_headroom_free", "compute", "cpu") == 0.0
+    assert gauge(cluster_server, largest, "compute", "memory") == 8 * 2**30

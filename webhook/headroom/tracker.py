@@ -23,7 +23,8 @@ from typing import Any
 from webhook.capacity import CapacityView, HeadroomStatus
 from webhook.headroom.records import RecordError, object_name, pod_key
 from webhook.headroom.state import NODE, POD, ClusterState
-from webhook.metrics import HEADROOM_LAST_SYNC, RESERVATIONS
+from webhook.metrics import HEADROOM_LAST_SYNC, HEADROOM_RESOURCES, RESERVATIONS, PoolHeadroom
+from webhook.policy import Pool
 
 log = logging.getLogger("podtier.headroom")
 
@@ -119,6 +120,23 @@ class ClusterHeadroom:
                     f"{age:.0f}s (limit {self.stale_after:.0f}s){why}",
                 )
         return HeadroomStatus(True, f"headroom from {self.source}")
+
+    def pool_headroom(self, pools: Iterable[Pool]) -> list[PoolHeadroom]:
+        """Free capacity per pool, for the headroom gauges: the most any one node a pod of the
+        pool may use has free, and the sum over those nodes (reservations included)."""
+        figures = []
+        with self.lock:
+            state = self.state
+            for pool in pools:
+                largest = dict.fromkeys(HEADROOM_RESOURCES, 0)
+                total = dict.fromkeys(HEADROOM_RESOURCES, 0)
+                for node in state.eligible_nodes(pool.node_selector, pool.tolerations):
+                    for resource in HEADROOM_RESOURCES:
+                        free = max(state.free(node, resource), 0)
+                        largest[resource] = max(largest[resource], free)
+                        total[resource] += free
+                figures.append(PoolHeadroom(pool.name, largest, total))
+        return figures
 
     # ------------------------------------------------------------------ feeding
 
