@@ -650,9 +650,7 @@ class KubeAPI:
             "groups": [
                 {
                     "name": name,
-                    "versions": [
-                        {"groupVersion": f"{name}/{v}", "version": v} for v in versions
-                    ],
+                    "versions": [{"groupVersion": f"{name}/{v}", "version": v} for v in versions],
                     "preferredVersion": {
                         "groupVersion": f"{name}/{versions[0]}",
                         "version": versions[0],

@@ -39,7 +39,9 @@ def mutate(
     uid = request["uid"]
     pod, skip = _admissible_pod(request, policy, namespace_labels)
     if skip is not None:
-        return Answer(review.response(uid, True, warnings=skip), "skipped" if not skip else "unreadable")
+        return Answer(
+            review.response(uid, True, warnings=skip), "skipped" if not skip else "unreadable"
+        )
     assert pod is not None
     decision = decide(pod, policy, capacity)
     patch = build_patch(pod, decision)
@@ -65,14 +67,18 @@ def validate(
         return Answer(review.response(uid, False, status=status), "unreadable")
     if pod is None:
         return Answer(review.response(uid, True), "skipped")
-    tier = policy.tiers.get(pod.annotations.get(TIER_ANNOTATION, "")) or choose_tier(pod, policy).tier
+    tier = (
+        policy.tiers.get(pod.annotations.get(TIER_ANNOTATION, "")) or choose_tier(pod, policy).tier
+    )
     violations = tuple(find_violations(pod, policy, tier))
     if not violations:
         return Answer(review.response(uid, True), "allowed", pod)
     messages = [v.message for v in violations]
     if policy.mode == "audit":
         warnings = [f"podtier (audit): {m}" for m in messages]
-        return Answer(review.response(uid, True, warnings=warnings), "audited", pod, None, violations)
+        return Answer(
+            review.response(uid, True, warnings=warnings), "audited", pod, None, violations
+        )
     status = {
         "code": 403,
         "reason": "Forbidden",

@@ -131,7 +131,9 @@ async def _admit(request: Request, state: AppState, webhook: str) -> Response:
             extra={"uid": decoded["uid"], "webhook": webhook, **logs.error_fields(exc)},
         )
         warning = f"podtier: internal error, the pod was admitted unchanged (uid {decoded['uid']})"
-        answer = admission.Answer(review.response(decoded["uid"], True, warnings=[warning]), "error")
+        answer = admission.Answer(
+            review.response(decoded["uid"], True, warnings=[warning]), "error"
+        )
 
     decision = answer.decision
     tier = decision.tier.name if decision else ""
@@ -156,7 +158,9 @@ def _mutate(request: Any, policy: Policy, state: AppState) -> admission.Answer:
 async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > review.MAX_BODY_BYTES:
-        raise review.BadReview(413, f"body of {declared} bytes is over the {review.MAX_BODY_BYTES} byte cap")
+        raise review.BadReview(
+            413, f"body of {declared} bytes is over the {review.MAX_BODY_BYTES} byte cap"
+        )
 
     # The deadline is one timer handle that cancels this task (what asyncio.timeout does, at a
     # third of its cost per request); a cancellation from anywhere else passes through.
@@ -202,7 +206,9 @@ async def _receive_body(request: Request) -> bytes:
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
-    return JSONResponse({"error": f"no such endpoint: {request.url.path}", "code": 404}, status_code=404)
+    return JSONResponse(
+        {"error": f"no such endpoint: {request.url.path}", "code": 404}, status_code=404
+    )
 
 
 async def _not_allowed(request: Request, exc: Exception) -> Response:

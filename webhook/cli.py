@@ -46,14 +46,20 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default=None, help="address to listen on (default 0.0.0.0)")
     serve.add_argument("--port", type=int, default=8443, help="HTTPS port (default 8443)")
     serve.add_argument(
-        "--metrics-port", type=int, default=0, metavar="PORT",
+        "--metrics-port",
+        type=int,
+        default=0,
+        metavar="PORT",
         help="also serve /metrics, /healthz and /readyz over plain HTTP on PORT (0: off)",
     )
     _policy_arg(serve)
     _cluster_args(serve)
     certs.serving.add_serve_args(serve)
     serve.add_argument(
-        "--drain-seconds", type=float, default=0.0, metavar="S",
+        "--drain-seconds",
+        type=float,
+        default=0.0,
+        metavar="S",
         help="after SIGTERM, stay up not-ready this long before closing (default 0)",
     )
     serve.add_argument("--log-level", choices=["debug", "info", "warning"], default="info")
@@ -195,39 +201,55 @@ def cmd_policy_test(args: argparse.Namespace) -> int:
 
 def _policy_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--policy", action="append", metavar="PATH",
+        "--policy",
+        action="append",
+        metavar="PATH",
         help="policy file or directory; repeat to load several in order (default: built-in)",
     )
 
 
 def _cluster_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--cluster", default="none", metavar="none|auto|FILE",
+        "--cluster",
+        default="none",
+        metavar="none|auto|FILE",
         help="headroom source: none (off), auto (in-cluster or kubeconfig), or a kubectl dump",
     )
     parser.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig for --cluster auto")
     parser.add_argument(
-        "--stale-after", type=float, default=60.0, metavar="S",
+        "--stale-after",
+        type=float,
+        default=60.0,
+        metavar="S",
         help="treat headroom as unknown when the watch is silent this long (default 60)",
     )
     parser.add_argument(
-        "--reservation-ttl", type=float, default=30.0, metavar="S",
+        "--reservation-ttl",
+        type=float,
+        default=30.0,
+        metavar="S",
         help="hold a placed pod's requests on its node this long, or until the watch sees it",
     )
 
 
 def _cleanup_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--cleanup-after", metavar="DURATION",
+        "--cleanup-after",
+        metavar="DURATION",
         help="delete finished Airflow worker pods this long after they finished, e.g. 90m, "
         "1h, 2d (needs --cluster auto; default: off)",
     )
     parser.add_argument(
-        "--cleanup-lease", default="podtier-cleanup", metavar="NAME",
+        "--cleanup-lease",
+        default="podtier-cleanup",
+        metavar="NAME",
         help="the Lease (in $POD_NAMESPACE) that elects the one replica that cleans up",
     )
     parser.add_argument(
-        "--cleanup-rate", type=float, default=10.0, metavar="N",
+        "--cleanup-rate",
+        type=float,
+        default=10.0,
+        metavar="N",
         help="delete at most N pods per second on average (default 10)",
     )
 
@@ -283,7 +305,10 @@ def _load_policy(paths: list[str] | None) -> Policy:
 
 
 def _headroom(
-    cluster: str, kubeconfig: str | None = None, stale_after: float = 60.0, reservation_ttl: float = 30.0
+    cluster: str,
+    kubeconfig: str | None = None,
+    stale_after: float = 60.0,
+    reservation_ttl: float = 30.0,
 ) -> StartableHeadroom:
     from webhook.headroom import HeadroomConfigError, open_headroom
 

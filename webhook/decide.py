@@ -1,7 +1,7 @@
 """The decision: tier, sizing and pool for one Airflow pod. Pure: no clock, no I/O.
 
-    choose_tier ─► size_container ─► place (per node, from the CapacityView)
-                                       └─ nothing fits: downgrade (heavy → medium) and retry
+choose_tier ─► size_container ─► place (per node, from the CapacityView)
+                                   └─ nothing fits: downgrade (heavy → medium) and retry
 """
 
 from __future__ import annotations
@@ -130,8 +130,10 @@ def _earlier_decision(pod: PodView, policy: Policy) -> Decision | None:
     main = pod.main
     mode = override_mode(policy.first_rule(pod), tier)
     # As on the first pass: requests above every tier keep their limits as they are.
-    above = main is not None and any(main.requests.values()) and not any(
-        covers(t.request_milli(), main.requests) for t in policy.tiers.values()
+    above = (
+        main is not None
+        and any(main.requests.values())
+        and not any(covers(t.request_milli(), main.requests) for t in policy.tiers.values())
     )
     sizing = size_container(main, tier, mode, above) if main is not None else None
     return Decision(

@@ -69,7 +69,8 @@ def render_text(result: dict[str, Any], policy: Policy) -> str:
     lines = [
         f"policy:  {policy.ident} ({', '.join(policy.sources)})",
         f"tier:    {result['tier'] or '-'}",
-        f"pool:    {result['pool'] or '-'}" + (f" (node {result['node']} fits)" if result["node"] else ""),
+        f"pool:    {result['pool'] or '-'}"
+        + (f" (node {result['node']} fits)" if result["node"] else ""),
         f"why:     {result['reason']}",
     ]
     lines += [f"warning: {w}" for w in result["warnings"]]

@@ -38,7 +38,9 @@ def build_patch(pod: PodView, decision: Decision) -> list[Op]:
         if not resources:
             body = {k: v for k, v in wanted.items() if v}
             if body:
-                ops.append({"op": "add" if resources is None else "replace", "path": base, "value": body})
+                ops.append(
+                    {"op": "add" if resources is None else "replace", "path": base, "value": body}
+                )
         else:
             for section, values in wanted.items():
                 _merge_map(ops, f"{base}/{section}", resources.get(section), values)
@@ -55,7 +57,9 @@ def build_patch(pod: PodView, decision: Decision) -> list[Op]:
 
     metadata = raw.get("metadata")
     if metadata is None:
-        ops.append({"op": "add", "path": "/metadata", "value": {"annotations": dict(decision.annotations)}})
+        ops.append(
+            {"op": "add", "path": "/metadata", "value": {"annotations": dict(decision.annotations)}}
+        )
     else:
         _merge_map(ops, "/metadata/annotations", metadata.get("annotations"), decision.annotations)
     return ops
@@ -66,7 +70,9 @@ def _merge_map(ops: list[Op], path: str, current: Any, wanted: Mapping[str, Any]
     if not wanted:
         return
     if type(current) is not dict and not isinstance(current, Mapping):  # dict: no ABC lookup
-        ops.append({"op": "add" if current is None else "replace", "path": path, "value": dict(wanted)})
+        ops.append(
+            {"op": "add" if current is None else "replace", "path": path, "value": dict(wanted)}
+        )
         return
     for key, value in wanted.items():
         if key not in current:

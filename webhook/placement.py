@@ -53,7 +53,9 @@ def place(
     first = pools[0]
     status = capacity.status
     if not status.known:
-        return Placement(first, None, False, f"first in placement order; headroom unknown: {status.reason}")
+        return Placement(
+            first, None, False, f"first in placement order; headroom unknown: {status.reason}"
+        )
     for i, pool in enumerate(pools):
         node = capacity.find_node(
             pod_node_selector(node_selector, pool),
@@ -70,5 +72,7 @@ def place(
 
 
 def describe(requests: Mapping[str, int]) -> str:
-    parts = [f"{name} {format_milli(v, name)}" for name, v in requests.items() if v and name != POD_SLOT]
+    parts = [
+        f"{name} {format_milli(v, name)}" for name, v in requests.items() if v and name != POD_SLOT
+    ]
     return ", ".join(parts) or "a pod slot"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from webhook.resources import ResourceError, Resources, combine_requests, parse_resource_map
 
@@ -159,7 +159,9 @@ def _containers(spec: Mapping[str, Any], key: str, init: bool) -> tuple[Containe
                 index=i,
                 init=init,
                 sidecar=init and container.get("restartPolicy") == "Always",
-                requests=parse_resource_map(resources.get("requests"), f"{path}.resources.requests"),
+                requests=parse_resource_map(
+                    resources.get("requests"), f"{path}.resources.requests"
+                ),
                 limits=parse_resource_map(resources.get("limits"), f"{path}.resources.limits"),
             )
         )
@@ -182,7 +184,7 @@ def _string_map(value: object, path: str) -> Mapping[str, str]:
     return mapping
 
 
-def _is_map(value: object) -> bool:
+def _is_map(value: object) -> TypeGuard[Mapping[str, Any]]:
     # Decoded JSON objects are dicts: a type check first, the (slower) ABC check for the rest.
     return type(value) is dict or isinstance(value, Mapping)
 

@@ -37,7 +37,9 @@ def _str_to_milli(value: str) -> int:
 
 def _to_milli(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise QuantityError(f"{_show(value)} is not a quantity (expected a string such as 500m or 2Gi)")
+        raise QuantityError(
+            f"{_show(value)} is not a quantity (expected a string such as 500m or 2Gi)"
+        )
     try:
         parsed = parse_quantity(value)  # type: ignore[no-untyped-call]
     except (ValueError, TypeError, InvalidOperation, ArithmeticError):

@@ -62,7 +62,9 @@ def decode_review(body: bytes) -> Mapping[str, Any]:
     if not isinstance(review, dict):
         raise BadReview(400, f"expected an AdmissionReview object, got a JSON {_json_type(review)}")
     if review.get("apiVersion") != API_VERSION:
-        raise BadReview(400, f"apiVersion {_show(review.get('apiVersion'))}: expected {API_VERSION}")
+        raise BadReview(
+            400, f"apiVersion {_show(review.get('apiVersion'))}: expected {API_VERSION}"
+        )
     if review.get("kind") != KIND:
         raise BadReview(400, f"kind {_show(review.get('kind'))}: expected {KIND}")
     request = review.get("request")

@@ -1,5 +1,6 @@
-"""A sample AdmissionReview for `podtier serve --dev`'s ready-made curl line: a KubernetesExecutor
-worker pod as kube-apiserver sends it, with no resources, so the answer shows a tier being filled."""
+"""A sample AdmissionReview for `podtier serve --dev`'s ready-made curl line: a
+KubernetesExecutor worker pod as kube-apiserver sends it, with no resources, so the answer shows
+a tier being filled."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ def sample_review() -> dict[str, Any]:
         "airflow-worker": "42",
         "run_id": "manual__2026-11-26T0500000000-51e150d46",
     }
-    pod = {
+    pod: dict[str, Any] = {
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {
@@ -25,9 +26,7 @@ def sample_review() -> dict[str, Any]:
             "annotations": {"dag_id": "sales_etl", "task_id": "extract_orders", "try_number": "1"},
         },
         "spec": {
-            "containers": [
-                {"name": "base", "image": "apache/airflow:3.3.2", "resources": {}}
-            ],
+            "containers": [{"name": "base", "image": "apache/airflow:3.3.2", "resources": {}}],
             "restartPolicy": "Never",
         },
         "status": {},

@@ -32,7 +32,9 @@ class ServeSetup:
     headroom: StartableHeadroom
     cert_dir: Path
     listen: Listen
-    background: list[Callable[[AppState], Callable[[], Awaitable[None]]]] = field(default_factory=list)
+    background: list[Callable[[AppState], Callable[[], Awaitable[None]]]] = field(
+        default_factory=list
+    )
 
 
 def make_dev_certs() -> Path:

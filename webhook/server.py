@@ -14,7 +14,7 @@ import gc
 import logging
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Callable, Coroutine, Generator, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -69,7 +69,9 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def _config(app: Any, host: str, port: int, ctx: ssl.SSLContext | None, graceful: int) -> uvicorn.Config:
+def _config(
+    app: Any, host: str, port: int, ctx: ssl.SSLContext | None, graceful: int
+) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         host=host,
@@ -93,7 +95,7 @@ async def serve(
     state: AppState,
     listen: Listen,
     ssl_context: ssl.SSLContext,
-    background: Sequence[Callable[[], Awaitable[None]]] = (),
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
     on_started: Callable[[], None] | None = None,
 ) -> None:
     main = _DrainingServer(

@@ -1,9 +1,9 @@
 """Size the main (`base`) container from its tier: fill what is missing, or override.
 
 Explicit values are kept in `missing` mode. A filled request never exceeds the container's
-own limit (it takes the limit instead), and a limit is never filled below the container's own request: the mutation never
-makes a limit below a request. A pod whose requests exceed every tier keeps its limits as they
-are, so validation can judge it.
+own limit (it takes the limit instead), and a limit is never filled below the container's own
+request: the mutation never makes a limit below a request. A pod whose requests exceed every
+tier keeps its limits as they are, so validation can judge it.
 """
 
 from __future__ import annotations

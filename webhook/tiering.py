@@ -43,7 +43,9 @@ def choose_tier(pod: PodView, policy: Policy) -> TierChoice:
                 f"(known: {', '.join(policy.tiers)}); the tier was chosen as if none were asked"
             )
     if rule is not None and rule.tier is not None:
-        return TierChoice(policy.tiers[rule.tier], f"rule {rule.name}", rule, False, tuple(warnings))
+        return TierChoice(
+            policy.tiers[rule.tier], f"rule {rule.name}", rule, False, tuple(warnings)
+        )
 
     main = pod.main
     if main is not None and any(main.requests.values()):
@@ -52,9 +54,13 @@ def choose_tier(pod: PodView, policy: Policy) -> TierChoice:
                 return TierChoice(tier, "base requests fit it", rule, False, tuple(warnings))
         tier = _largest_tier_without_extras(policy, main.requests)
         shown = ", ".join(f"{k} {format_milli(v, k)}" for k, v in main.requests.items())
-        return TierChoice(tier, f"base requests ({shown}) exceed every tier", rule, True, tuple(warnings))
+        return TierChoice(
+            tier, f"base requests ({shown}) exceed every tier", rule, True, tuple(warnings)
+        )
 
-    return TierChoice(policy.tiers[policy.default_tier], "policy default", rule, False, tuple(warnings))
+    return TierChoice(
+        policy.tiers[policy.default_tier], "policy default", rule, False, tuple(warnings)
+    )
 
 
 def downgrade_allowed(pod: PodView) -> bool:

@@ -100,7 +100,7 @@ def unknown_pod(doc) -> None:
         ),
         pytest.param(
             lambda d: d.update(cluster="missing-cluster.json"),
-            "missing-cluster.json\": no such file",
+            'missing-cluster.json": no such file',
             id="missing-cluster-file",
         ),
     ],

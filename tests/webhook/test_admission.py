@@ -29,9 +29,13 @@ def patched_pod(request, answer):
     ("fixture", "tier", "pool", "resources"),
     [
         pytest.param("a", "medium", "worker", FILLED, id="a-basic-template-filled"),
-        pytest.param("b", "medium", "worker",
-                     {"limits": {"cpu": "1", "memory": "2Gi"}, "requests": {"cpu": "500m", "memory": "1Gi"}},
-                     id="b-docs-template-unchanged"),
+        pytest.param(
+            "b",
+            "medium",
+            "worker",
+            {"limits": {"cpu": "1", "memory": "2Gi"}, "requests": {"cpu": "500m", "memory": "1Gi"}},
+            id="b-docs-template-unchanged",
+        ),
         pytest.param("d", "light", "worker", None, id="d-override-light"),
         pytest.param("e", "medium", "worker", None, id="e-mapped-task"),
         pytest.param("g", "medium", "worker", FILLED, id="g-no-template-filled"),
@@ -100,7 +104,9 @@ def test_audit_mode_turns_denials_into_warnings():
         {**request, "object": patched_pod(request, answer)}, replace(POLICY, mode="audit")
     )
     assert checked.review["response"]["allowed"] is True
-    assert any("cpu limit 1 is below its request 2" in w for w in checked.review["response"]["warnings"])
+    assert any(
+        "cpu limit 1 is below its request 2" in w for w in checked.review["response"]["warnings"]
+    )
 
 
 def test_unreadable_pod_is_allowed_with_a_warning_by_mutate():
@@ -109,6 +115,7 @@ def test_unreadable_pod_is_allowed_with_a_warning_by_mutate():
     answer = admission.mutate(request, POLICY, UNKNOWN)
     assert answer.review["response"]["allowed"] is True
     assert "patch" not in answer.review["response"]
-    assert 'spec.containers[0].resources.requests.cpu: "abc" is not a quantity' in (
-        answer.review["response"]["warnings"][0]
+    assert (
+        'spec.containers[0].resources.requests.cpu: "abc" is not a quantity'
+        in (answer.review["response"]["warnings"][0])
     )

@@ -1,6 +1,7 @@
 """Every fixture and the bad-input list, posted over real TLS to a real `podtier serve`."""
 
 import base64
+import contextlib
 import copy
 import json
 
@@ -114,10 +115,17 @@ def test_dry_run_gives_the_same_patch(server):
         pytest.param(b"not json", 400, id="not-json"),
         pytest.param(b'{"apiVersion": "admission.k8s.io/v1"', 400, id="truncated"),
         pytest.param(b'{"apiVersion": "v1", "kind": "Pod"}', 400, id="not-a-review"),
-        pytest.param(b'{"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", '
-                     b'"request": {"uid": "u"}}', 400, id="v1beta1"),
-        pytest.param(b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", '
-                     b'"request": {}}', 400, id="no-uid"),
+        pytest.param(
+            b'{"apiVersion": "admission.k8s.io/v1beta1", "kind": "AdmissionReview", '
+            b'"request": {"uid": "u"}}',
+            400,
+            id="v1beta1",
+        ),
+        pytest.param(
+            b'{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request": {}}',
+            400,
+            id="no-uid",
+        ),
         pytest.param(b"x" * (3 * 1024 * 1024 + 10), 413, id="over-3MiB"),
     ],
 )
@@ -151,11 +159,11 @@ def test_tls_below_1_2_is_refused(server):
     ctx.verify_mode = ssl.CERT_NONE
     ctx.minimum_version = ssl.TLSVersion.TLSv1
     ctx.maximum_version = ssl.TLSVersion.TLSv1_1
-    try:
+    with contextlib.suppress(ssl.SSLError):
         ctx.set_ciphers("ALL:@SECLEVEL=0")
-    except ssl.SSLError:
+    with (
+        socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
+        pytest.raises((ssl.SSLError, ConnectionResetError)),
+        ctx.wrap_socket(raw),
+    ):
         pass
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw:
-        with pytest.raises((ssl.SSLError, ConnectionResetError)):
-            with ctx.wrap_socket(raw):
-                pass

@@ -3,8 +3,10 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+import yaml
 
 from tests.conftest import FIXTURES, ROOT
 
@@ -35,7 +37,9 @@ def fixture_path(letter):
     ],
 )
 def test_explain_json(letter, tier, pool, allowed):
-    out = json.loads(podtier("explain", fixture_path(letter), "--output", "json", check=True).stdout)
+    out = json.loads(
+        podtier("explain", fixture_path(letter), "--output", "json", check=True).stdout
+    )
     assert set(out) >= {"tier", "pool", "reason", "warnings", "patch", "allowed", "violations"}
     assert (out["tier"], out["pool"], out["allowed"]) == (tier, pool, allowed)
     assert all({"op", "path"} <= set(op) for op in out["patch"])
@@ -44,8 +48,7 @@ def test_explain_json(letter, tier, pool, allowed):
 
 
 def test_explain_reads_a_bare_pod_in_yaml(tmp_path):
-    review = json.loads(open(fixture_path("g")).read())
-    import yaml
+    review = json.loads(Path(fixture_path("g")).read_text())
 
     pod_file = tmp_path / "pod.yaml"
     pod_file.write_text(yaml.safe_dump(review["request"]["object"]))
@@ -66,7 +69,11 @@ def test_policy_lint_ok_and_broken(tmp_path):
     ok = podtier("policy", "lint", str(ROOT / "policies" / "default.yaml"), check=True)
     assert ok.stdout.startswith("ok: default@sha256:")
     broken = tmp_path / "x.yaml"
-    text = (ROOT / "policies" / "default.yaml").read_text().replace('limits: {cpu: "2",', 'limits: {cpu: "2 cores",', 1)
+    text = (
+        (ROOT / "policies" / "default.yaml")
+        .read_text()
+        .replace('limits: {cpu: "2",', 'limits: {cpu: "2 cores",', 1)
+    )
     broken.write_text(text)
     result = podtier("policy", "lint", str(broken))
     assert result.returncode == 1

@@ -4,7 +4,6 @@ from tests.webhook.fakes import EXECUTOR_LABELS, POLICY, UNKNOWN, FakeCapacity, 
 from webhook.decide import decide
 from webhook.pod import view_pod
 
-
 HEAVY = {**EXECUTOR_LABELS, "tier": "heavy"}
 NOTHING_FITS = FakeCapacity({})
 ONLY_WORKER = FakeCapacity({"worker": "w-1"})
@@ -13,14 +12,42 @@ ONLY_WORKER = FakeCapacity({"worker": "w-1"})
 @pytest.mark.parametrize(
     ("pod", "capacity", "tier", "pool", "node", "warning"),
     [
-        pytest.param(airflow_pod(labels=HEAVY), FakeCapacity({"compute-optimized": "c-1"}),
-                     "heavy", "compute", "c-1", None, id="heavy-fits-compute"),
-        pytest.param(airflow_pod(labels=HEAVY), ONLY_WORKER, "heavy", "worker", "w-1", None,
-                     id="heavy-spills-to-worker-without-warning"),
-        pytest.param(airflow_pod(labels=HEAVY), FakeCapacity({"worker": None}), "heavy", "compute",
-                     None, "will wait for capacity in pool compute", id="nothing-fits-waits"),
-        pytest.param(airflow_pod(labels=HEAVY), UNKNOWN, "heavy", "compute", None, None,
-                     id="unknown-headroom-first-pool"),
+        pytest.param(
+            airflow_pod(labels=HEAVY),
+            FakeCapacity({"compute-optimized": "c-1"}),
+            "heavy",
+            "compute",
+            "c-1",
+            None,
+            id="heavy-fits-compute",
+        ),
+        pytest.param(
+            airflow_pod(labels=HEAVY),
+            ONLY_WORKER,
+            "heavy",
+            "worker",
+            "w-1",
+            None,
+            id="heavy-spills-to-worker-without-warning",
+        ),
+        pytest.param(
+            airflow_pod(labels=HEAVY),
+            FakeCapacity({"worker": None}),
+            "heavy",
+            "compute",
+            None,
+            "will wait for capacity in pool compute",
+            id="nothing-fits-waits",
+        ),
+        pytest.param(
+            airflow_pod(labels=HEAVY),
+            UNKNOWN,
+            "heavy",
+            "compute",
+            None,
+            None,
+            id="unknown-headroom-first-pool",
+        ),
     ],
 )
 def test_placement_outcomes(pod, capacity, tier, pool, node, warning):
@@ -67,7 +94,9 @@ def test_explicit_resources_are_never_stepped_down():
 
 def test_requests_asked_are_the_pods_after_sizing():
     capacity = FakeCapacity({"worker": "w-1"})
-    pod = airflow_pod(extra_containers=[{"name": "sidecar", "resources": {"requests": {"cpu": "100m"}}}])
+    pod = airflow_pod(
+        extra_containers=[{"name": "sidecar", "resources": {"requests": {"cpu": "100m"}}}]
+    )
     decide(view_pod(pod), POLICY, capacity)
     assert capacity.asked[0][2]["cpu"] == 1100  # medium's 1 cpu plus the sidecar
 
@@ -87,7 +116,9 @@ def test_annotations_and_reason():
 
 
 def test_earlier_decision_is_kept_and_not_reserved_again():
-    first = decide(view_pod(airflow_pod(labels=HEAVY)), POLICY, FakeCapacity({"compute-optimized": "c"}))
+    first = decide(
+        view_pod(airflow_pod(labels=HEAVY)), POLICY, FakeCapacity({"compute-optimized": "c"})
+    )
     pod = airflow_pod(labels=HEAVY, annotations=dict(first.annotations))
     again = decide(view_pod(pod), POLICY, NOTHING_FITS)
     assert (again.tier.name, again.pool.name, again.node) == ("heavy", "compute", None)
@@ -138,5 +169,3 @@ def test_explicit_tier_label_beats_a_rule():
     pod["metadata"]["namespace"] = "ml-research"
     decision = decide(view_pod(pod), rules_policy(), UNKNOWN)
     assert (decision.tier.name, decision.pool.name) == ("light", "gpu")
-
-

@@ -58,8 +58,10 @@ def test_gpu_paths_are_escaped_and_apply():
     paths = [op["path"] for op in ops]
     assert "/spec/containers/0/resources/limits" in paths
     assert patched["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
-    gpu_pod = airflow_pod({"requests": {"cpu": "2"}, "limits": {"cpu": "4"}},
-                          labels={**EXECUTOR_LABELS, "tier": "gpu"})
+    gpu_pod = airflow_pod(
+        {"requests": {"cpu": "2"}, "limits": {"cpu": "4"}},
+        labels={**EXECUTOR_LABELS, "tier": "gpu"},
+    )
     ops, patched = mutate(gpu_pod)
     assert "/spec/containers/0/resources/requests/nvidia.com~1gpu" in [op["path"] for op in ops]
     assert patched["spec"]["containers"][0]["resources"]["requests"]["nvidia.com/gpu"] == "1"

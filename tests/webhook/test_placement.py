@@ -39,7 +39,12 @@ def test_fit_is_asked_with_the_pools_selector_and_tolerations_added():
     selector, tolerations, requests = capacity.asked[0]
     assert selector == {"zone": "a", "node-type": "compute-optimized"}
     assert mine in tolerations
-    assert {"key": "workload", "operator": "Equal", "value": "heavy", "effect": "NoSchedule"} in tolerations
+    assert {
+        "key": "workload",
+        "operator": "Equal",
+        "value": "heavy",
+        "effect": "NoSchedule",
+    } in tolerations
     assert requests == REQUESTS
 
 

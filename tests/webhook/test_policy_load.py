@@ -91,7 +91,7 @@ def test_default_policy_is_the_design_table():
             id="duplicate-key",
         ),
         pytest.param(
-            ("kubernetes_executor: \"True\"", "kubernetes_executor: true"),
+            ('kubernetes_executor: "True"', "kubernetes_executor: true"),
             "x.yaml: spec.airflowPods[0].matchLabels.kubernetes_executor: True is not a string",
             id="unquoted-label-value",
         ),

@@ -15,17 +15,33 @@ GOOD = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "request
         pytest.param(b'{"apiVersion": ', 400, "body is not valid JSON", id="truncated"),
         pytest.param(b"\xff\xfe{}", 400, "body is not valid JSON", id="not-utf8"),
         pytest.param(b"[1, 2]", 400, "got a JSON array", id="array"),
-        pytest.param(json.dumps({**GOOD, "apiVersion": "admission.k8s.io/v1beta1"}).encode(), 400,
-                     'apiVersion "admission.k8s.io/v1beta1": expected admission.k8s.io/v1',
-                     id="v1beta1"),
-        pytest.param(json.dumps({**GOOD, "kind": "Pod"}).encode(), 400,
-                     'kind "Pod": expected AdmissionReview', id="wrong-kind"),
-        pytest.param(json.dumps({**GOOD, "request": None}).encode(), 400, "request: missing",
-                     id="no-request"),
-        pytest.param(json.dumps({**GOOD, "request": {}}).encode(), 400,
-                     "request.uid: null is not a non-empty string", id="no-uid"),
-        pytest.param(json.dumps({**GOOD, "request": {"uid": 7}}).encode(), 400,
-                     "request.uid: 7 is not a non-empty string", id="uid-not-string"),
+        pytest.param(
+            json.dumps({**GOOD, "apiVersion": "admission.k8s.io/v1beta1"}).encode(),
+            400,
+            'apiVersion "admission.k8s.io/v1beta1": expected admission.k8s.io/v1',
+            id="v1beta1",
+        ),
+        pytest.param(
+            json.dumps({**GOOD, "kind": "Pod"}).encode(),
+            400,
+            'kind "Pod": expected AdmissionReview',
+            id="wrong-kind",
+        ),
+        pytest.param(
+            json.dumps({**GOOD, "request": None}).encode(), 400, "request: missing", id="no-request"
+        ),
+        pytest.param(
+            json.dumps({**GOOD, "request": {}}).encode(),
+            400,
+            "request.uid: null is not a non-empty string",
+            id="no-uid",
+        ),
+        pytest.param(
+            json.dumps({**GOOD, "request": {"uid": 7}}).encode(),
+            400,
+            "request.uid: 7 is not a non-empty string",
+            id="uid-not-string",
+        ),
         pytest.param(b" " * (MAX_BODY_BYTES + 1), 413, "over the 3145728 byte cap", id="too-big"),
         pytest.param(b"[" * 5000 + b"]" * 5000, 400, "not valid JSON", id="deeply-nested"),
     ],
@@ -44,7 +60,9 @@ def test_unknown_fields_are_ignored():
 
 def test_response_carries_uid_and_base64_json_patch():
     ops = [{"op": "add", "path": "/metadata/annotations/a~1b", "value": "c"}]
-    answer = response("abc", True, patch=ops, warnings=["w" * 600], audit={"tier": "light"})["response"]
+    answer = response("abc", True, patch=ops, warnings=["w" * 600], audit={"tier": "light"})[
+        "response"
+    ]
     assert answer["uid"] == "abc" and answer["allowed"] is True
     assert answer["patchType"] == "JSONPatch"
     assert json.loads(base64.b64decode(answer["patch"])) == ops

@@ -34,8 +34,10 @@ def pool_of(reply: httpx.Response) -> tuple[str, str]:
     """(pool, reason) from the annotations the patch writes on a pod that had none."""
     answer = reply.json()["response"]
     ops = json.loads(base64.b64decode(answer["patch"]))
-    pod = jsonpatch.apply_patch({"metadata": {}, "spec": {"containers": [{"name": "base"}]}},
-                                [op for op in ops if op["path"].startswith("/metadata")])
+    pod = jsonpatch.apply_patch(
+        {"metadata": {}, "spec": {"containers": [{"name": "base"}]}},
+        [op for op in ops if op["path"].startswith("/metadata")],
+    )
     notes = pod["metadata"]["annotations"]
     return notes["podtier.io/pool"], notes["podtier.io/reason"]
 
@@ -119,8 +121,16 @@ def test_lost_api_server_falls_back_then_recovers_to_a_correct_picture(cert_dir,
         api.put(node("w-1", "worker", cpu="16"))
         srv = Server(
             cert_dir,
-            ["--cluster", "auto", "--kubeconfig", kubeconfig_for(api, tmp_path),
-             "--stale-after", "2", "--reservation-ttl", "1"],
+            [
+                "--cluster",
+                "auto",
+                "--kubeconfig",
+                kubeconfig_for(api, tmp_path),
+                "--stale-after",
+                "2",
+                "--reservation-ttl",
+                "1",
+            ],
             env={"KUBERNETES_SERVICE_HOST": ""},
         )
         try:
@@ -163,7 +173,7 @@ def gauge(server: Server, name: str, pool: str, resource: str) -> float:
     prefix = f'{name}{{pool="{pool}",resource="{resource}"}} '
     for line in server.client.get("/metrics").text.splitlines():
         if line.startswith(prefix):
-            return float(line[len(prefix):])
+            return float(line[len(prefix) :])
     raise AssertionError(f"no sample {prefix}")
 
 
