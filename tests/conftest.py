@@ -137,3 +137,15 @@ def review_of(pod: dict[str, Any], operation: str = "CREATE", uid: str = "u-1") 
             "dryRun": False,
         },
     }
+
+
+def run_podtier(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """`podtier ARGS...` as a user runs it, from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "webhook", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )

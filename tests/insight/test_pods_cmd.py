@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,20 +12,12 @@ import pytest
 import yaml
 
 from policies import DEFAULT_POLICY
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, run_podtier
 from tests.headroom.builders import as_list, node
 from tests.insight.pods import airflow_pod, plain_pod
 from tests.kubeapi import KubeAPI
 
-
-def podtier(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "webhook", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+podtier = run_podtier
 
 
 def cluster_objects() -> list[dict[str, Any]]:

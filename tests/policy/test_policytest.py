@@ -4,8 +4,6 @@ person can read, JUnit XML for CI, and suite mistakes are named by file and fiel
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -13,21 +11,14 @@ import pytest
 import yaml
 
 from policies import POLICY_DIR
-from tests.conftest import ROOT
+from tests.conftest import run_podtier
 from webhook.cli import main
 from webhook.policytest import SuiteError, find_suites, load_suite, run_suite
 
 TESTS = POLICY_DIR / "tests"
 
 
-def podtier(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "webhook", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+podtier = run_podtier
 
 
 def copy_suites(tmp_path: Path) -> Path:

@@ -1,24 +1,16 @@
 """The CLI as users script it: `explain`, `policy lint`, `serve` argument errors."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.conftest import FIXTURES, ROOT
+from tests.conftest import FIXTURES, ROOT, run_podtier
 
 
 def podtier(*args, check=False):
-    result = subprocess.run(
-        [sys.executable, "-m", "webhook", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_podtier(*args)
     if check:
         assert result.returncode == 0, result.stderr
     return result
