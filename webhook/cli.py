@@ -155,12 +155,17 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from webhook.explain import explain, render_text
 
     policy = _load_policy(args.policy)
-    headroom = _headroom(args.cluster)
     desired = None
-    if args.cluster != "none" and Path(args.cluster).is_file():
-        from webhook.pods_cmd import desired_nodes_in_file
+    if args.cluster not in ("none", "auto") and Path(args.cluster).is_file():
+        from webhook.headroom import HeadroomConfigError
+        from webhook.pods_cmd import headroom_with_desired_nodes
 
-        desired = desired_nodes_in_file(args.cluster, policy)
+        try:
+            headroom, desired = headroom_with_desired_nodes(args.cluster, policy)
+        except HeadroomConfigError as err:
+            raise CliError(str(err)) from None
+    else:
+        headroom = _headroom(args.cluster)
     result = explain(args.file, policy, headroom, desired)
     if args.output == "json":
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")

@@ -125,14 +125,29 @@ def render(report: PodsReport, policy: Policy, source: str) -> None:
     console.print(f"{report.total} Airflow pods")
 
 
-def desired_nodes_in_file(path: str, policy: Policy) -> dict[str, int]:
-    """Each scaled pool's desired nodes for the pods in a `kubectl get -o json` file."""
-    from webhook.headroom.snapshot import read_cluster_file
+def headroom_with_desired_nodes(path: str, policy: Policy) -> tuple[Any, dict[str, int]]:
+    """Load a `kubectl get -o json` file once: the headroom picture, and each scaled pool's
+    desired nodes for the Airflow pods in it (empty when no pool has `scaling` set)."""
+    from webhook.headroom import HeadroomConfigError, StaticHeadroom
+    from webhook.headroom.snapshot import ClusterFileError, load_cluster_file
 
-    _, pages = read_cluster_file(path)
-    raw_pods = (raw for page in pages for raw in page)
-    facts = [f for f in (airflow_facts(raw, policy) for raw in raw_pods) if f is not None]
-    return summarize(facts, policy, time.time()).desired_nodes
+    headroom = StaticHeadroom(source=f"file {path}", static=True)
+    scaled = any(pool.scaling is not None for pool in policy.pools.values())
+    facts: list[PodFacts] = []
+    if scaled:
+
+        def collect(event_type: str, key: str, raw: Mapping[str, Any] | None) -> None:
+            fact = airflow_facts(raw, policy) if raw is not None else None
+            if fact is not None:
+                facts.append(fact)
+
+        headroom.add_pod_listener(collect)
+    try:
+        load_cluster_file(path, headroom=headroom)
+    except ClusterFileError as err:
+        raise HeadroomConfigError(str(err)) from None
+    desired = summarize(facts, policy, time.time()).desired_nodes if scaled else {}
+    return headroom, desired
 
 
 # ---------------------------------------------------------------------------- the command
