@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -121,10 +121,11 @@ async def _admit(request: Request, state: AppState, webhook: str) -> Response:
 
     policy = state.policy
     try:
+        labels = state.headroom.namespace_labels(str(decoded.get("namespace") or ""))
         if webhook == "mutate":
-            answer = _mutate(decoded, policy, state)
+            answer = _mutate(decoded, policy, state, labels)
         else:
-            answer = admission.validate(decoded, policy)
+            answer = admission.validate(decoded, policy, labels)
     except Exception as exc:
         log.error(
             "podtier failed on this request; the pod is allowed unchanged",
@@ -146,9 +147,11 @@ async def _admit(request: Request, state: AppState, webhook: str) -> Response:
     return JSONResponse(encoded)
 
 
-def _mutate(request: Any, policy: Policy, state: AppState) -> admission.Answer:
+def _mutate(
+    request: Any, policy: Policy, state: AppState, labels: Mapping[str, str] | None
+) -> admission.Answer:
     with state.headroom.transaction(state.clock()) as view:
-        answer = admission.mutate(request, policy, view)
+        answer = admission.mutate(request, policy, view, labels)
         decision = answer.decision
         if decision is not None and decision.node and answer.pod and not request.get("dryRun"):
             view.reserve(decision.node, decision.requests, answer.pod.key)

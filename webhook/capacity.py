@@ -56,6 +56,10 @@ class Headroom(Protocol):
         """A context manager yielding a `CapacityView` at monotonic time `now`."""
         ...
 
+    def namespace_labels(self, name: str) -> Mapping[str, str] | None:
+        """The labels of namespace `name`, or None when this source does not know them."""
+        ...
+
 
 class StartableHeadroom(Headroom, Protocol):
     """A headroom source with a lifecycle: `start()` begins watching, `stop()` ends it (no-ops
@@ -95,6 +99,9 @@ class NoHeadroom:
         return None
 
     def stop(self) -> None:
+        return None
+
+    def namespace_labels(self, name: str) -> Mapping[str, str] | None:
         return None
 
     @contextmanager

@@ -7,6 +7,7 @@ code 2; never a traceback.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -137,8 +138,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         if not (cert_dir / name).is_file():
             raise CliError(f"--cert-dir {cert_dir}: {name} is missing")
     listen = Listen(host, args.port, args.metrics_port, args.drain_seconds)
-    headroom = _headroom(args.cluster, args.kubeconfig, args.stale_after, args.reservation_ttl)
+    headroom = _headroom(
+        args.cluster, args.kubeconfig, args.stale_after, args.reservation_ttl, args.namespace_labels
+    )
     setup = ServeSetup(policy, headroom, cert_dir, listen)
+    warn_unseen_namespace_labels(policy, args.namespace_labels)
     _add_insight_and_cleanup(args, setup)
     if cert_manager is not None:
         setup.background.append(lambda state: cert_manager.run)
@@ -229,6 +233,12 @@ def _cluster_args(parser: argparse.ArgumentParser) -> None:
         help="treat headroom as unknown when the watch is silent this long (default 60)",
     )
     parser.add_argument(
+        "--namespace-labels",
+        action="store_true",
+        help="also watch namespaces, so rules with a namespaceSelector see their labels "
+        "(needs --cluster auto, and list/watch on namespaces)",
+    )
+    parser.add_argument(
         "--reservation-ttl",
         type=float,
         default=30.0,
@@ -309,15 +319,31 @@ def _load_policy(paths: list[str] | None) -> Policy:
     return load_policy(paths or [DEFAULT_POLICY])
 
 
+def warn_unseen_namespace_labels(policy: Policy, watched: bool) -> None:
+    """A rule whose namespaceSelector reads labels this server never sees would silently never
+    match: say so at start."""
+    keys = policy.namespace_label_keys()
+    if keys and not watched:
+        logging.getLogger("podtier.serve").warning(
+            "rules select namespaces by labels %s, but namespace labels are not watched: those "
+            "rules cannot match; run with --cluster auto --namespace-labels",
+            ", ".join(sorted(keys)),
+            extra={"policy": policy.ident},
+        )
+
+
 def _headroom(
     cluster: str,
     kubeconfig: str | None = None,
     stale_after: float = 60.0,
     reservation_ttl: float = 30.0,
+    namespace_labels: bool = False,
 ) -> StartableHeadroom:
     from webhook.headroom import HeadroomConfigError, open_headroom
 
     try:
-        return open_headroom(cluster, kubeconfig, stale_after, reservation_ttl)
+        return open_headroom(
+            cluster, kubeconfig, stale_after, reservation_ttl, namespaces=namespace_labels
+        )
     except HeadroomConfigError as err:
         raise CliError(str(err)) from None

@@ -76,6 +76,17 @@ def test_headroom_reads_nodes_and_pods_and_nothing_more() -> None:
         for verb in ("get", "list", "watch")
     }
     assert of_kind(objects, "Role") == []
+    assert "--namespace-labels" not in serve_flags(objects)
+
+
+def test_namespace_labels_add_read_access_to_namespaces_and_the_flag() -> None:
+    objects = render({"certs": {"mode": "cert-manager"}, "headroom": {"namespaceLabels": True}})
+    assert grants(objects, "ClusterRole") == {
+        (resource, verb, "*any*")
+        for resource in ("nodes", "pods", "namespaces")
+        for verb in ("get", "list", "watch")
+    }
+    assert "--namespace-labels" in serve_flags(objects)
 
 
 def test_self_mode_may_touch_only_its_own_secret_and_webhooks() -> None:

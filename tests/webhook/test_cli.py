@@ -76,3 +76,12 @@ def test_serve_without_certs_is_a_clear_error(tmp_path):
     result = podtier("serve", "--cert-dir", str(tmp_path))
     assert result.returncode == 2
     assert f"--cert-dir {tmp_path}: tls.crt is missing" in result.stderr
+
+
+def test_namespace_labels_need_the_live_watch(tmp_path):
+    from tests.conftest import make_cert_dir
+
+    certs = make_cert_dir(tmp_path)
+    result = podtier("serve", "--cert-dir", str(certs), "--cluster", "none", "--namespace-labels")
+    assert result.returncode == 2
+    assert "--namespace-labels needs --cluster auto" in result.stderr

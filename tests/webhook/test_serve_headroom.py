@@ -185,3 +185,83 @@ def test_headroom_gauges_show_per_pool_free_capacity_and_follow_placements(clust
     asyncio.run(post_all(cluster_server, [heavy_review(i) for i in range(10)]))
     assert gauge(cluster_server, "podtier_headroom_free", "compute", "cpu") == 0.0
     assert gauge(cluster_server, largest, "compute", "memory") == 8 * 2**30
+
+
+NAMESPACE_RULE = """
+apiVersion: podtier.io/v1alpha1
+kind: TierPolicy
+metadata: {name: data-team}
+spec:
+  rules:
+    - name: data team gets heavy
+      match:
+        namespaceSelector: {matchLabels: {team: data}}
+      tier: heavy
+"""
+
+
+def namespace(name: str, **labels: str) -> dict:
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+
+
+def tier_of(server: Server, ns: str) -> str:
+    p = airflow_pod()
+    p["metadata"]["namespace"] = ns
+    answer = server.post("/mutate", review_of(p, uid=f"ns-{ns}")).json()["response"]
+    ops = json.loads(base64.b64decode(answer["patch"]))
+    pod = jsonpatch.apply_patch(p, ops)
+    return pod["metadata"]["annotations"]["podtier.io/tier"]
+
+
+def test_namespace_selector_rules_see_live_namespace_labels(cert_dir, tmp_path):
+    from policies import DEFAULT_POLICY
+
+    (tmp_path / "team.yaml").write_text(NAMESPACE_RULE)
+    api = KubeAPI().start()
+    try:
+        api.put(node("w-1", "worker", cpu="16"))
+        api.put(namespace("data-eng", team="data"))
+        api.put(namespace("web", team="web"))
+        srv = Server(
+            cert_dir,
+            [
+                "--cluster",
+                "auto",
+                "--kubeconfig",
+                kubeconfig_for(api, tmp_path),
+                "--namespace-labels",
+                "--policy",
+                str(DEFAULT_POLICY),
+                "--policy",
+                str(tmp_path / "team.yaml"),
+            ],
+            env={"KUBERNETES_SERVICE_HOST": ""},
+        )
+        try:
+            srv.wait_ready()
+            wait_for(lambda: srv.client.get("/readyz").status_code == 200)
+            assert tier_of(srv, "data-eng") == "heavy"
+            assert tier_of(srv, "web") == "medium"
+            api.put(namespace("web", team="data"))  # relabelled: the watch brings it
+            wait_for(lambda: tier_of(srv, "web") == "heavy")
+        finally:
+            srv.stop()
+    finally:
+        api.stop()
+
+
+def test_unwatched_namespace_labels_are_warned_about_at_start(cert_dir, tmp_path):
+    from policies import DEFAULT_POLICY
+
+    (tmp_path / "team.yaml").write_text(NAMESPACE_RULE)
+    srv = Server(
+        cert_dir,
+        ["--cluster", "none", "--policy", str(DEFAULT_POLICY)]
+        + ["--policy", str(tmp_path / "team.yaml")],
+    )
+    try:
+        srv.wait_ready()
+        assert tier_of(srv, "data-eng") == "medium"
+        assert "rules select namespaces by labels team" in srv.logs()
+    finally:
+        srv.stop()

@@ -58,7 +58,13 @@ def open_headroom(
     reservation_ttl: float = 30.0,
     *,
     clock: Callable[[], float] = time.monotonic,
+    namespaces: bool = False,
 ) -> NoHeadroom | StaticHeadroom | LiveHeadroom:
+    """`namespaces`: also watch Namespaces, for rules with a `namespaceSelector` (live only)."""
+    if namespaces and cluster != "auto":
+        raise HeadroomConfigError(
+            f"--namespace-labels needs --cluster auto (the live watch), not --cluster {cluster}"
+        )
     if cluster == "none":
         return NoHeadroom()
     if cluster == "auto":
@@ -67,6 +73,7 @@ def open_headroom(
             stale_after=stale_after,
             reservation_ttl=reservation_ttl,
             clock=clock,
+            namespaces=namespaces,
         )
     path = Path(cluster)
     if not path.is_file():

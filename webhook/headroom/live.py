@@ -21,6 +21,7 @@ class LiveHeadroom(ClusterHeadroom):
         reservation_ttl: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         backoff: Callable[[], Backoff] = Backoff,
+        namespaces: bool = False,
         **watcher_options: Any,
     ) -> None:
         super().__init__(
@@ -28,6 +29,7 @@ class LiveHeadroom(ClusterHeadroom):
             stale_after=stale_after,
             reservation_ttl=reservation_ttl,
             clock=clock,
+            namespaces=namespaces,
         )
         self.api_client = client.ApiClient(configuration)
         self.watcher = ClusterWatcher(self, self.api_client, backoff=backoff, **watcher_options)

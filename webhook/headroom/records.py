@@ -70,6 +70,20 @@ def object_name(raw: Mapping[str, Any]) -> str:
     return str(meta.get("name") or "")
 
 
+def namespace_labels(raw: Mapping[str, Any]) -> dict[str, str]:
+    """A Namespace's labels (with `kubernetes.io/metadata.name`, which the API server always
+    sets)."""
+    name = object_name(raw)
+    if not name:
+        raise RecordError("Namespace without metadata.name")
+    labels = (raw.get("metadata") or {}).get("labels") or {}
+    if not isinstance(labels, Mapping):
+        raise RecordError(f"Namespace {name}: metadata.labels is not a map")
+    out = {str(k): str(v) for k, v in labels.items()}
+    out.setdefault("kubernetes.io/metadata.name", name)
+    return out
+
+
 def pod_key(raw: Mapping[str, Any]) -> str:
     meta = raw.get("metadata") or {}
     return f"{meta.get('namespace') or ''}/{meta.get('name') or ''}"

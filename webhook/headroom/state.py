@@ -35,6 +35,7 @@ from typing import Any
 
 from webhook.headroom.records import (
     NodeRecord,
+    namespace_labels,
     node_record,
     object_name,
     pod_key,
@@ -45,6 +46,7 @@ from webhook.resources import Resources
 
 NODE = "Node"
 POD = "Pod"
+NAMESPACE = "Namespace"  # only labels are kept, for rules with a namespaceSelector
 
 Charge = tuple[str, Resources]  # (node name, requests)
 Selector = tuple[tuple[str, str], ...]
@@ -87,6 +89,7 @@ class ClusterState:
         self.used: dict[str, Resources] = {}  # node name -> summed charges
         self.reservations: dict[str, Reservation] = {}  # pod key -> podtier placement, not yet seen
         self._groups: dict[tuple[Selector, tuple[Toleration, ...]], NodeGroup] = {}
+        self.namespaces: dict[str, Mapping[str, str]] = {}  # name -> labels
 
     # ------------------------------------------------------------------ events
 
@@ -102,16 +105,25 @@ class ClusterState:
                 self.delete_node(object_name(raw))
             else:
                 self._set_node(node_record(raw))
+        elif kind == NAMESPACE:
+            if event_type == "DELETED":
+                self.namespaces.pop(object_name(raw), None)
+            else:
+                self.namespaces[object_name(raw)] = namespace_labels(raw)
         else:
             raise ValueError(f"headroom does not track {kind}")
 
     def keys(self, kind: str) -> set[str]:
         """The pod keys (namespace/name) or node names currently known, for a relist."""
+        if kind == NAMESPACE:
+            return set(self.namespaces)
         return set(self.pods) if kind == POD else set(self.nodes)
 
     def delete(self, kind: str, key: str) -> None:
         if kind == POD:
             self.delete_pod(key)
+        elif kind == NAMESPACE:
+            self.namespaces.pop(key, None)
         else:
             self.delete_node(key)
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from webhook.capacity import CapacityView, HeadroomStatus
 from webhook.headroom.records import RecordError, object_name, pod_key
-from webhook.headroom.state import NODE, POD, ClusterState
+from webhook.headroom.state import NAMESPACE, NODE, POD, ClusterState
 from webhook.metrics import HEADROOM_LAST_SYNC, HEADROOM_RESOURCES, RESERVATIONS, PoolHeadroom
 from webhook.policy import Pool
 
@@ -58,15 +58,19 @@ class ClusterHeadroom:
         reservation_ttl: float = 30.0,
         clock: Callable[[], float] = time.monotonic,
         static: bool = False,
+        namespaces: bool = False,
     ) -> None:
         self.source = source
+        # Namespaces (their labels, for rules with a namespaceSelector) only when asked for:
+        # they need one more RBAC grant, and readiness then waits for their first list too.
+        self.kinds = (*KINDS, NAMESPACE) if namespaces else KINDS
         self.stale_after = stale_after
         self.reservation_ttl = reservation_ttl
         self.clock = clock
         self.static = static  # a file snapshot never goes stale
         self.state = ClusterState()
         self.lock = threading.Lock()
-        self._feeds = {kind: _Feed() for kind in KINDS}
+        self._feeds = {kind: _Feed() for kind in self.kinds}
         self._synced = threading.Event()
         self._gauge_set = float("-inf")
         self.skipped = 0  # objects that could not be read (logged)
@@ -120,6 +124,14 @@ class ClusterHeadroom:
                     f"{age:.0f}s (limit {self.stale_after:.0f}s){why}",
                 )
         return HeadroomStatus(True, f"headroom from {self.source}")
+
+    def namespace_labels(self, name: str) -> Mapping[str, str] | None:
+        """The labels of namespace `name`; None when namespaces are not tracked (or not yet
+        listed), so the caller knows the labels are unknown rather than empty."""
+        feed = self._feeds.get(NAMESPACE)
+        if feed is None or not feed.synced:
+            return None
+        return self.state.namespaces.get(name)
 
     def pool_headroom(self, pools: Iterable[Pool]) -> list[PoolHeadroom]:
         """Free capacity per pool, for the headroom gauges: the most any one node a pod of the

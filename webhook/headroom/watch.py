@@ -23,7 +23,7 @@ import orjson
 from kubernetes import client
 from urllib3.exceptions import ReadTimeoutError
 
-from webhook.headroom.state import NODE, POD
+from webhook.headroom.state import NAMESPACE, NODE, POD
 from webhook.headroom.tracker import ClusterHeadroom
 
 log = logging.getLogger("podtier.headroom")
@@ -70,6 +70,7 @@ class ClusterWatcher:
         self._list: dict[str, Callable[..., Any]] = {
             NODE: core.list_node,
             POD: core.list_pod_for_all_namespaces,
+            NAMESPACE: core.list_namespace,
         }
         self.page_size = page_size
         self.watch_seconds = watch_seconds
@@ -79,11 +80,11 @@ class ClusterWatcher:
         self._nodes_listed = threading.Event()
         self._threads: list[threading.Thread] = []
         self._responses: dict[str, Any] = {}
-        self.relists = {NODE: 0, POD: 0}
+        self.relists = dict.fromkeys(headroom.kinds, 0)
         self._rvs: dict[str, str] = {}  # kind -> resourceVersion to resume from
 
     def start(self) -> None:
-        for kind in (NODE, POD):
+        for kind in self.headroom.kinds:
             thread = threading.Thread(
                 target=self._run, args=(kind,), name=f"headroom-{kind.lower()}s", daemon=True
             )

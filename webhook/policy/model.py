@@ -166,6 +166,16 @@ class Policy:
     def is_airflow_pod(self, pod: PodView) -> bool:
         return any(selector.matches(pod.labels) for selector in self.airflow_pods)
 
+    def namespace_label_keys(self) -> set[str]:
+        """The namespace labels the rules' `namespaceSelector`s read, besides the name label
+        every namespace carries: a server needs the namespace watch for these."""
+        keys: set[str] = set()
+        for rule in self.rules:
+            selector = rule.match.namespace_selector
+            if selector is not None:
+                keys |= set(selector.match_labels) | {e[0] for e in selector.match_expressions}
+        return keys - {"kubernetes.io/metadata.name"}
+
     def first_rule(self, pod: PodView) -> Rule | None:
         for rule in self.rules:
             if rule.match.matches(pod):

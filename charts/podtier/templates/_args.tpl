@@ -7,6 +7,9 @@
 {{- if .Values.headroom.enabled }}
 - --cluster=auto
 - --stale-after={{ .Values.headroom.staleAfterSeconds }}
+{{- if .Values.headroom.namespaceLabels }}
+- --namespace-labels
+{{- end }}
 {{- else }}
 - --cluster=none
 {{- end }}
