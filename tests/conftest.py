@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import datetime as dt
 import json
@@ -149,3 +150,44 @@ def run_podtier(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[
         timeout=timeout,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
+
+
+@contextlib.contextmanager
+def listening_podtier(
+    cert_dir: Path, *args: str, timeout: float = 30.0
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """`podtier serve` on 127.0.0.1 until its port accepts connections (for tests that bring
+    their own TLS client, or whose certificates appear only once the server runs);
+    yields (process, port) and stops it afterwards."""
+    port = free_port()
+    command = [sys.executable, "-m", "webhook", "serve", "--cert-dir", str(cert_dir)]
+    command += ["--cluster", "none", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--log-level", "warning", *args]
+    process = subprocess.Popen(
+        command,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            if process.poll() is not None:
+                stderr = process.stderr.read().decode() if process.stderr else ""
+                pytest.fail(f"podtier serve exited {process.returncode}: {stderr}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"podtier serve did not listen within {timeout:g} s")
+                time.sleep(0.1)
+        yield process, port
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(15)
+            except subprocess.TimeoutExpired:
+                process.kill()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -20,8 +19,8 @@ from cryptography import x509
 
 from certs.generate import CertPair, make_serving_cert, service_dns_names
 from tests.certs.test_manager import MWC, NS, SECRET, VWC, bundles, secret_data, webhook_config
-from tests.certs.test_serve_reload import free_port
 from tests.certs.tls_helpers import RequestLoop, client_context, https_get
+from tests.conftest import listening_podtier
 from tests.kubeapi import KubeAPI
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,61 +61,26 @@ def api() -> Iterator[KubeAPI]:
 
 @pytest.fixture
 def serve(api: KubeAPI, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "webhook",
-            "serve",
-            "--cert-dir",
-            str(tmp_path / "certs"),
-            "--cluster",
-            "none",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--manage-certs",
-            "--cert-secret",
-            SECRET,
-            "--namespace",
-            NS,
-            "--service",
-            "podtier",
-            "--mutating-webhook",
-            MWC,
-            "--validating-webhook",
-            VWC,
-            "--cert-check-seconds",
-            "0.2",
-            "--kubeconfig",
-            str(kubeconfig(tmp_path / "kubeconfig", api.url)),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-    def listening() -> bool:
-        if process.poll() is not None:
-            return True  # exited: stop waiting, report below
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        return True
-
     # The server listens only after its first reconcile (Secret, files, every caBundle).
-    if not wait_until(listening, 30) or process.poll() is not None:
-        process.kill()
-        pytest.fail(process.stderr.read().decode() if process.stderr else "serve did not start")
-    yield process, port
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    with listening_podtier(
+        tmp_path / "certs",
+        "--manage-certs",
+        "--cert-secret",
+        SECRET,
+        "--namespace",
+        NS,
+        "--service",
+        "podtier",
+        "--mutating-webhook",
+        MWC,
+        "--validating-webhook",
+        VWC,
+        "--cert-check-seconds",
+        "0.2",
+        "--kubeconfig",
+        str(kubeconfig(tmp_path / "kubeconfig", api.url)),
+    ) as running:
+        yield running
 
 
 def test_manage_certs_end_to_end(api: KubeAPI, serve: tuple[subprocess.Popen[bytes], int]) -> None:

@@ -3,10 +3,7 @@ cert dir while a request loop runs: new serial within seconds, same PID, zero fa
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,14 +13,7 @@ import pytest
 from certs.generate import CertPair
 from tests.certs.conftest import serving_for
 from tests.certs.tls_helpers import RequestLoop, client_context, https_get, kubelet_update
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.conftest import listening_podtier
 
 
 def files(ca: CertPair, serving: CertPair) -> dict[str, bytes]:
@@ -39,46 +29,8 @@ def volume(tmp_path: Path, ca: CertPair) -> Path:
 
 @pytest.fixture
 def served(volume: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "webhook",
-            "serve",
-            "--cert-dir",
-            str(volume),
-            "--cluster",
-            "none",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            assert process.poll() is None, process.stderr.read().decode() if process.stderr else ""
-            time.sleep(0.1)
-    else:
-        process.kill()
-        pytest.fail("podtier serve did not start listening within 30 s")
-    yield process, port
-    process.terminate()
-    try:
-        process.wait(15)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    with listening_podtier(volume) as running:
+        yield running
 
 
 def test_serve_reloads_kubelet_swapped_certs_under_load(
