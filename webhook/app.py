@@ -12,7 +12,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -41,7 +41,6 @@ class AppState:
     clock: Callable[[], float] = time.monotonic
     tls_ready: Callable[[], bool] = lambda: True
     shutting_down: bool = False
-    extra_checks: dict[str, Callable[[], bool]] = field(default_factory=dict)
 
     def not_ready(self) -> list[str]:
         reasons = []
@@ -51,7 +50,6 @@ class AppState:
             reasons.append("certificates not loaded")
         if not self.headroom.ready():
             reasons.append("headroom not synced yet")
-        reasons += [f"{name} not ready" for name, ok in self.extra_checks.items() if not ok()]
         return reasons
 
 
