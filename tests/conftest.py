@@ -191,3 +191,19 @@ def listening_podtier(
                 process.wait(15)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+class FakeClock:
+    """An injectable monotonic clock that moves only when the test says so; `sleep` moves it
+    and records how long was asked."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds

@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PORT",
         help="also serve /metrics, /healthz and /readyz over plain HTTP on PORT (0: off)",
     )
-    _policy_arg(serve)
+    policy_arg(serve)
     _cluster_args(serve)
     certs.serving.add_serve_args(serve)
     serve.add_argument(
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     explain = sub.add_parser("explain", help="show what podtier would do to a pod, and why")
     explain.add_argument("file", metavar="FILE", help="a Pod or an AdmissionReview, JSON or YAML")
-    _policy_arg(explain)
+    policy_arg(explain)
     explain.add_argument("--cluster", default="none", metavar="none|FILE")
     explain.add_argument("--output", choices=["text", "json"], default="text")
 
@@ -121,7 +121,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from webhook.server import Listen
 
     logs.configure(args.log_level)
-    policy = _load_policy(args.policy)
+    policy = load_policy_paths(args.policy)
     if args.dev:
         cert_dir = args.cert_dir or make_dev_certs()
         host = args.host or "127.0.0.1"
@@ -158,7 +158,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     from webhook.explain import explain, render_text
 
-    policy = _load_policy(args.policy)
+    policy = load_policy_paths(args.policy)
     desired = None
     if args.cluster not in ("none", "auto") and Path(args.cluster).is_file():
         from webhook.headroom import HeadroomConfigError
@@ -208,7 +208,8 @@ def cmd_policy_test(args: argparse.Namespace) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
-def _policy_arg(parser: argparse.ArgumentParser) -> None:
+def policy_arg(parser: argparse.ArgumentParser) -> None:
+    """`--policy PATH`, repeatable, as every command that decides takes it."""
     parser.add_argument(
         "--policy",
         action="append",
@@ -315,7 +316,7 @@ def _add_insight_and_cleanup(args: argparse.Namespace, setup: ServeSetup) -> Non
     )
 
 
-def _load_policy(paths: list[str] | None) -> Policy:
+def load_policy_paths(paths: list[str] | None) -> Policy:
     return load_policy(paths or [DEFAULT_POLICY])
 
 

@@ -154,6 +154,8 @@ def headroom_with_desired_nodes(path: str, policy: Policy) -> tuple[Any, dict[st
 
 
 def add_command(sub: Any) -> None:
+    from webhook.cli import policy_arg
+
     pods = sub.add_parser("pods", help="count the cluster's Airflow pods by pool, tier and phase")
     pods.add_argument(
         "--cluster",
@@ -163,18 +165,13 @@ def add_command(sub: Any) -> None:
     )
     pods.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig for --cluster auto")
     pods.add_argument("--output", choices=["table", "json"], default="table")
-    pods.add_argument(
-        "--policy",
-        action="append",
-        metavar="PATH",
-        help="policy file or directory; repeat to load several in order (default: built-in)",
-    )
+    policy_arg(pods)
 
 
 def run(args: argparse.Namespace) -> int:
-    from webhook.cli import CliError, _load_policy
+    from webhook.cli import CliError, load_policy_paths
 
-    policy = _load_policy(args.policy)
+    policy = load_policy_paths(args.policy)
     try:
         raw_pods, source = _read_pods(args.cluster, args.kubeconfig)
     except (OSError, ValueError) as err:

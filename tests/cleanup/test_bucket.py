@@ -4,24 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import FakeClock
 from webhook.cleanup.bucket import TokenBucket
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += seconds
-
-
 def test_a_full_bucket_gives_its_burst_then_waits() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     bucket = TokenBucket(rate=5, burst=3, clock=clock)
     assert [bucket.try_take() for _ in range(3)] == [0.0, 0.0, 0.0]
     assert bucket.try_take() == pytest.approx(0.2)
@@ -33,7 +21,7 @@ def test_a_full_bucket_gives_its_burst_then_waits() -> None:
 def test_takes_over_time_never_exceed_burst_plus_rate_times_elapsed(
     rate: float, burst: int
 ) -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     bucket = TokenBucket(rate=rate, burst=burst, clock=clock)
     times = []
     for _ in range(1000):
@@ -46,7 +34,7 @@ def test_takes_over_time_never_exceed_burst_plus_rate_times_elapsed(
 
 
 def test_idle_time_refills_only_up_to_the_burst() -> None:
-    clock = FakeClock()
+    clock = FakeClock(0.0)
     bucket = TokenBucket(rate=1, burst=2, clock=clock)
     clock.now += 3600
     assert [bucket.try_take() == 0.0 for _ in range(3)] == [True, True, False]

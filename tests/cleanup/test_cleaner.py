@@ -16,6 +16,7 @@ from kubernetes import client
 from prometheus_client import REGISTRY
 
 from policies import DEFAULT_POLICY
+from tests.conftest import FakeClock
 from tests.headroom.builders import node
 from tests.headroom.feeds import wait_for
 from tests.insight.pods import airflow_pod, plain_pod, watched
@@ -29,17 +30,6 @@ from webhook.policy import load_policy
 
 HOUR = 3600.0
 POLICY = load_policy([DEFAULT_POLICY])
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture
@@ -66,9 +56,9 @@ def cleaner_for(
         name="podtier-cleanup",
         namespace="podtier",
         identity=identity,
-        clock=lease_clock or FakeClock(),
+        clock=lease_clock or FakeClock(1000.0),
     )
-    bucket_clock = bucket_clock or FakeClock()
+    bucket_clock = bucket_clock or FakeClock(1000.0)
     return Cleaner(
         insight.census.finished,
         insight.policy,
@@ -186,7 +176,7 @@ def test_ten_thousand_finished_pods_go_in_bounded_batches_at_the_rate(api: KubeA
         if not deleted:
             api.put(pod)
     settings = CleanupSettings(after=HOUR, rate=500.0, burst=50, batch=2500)
-    clock = FakeClock()
+    clock = FakeClock(1000.0)
     with watched(api, POLICY) as (_, insight, _):
         wait_for(lambda: len(insight.census.finished()) == count + 3, timeout=60, what="listed")
         cleaner = cleaner_for(api, insight, settings, bucket_clock=clock)
@@ -218,7 +208,7 @@ def test_with_two_replicas_only_the_lease_holder_deletes_and_the_other_takes_ove
 ) -> None:
     for i in range(60):
         api.put(old(f"first-{i}"))
-    lease_clock = FakeClock()  # moved by the test only
+    lease_clock = FakeClock(1000.0)  # moved by the test only
     settings = CleanupSettings(after=HOUR, rate=1e6, burst=1000, batch=10)
     with watched(api, POLICY) as (_, insight_a, _), watched(api, POLICY) as (_, insight_b, _):
         replicas = {

@@ -8,17 +8,10 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
+from tests.conftest import FakeClock
 from tests.kubeapi import KubeAPI
 from webhook.cleanup.lease import LeaderLease
 from webhook.insight.facts import parse_time
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -47,7 +40,7 @@ def holder(api: KubeAPI) -> str:
 
 
 def test_first_comer_creates_and_holds_the_lease_the_other_follows(api: KubeAPI) -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     a, b = lease_for(api, "podtier-a", clock), lease_for(api, "podtier-b", clock)
     assert a.ensure() is True
     assert b.ensure() is False
@@ -60,7 +53,7 @@ def test_first_comer_creates_and_holds_the_lease_the_other_follows(api: KubeAPI)
 
 
 def test_a_renewing_holder_keeps_the_lease(api: KubeAPI) -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     a, b = lease_for(api, "podtier-a", clock), lease_for(api, "podtier-b", clock)
     assert a.ensure()
     for _ in range(10):  # 10 x 5 s = 50 s, far past one lease duration
@@ -71,7 +64,7 @@ def test_a_renewing_holder_keeps_the_lease(api: KubeAPI) -> None:
 
 
 def test_the_follower_takes_over_once_the_holder_stops_renewing(api: KubeAPI) -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     a, b = lease_for(api, "podtier-a", clock), lease_for(api, "podtier-b", clock)
     assert a.ensure()
     assert not b.ensure()  # b first sees the record now
@@ -87,7 +80,7 @@ def test_the_follower_takes_over_once_the_holder_stops_renewing(api: KubeAPI) ->
 
 
 def test_of_two_racing_writes_one_gets_409_and_follows(api: KubeAPI) -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     a, b = lease_for(api, "podtier-a", clock), lease_for(api, "podtier-b", clock)
     assert a.ensure()
     stale = api.get("Lease", "podtier-cleanup", "podtier")
@@ -103,7 +96,7 @@ def test_of_two_racing_writes_one_gets_409_and_follows(api: KubeAPI) -> None:
 
 
 def test_release_hands_over_at_once(api: KubeAPI) -> None:
-    clock = FakeClock()
+    clock = FakeClock(100.0)
     a, b = lease_for(api, "podtier-a", clock), lease_for(api, "podtier-b", clock)
     assert a.ensure()
     assert not b.ensure()

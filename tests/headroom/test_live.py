@@ -8,20 +8,13 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.conftest import FakeClock
 from tests.headroom.builders import POOLS, node, pod, requests
 from tests.headroom.feeds import live, wait_for
 from tests.kubeapi import KubeAPI
 from webhook.headroom import LiveHeadroom
 
 HEAVY = requests(cpu="2", memory="4Gi")
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -32,7 +25,7 @@ def api() -> Iterator[KubeAPI]:
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(1000.0)
 
 
 @pytest.fixture

@@ -129,7 +129,7 @@ def pod_record(raw: Mapping[str, Any]) -> PodRecord:
     if phase in TERMINATED_PHASES:
         return PodRecord(key, node, False, _NOTHING, pool, (), ())
     try:
-        requests = _requests(spec)
+        requests = spec_requests(spec)
     except ResourceError as err:
         raise RecordError(f"Pod {key}: {err}") from None
     if node or not pool:
@@ -146,7 +146,7 @@ def pod_record(raw: Mapping[str, Any]) -> PodRecord:
     )
 
 
-def _requests(spec: Mapping[str, Any]) -> Resources:
+def spec_requests(spec: Mapping[str, Any]) -> Resources:
     """`effective_requests`, memoised on the parts of the spec it reads."""
     shape = orjson.dumps(
         (

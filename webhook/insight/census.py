@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from webhook.headroom.records import _requests as memoized_requests
+from webhook.headroom.records import spec_requests
 from webhook.insight.facts import FINISHED_PHASES, PodFacts, airflow_facts
 from webhook.metrics import AIRFLOW_PENDING_SECONDS
 from webhook.policy import Policy
@@ -177,7 +177,7 @@ def _requests(raw: Mapping[str, Any]) -> tuple[int, int] | None:
     # The headroom records' memo of `effective_requests` (keyed by the resource parts of the
     # spec): the tracker has just computed this very pod's requests, so this is a cache hit.
     try:
-        requests = memoized_requests(raw.get("spec") or {})
+        requests = spec_requests(raw.get("spec") or {})
     except ResourceError:
         return None
     return requests.get("cpu", 0), requests.get("memory", 0)
