@@ -53,7 +53,7 @@ if str(ROOT) not in sys.path:
 
 from bench.cluster_gen import write_dump  # noqa: E402
 from bench.core_bench import FIXTURE, core_rates  # noqa: E402
-from certs.generate import make_ca, make_serving_cert, write_pair  # noqa: E402
+from podtier.certs.generate import make_ca, make_serving_cert, write_pair  # noqa: E402
 
 # worker, compute-optimized and gpu nodes in the headroom snapshot (30 task pods each)
 SNAPSHOT_NODES = (150, 40, 10)
@@ -123,7 +123,7 @@ def start_podtier(work: Path, cert_dir: Path, cluster: str) -> Server:
     base = [
         sys.executable,
         "-m",
-        "webhook",
+        "podtier.webhook",
         "serve",
         "--cert-dir",
         str(cert_dir),

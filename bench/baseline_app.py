@@ -24,8 +24,8 @@ from starlette.requests import Request  # noqa: E402
 from starlette.responses import Response  # noqa: E402
 from starlette.routing import Route  # noqa: E402
 
-from certs.tls import server_context  # noqa: E402
-from webhook.server import KEEP_ALIVE_SECONDS  # noqa: E402
+from podtier.certs.tls import server_context  # noqa: E402
+from podtier.webhook.http.server import KEEP_ALIVE_SECONDS  # noqa: E402
 
 
 async def admit(request: Request) -> Response:

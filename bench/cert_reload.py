@@ -1,6 +1,6 @@
 """How fast `podtier serve` picks up a kubelet-style Secret update, and what it costs clients.
 
-Starts `python -m webhook serve` on 127.0.0.1, runs a request loop (a new TLS connection per
+Starts `python -m podtier.webhook serve` on 127.0.0.1, runs a request loop (a new TLS connection per
 GET /healthz), swaps the cert files the kubelet way N times, and prints: requests made,
 failures, and for each swap the time until the first handshake that got the new serial.
 
@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from certs.generate import make_ca, make_serving_cert  # noqa: E402
+from podtier.certs.generate import make_ca, make_serving_cert  # noqa: E402
 from tests.certs.test_serve_reload import free_port  # noqa: E402
 from tests.certs.tls_helpers import RequestLoop, client_context, https_get, kubelet_update  # noqa: E402
 
@@ -46,7 +46,7 @@ def main() -> None:
         [
             sys.executable,
             "-m",
-            "webhook",
+            "podtier.webhook",
             "serve",
             "--cert-dir",
             str(volume),

@@ -19,10 +19,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from policies import DEFAULT_POLICY  # noqa: E402
-from webhook import admission, review  # noqa: E402
-from webhook.capacity import Headroom, NoHeadroom  # noqa: E402
-from webhook.policy import Policy, load_policy  # noqa: E402
+from podtier.policies import DEFAULT_POLICY  # noqa: E402
+from podtier.webhook import admission, review  # noqa: E402
+from podtier.webhook.core.capacity import Headroom, NoHeadroom  # noqa: E402
+from podtier.webhook.policy import Policy  # noqa: E402
+from podtier.webhook.policy.load import load_policy  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "admission" / "b_create_executor_pod_docs_template.json"
 

@@ -4,10 +4,10 @@
 
 Each worker runs hypothesis (generate phase only, its own seed) over generated Airflow pods and
 damaged real fixtures, through `decode_review` + `mutate` + `validate` in process, checking the
-properties in `tests/reliability/properties.py` against the default policy and a policy with
-`always`/`never` rules, with headroom unknown or known. `--http N` also posts N examples to a
-real `podtier serve` over TLS. Prints examples/s and every distinct failure (with the input
-saved to a JSON file); exits 1 when anything failed.
+properties in `tests/webhook/http/reliability/properties.py` against the default policy and a
+policy with `always`/`never` rules, with headroom unknown or known. `--http N` also posts N
+examples to a real `podtier serve` over TLS. Prints examples/s and every distinct failure (with
+the input saved to a JSON file); exits 1 when anything failed.
 """
 
 from __future__ import annotations
@@ -27,16 +27,16 @@ sys.path.insert(0, str(ROOT))
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from policies import DEFAULT_POLICY  # noqa: E402
-from tests.reliability.generate import REVIEWS  # noqa: E402
-from tests.reliability.properties import (  # noqa: E402
+from podtier.policies import DEFAULT_POLICY  # noqa: E402
+from podtier.webhook.policy.load import load_policy  # noqa: E402
+from tests.webhook.http.reliability.generate import REVIEWS  # noqa: E402
+from tests.webhook.http.reliability.properties import (  # noqa: E402
     UNKNOWN,
     RoomIn,
     check_core,
     check_http_reply,
     fuzz_policy,
 )
-from webhook.policy import load_policy  # noqa: E402
 
 NODE_TYPES = ["worker", "compute-optimized", "gpu"]
 CAPACITIES = st.one_of(

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import cluster_gen  # noqa: E402
 
-from webhook.headroom import ClusterHeadroom, open_headroom  # noqa: E402
+from podtier.webhook.headroom import ClusterHeadroom, open_headroom  # noqa: E402
 
 PAGE = 500
 SELECTORS = {

@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import cluster_gen  # noqa: E402
 
-from policies import DEFAULT_POLICY  # noqa: E402
-from webhook.cleanup.select import pick  # noqa: E402
-from webhook.headroom import ClusterHeadroom  # noqa: E402
-from webhook.insight.census import PodCensus  # noqa: E402
-from webhook.policy import load_policy  # noqa: E402
+from podtier.policies import DEFAULT_POLICY  # noqa: E402
+from podtier.webhook.cleanup.select import pick  # noqa: E402
+from podtier.webhook.headroom import ClusterHeadroom  # noqa: E402
+from podtier.webhook.insight.census import PodCensus  # noqa: E402
+from podtier.webhook.policy.load import load_policy  # noqa: E402
 
 PAGE = 500
 EVENTS = 30_000

@@ -18,7 +18,7 @@ Modules, pure first:
     cli        `podtier certs generate|show`
 """
 
-from certs.generate import (
+from podtier.certs.generate import (
     CertPair,
     KeyKind,
     make_ca,

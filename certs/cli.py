@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from certs.describe import render, summarize
-from certs.files import CA_CERT, TLS_CERT, CertFileError, parse_certs, read_bytes, read_ca
-from certs.generate import (
+from podtier.certs.describe import render, summarize
+from podtier.certs.files import CA_CERT, TLS_CERT, CertFileError, parse_certs, read_bytes, read_ca
+from podtier.certs.generate import (
     CA_LIFETIME,
     SERVING_LIFETIME,
     CertPair,

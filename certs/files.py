@@ -13,7 +13,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from certs.generate import CertPair, key_matches_cert, load_private_key
+from podtier.certs.generate import CertPair, key_matches_cert, load_private_key
 
 CA_CERT = "ca.crt"
 CA_KEY = "ca.key"

@@ -67,10 +67,10 @@ from typing import Any
 from cryptography import x509
 from kubernetes import client
 
-from certs.kube import MUTATING, VALIDATING, AlreadyExists, Conflict, KubeCalls
-from certs.plan import Settings, ca_bundle_patch, initial, next_step, trusts, with_heartbeat
-from certs.publish import publish
-from certs.stored import (
+from podtier.certs.kube import MUTATING, VALIDATING, AlreadyExists, Conflict, KubeCalls
+from podtier.certs.plan import Settings, ca_bundle_patch, initial, next_step, trusts, with_heartbeat
+from podtier.certs.publish import publish
+from podtier.certs.stored import (
     HEARTBEAT_PREFIX,
     StoredCerts,
     StoredCertsError,

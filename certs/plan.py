@@ -16,7 +16,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 
-from certs.generate import (
+from podtier.certs.generate import (
     CA_LIFETIME,
     SERVING_LIFETIME,
     CertPair,
@@ -25,8 +25,8 @@ from certs.generate import (
     make_serving_cert,
     service_dns_names,
 )
-from certs.lifetime import renewal_due
-from certs.stored import Heartbeat, StoredCerts
+from podtier.certs.lifetime import renewal_due
+from podtier.certs.stored import Heartbeat, StoredCerts
 
 
 @dataclass(frozen=True)

@@ -32,10 +32,10 @@ from pathlib import Path
 import watchfiles
 from cryptography import x509
 
-from certs.files import CertFileError, ServingPair, read_serving_pair
-from certs.generate import write_atomic
-from certs.lifetime import expiry_warning
-from webhook.metrics import CERT_EXPIRY
+from podtier.certs.files import CertFileError, ServingPair, read_serving_pair
+from podtier.certs.generate import write_atomic
+from podtier.certs.lifetime import expiry_warning
+from podtier.webhook.observability.metrics import CERT_EXPIRY
 
 log = logging.getLogger("podtier.certs.reload")
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from kubernetes import client, config
 
-from certs.manager import CertManager, utc_now
+from podtier.certs.manager import CertManager, utc_now
 
 log = logging.getLogger("podtier.certs.serving")
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")

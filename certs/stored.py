@@ -27,7 +27,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from certs.generate import CertPair, fingerprint
+from podtier.certs.generate import CertPair, fingerprint
 
 TLS_CERT, TLS_KEY = "tls.crt", "tls.key"
 CA_CERT, CA_KEY = "ca.crt", "ca.key"

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from certs.generate import make_ca, make_serving_cert, write_pair
+from podtier.certs.generate import make_ca, make_serving_cert, write_pair
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "admission"
@@ -54,13 +54,13 @@ def client_context(cert_dir: Path) -> ssl.SSLContext:
 
 
 class Server:
-    """A `python -m webhook serve` subprocess on 127.0.0.1."""
+    """A `python -m podtier.webhook serve` subprocess on 127.0.0.1."""
 
     def __init__(self, cert_dir: Path, args: list[str], env: dict[str, str] | None = None) -> None:
         self.cert_dir = cert_dir
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
-        command = [sys.executable, "-m", "webhook", "serve", "--cert-dir", str(cert_dir)]
+        command = [sys.executable, "-m", "podtier.webhook", "serve", "--cert-dir", str(cert_dir)]
         command += ["--host", "127.0.0.1", "--port", str(self.port), *args]
         self.log_path = cert_dir / f"server-{self.port}.log"
         self._log = self.log_path.open("wb")
@@ -143,7 +143,7 @@ def review_of(pod: dict[str, Any], operation: str = "CREATE", uid: str = "u-1") 
 def run_podtier(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     """`podtier ARGS...` as a user runs it, from the repository root."""
     return subprocess.run(
-        [sys.executable, "-m", "webhook", *args],
+        [sys.executable, "-m", "podtier.webhook", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -160,7 +160,7 @@ def listening_podtier(
     their own TLS client, or whose certificates appear only once the server runs);
     yields (process, port) and stops it afterwards."""
     port = free_port()
-    command = [sys.executable, "-m", "webhook", "serve", "--cert-dir", str(cert_dir)]
+    command = [sys.executable, "-m", "podtier.webhook", "serve", "--cert-dir", str(cert_dir)]
     command += ["--cluster", "none", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--log-level", "warning", *args]
     process = subprocess.Popen(

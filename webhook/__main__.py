@@ -1,3 +1,3 @@
-from webhook.cli import main
+from podtier.webhook.commands.main import main
 
 raise SystemExit(main())

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from certs.generate import CertPair, make_ca, make_serving_cert, write_pair
+from podtier.certs.generate import CertPair, make_ca, make_serving_cert, write_pair
 
 NOW = dt.datetime(2026, 11, 26, 6, 0, tzinfo=dt.UTC)
 

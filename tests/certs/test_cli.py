@@ -10,8 +10,8 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
-from certs.cli import main
-from certs.describe import colon_hex
+from podtier.certs.cli import main
+from podtier.certs.describe import colon_hex
 
 
 def sans(cert_file: Path) -> list[str]:

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 
-from certs.generate import make_ca, make_serving_cert, service_dns_names, write_pair
+from podtier.certs.generate import make_ca, make_serving_cert, service_dns_names, write_pair
 
 NOW = dt.datetime.now(dt.UTC)
 SERVICE_NAMES = service_dns_names("podtier", "airflow")

@@ -18,10 +18,10 @@ from cryptography import x509
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
 from kubernetes import client
 
-from certs.kube import KubeCalls
-from certs.manager import CertManager
-from certs.plan import Settings
-from certs.rbac import cluster_role_rules, role_rules
+from podtier.certs.kube import KubeCalls
+from podtier.certs.manager import CertManager
+from podtier.certs.plan import Settings
+from podtier.certs.rbac import cluster_role_rules, role_rules
 from tests.kubeapi import KubeAPI
 
 T0 = dt.datetime(2026, 11, 26, 6, 0, tzinfo=dt.UTC)

@@ -9,9 +9,9 @@ import datetime as dt
 import jsonpatch
 import pytest
 
-from certs.generate import fingerprint, make_ca, make_serving_cert
-from certs.plan import Settings, ca_bundle_patch, initial, next_step, trusts, with_heartbeat
-from certs.stored import Heartbeat, StoredCerts, from_secret, to_secret
+from podtier.certs.generate import fingerprint, make_ca, make_serving_cert
+from podtier.certs.plan import Settings, ca_bundle_patch, initial, next_step, trusts, with_heartbeat
+from podtier.certs.stored import Heartbeat, StoredCerts, from_secret, to_secret
 
 T0 = dt.datetime(2026, 11, 26, 6, 0, tzinfo=dt.UTC)
 SETTINGS = Settings(

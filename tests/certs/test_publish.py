@@ -7,9 +7,9 @@ import os
 import stat
 from pathlib import Path
 
-from certs.files import read_serving_pair
-from certs.generate import CertPair, write_pair
-from certs.publish import publish
+from podtier.certs.files import read_serving_pair
+from podtier.certs.generate import CertPair, write_pair
+from podtier.certs.publish import publish
 from tests.certs.conftest import serving_for
 
 NOW = dt.datetime(2026, 11, 26, 6, 0, tzinfo=dt.UTC)

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from certs.generate import CertPair, make_ca, make_serving_cert
-from certs.reload import Reloader, reload_once, watch_cert_dir
-from certs.tls import server_context
+from podtier.certs.generate import CertPair, make_ca, make_serving_cert
+from podtier.certs.reload import Reloader, reload_once, watch_cert_dir
+from podtier.certs.tls import server_context
 from tests.certs.conftest import serving_for
 from tests.certs.tls_helpers import (
     LoopThread,

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from certs.generate import CertPair, make_serving_cert, service_dns_names
+from podtier.certs.generate import CertPair, make_serving_cert, service_dns_names
 from tests.certs.test_manager import MWC, NS, SECRET, VWC, bundles, secret_data, webhook_config
 from tests.certs.tls_helpers import RequestLoop, client_context, https_get
 from tests.conftest import listening_podtier
@@ -122,7 +122,7 @@ def test_manage_certs_flags_are_checked(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "webhook",
+            "podtier.webhook",
             "serve",
             "--cert-dir",
             str(tmp_path),

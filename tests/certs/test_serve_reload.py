@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from certs.generate import CertPair
+from podtier.certs.generate import CertPair
 from tests.certs.conftest import serving_for
 from tests.certs.tls_helpers import RequestLoop, client_context, https_get, kubelet_update
 from tests.conftest import listening_podtier

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from certs.generate import CertPair
-from certs.tls import server_context
+from podtier.certs.generate import CertPair
+from podtier.certs.tls import server_context
 from tests.certs.tls_helpers import LoopThread, client_context, https_get, start_tls_server
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from podtier.webhook.commands.main import build_parser
 from tests.chart.chart_rendering import (
     CHART_DIR,
     REPO_ROOT,
@@ -23,7 +24,6 @@ from tests.chart.chart_rendering import (
     serve_flags,
     serving_certificate,
 )
-from webhook.cli import build_parser
 
 # The `podtier serve` surface the chart may use (the CLI's contract).
 SERVE_FLAGS = {

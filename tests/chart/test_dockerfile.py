@@ -138,10 +138,10 @@ def dockerignore_keeps(path: str) -> bool:
 
 
 def build_inputs() -> set[str]:
-    """What `pip wheel .` reads: pyproject.toml, its readme, and its top-level packages."""
+    """What `pip wheel .` reads: pyproject.toml, its readme, and the folders its packages map."""
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
-    packages = project["tool"]["setuptools"]["packages"]["find"]["include"]
-    return {"pyproject.toml", project["project"]["readme"]} | {p.rstrip("*") for p in packages}
+    folders = project["tool"]["setuptools"]["package-dir"].values()
+    return {"pyproject.toml", project["project"]["readme"]} | set(folders)
 
 
 def test_builder_copies_exactly_what_the_wheel_is_built_from() -> None:

@@ -8,7 +8,7 @@ One round (`run_once`), only on the replica holding the Lease:
     429: the API server asks to slow down, the round ends · other errors end the round too.
 
 A log line per deletion carries namespace, pod, dag_id, task_id, phase and age: nothing else
-of the pod (see `webhook.logs`).
+of the pod (see `webhook.observability.logs`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from typing import Any, Protocol
 
 from kubernetes import client
 
-from webhook.cleanup.bucket import TokenBucket
-from webhook.cleanup.select import pick
-from webhook.insight.facts import PodFacts
-from webhook.metrics import CLEANUP_DELETED
-from webhook.policy import Policy
+from podtier.webhook.cleanup.bucket import TokenBucket
+from podtier.webhook.cleanup.select import pick
+from podtier.webhook.insight.facts import PodFacts
+from podtier.webhook.observability.metrics import CLEANUP_DELETED
+from podtier.webhook.policy import Policy
 
 log = logging.getLogger("podtier.cleanup")
 

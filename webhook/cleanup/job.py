@@ -17,10 +17,10 @@ from pathlib import Path
 
 from kubernetes import client
 
-from webhook.cleanup.cleaner import Cleaner, CleanupSettings, PodDeleter
-from webhook.cleanup.lease import LeaderLease
-from webhook.insight.census import PodCensus
-from webhook.policy.reload import HoldsPolicy
+from podtier.webhook.cleanup.cleaner import Cleaner, CleanupSettings, PodDeleter
+from podtier.webhook.cleanup.lease import LeaderLease
+from podtier.webhook.insight.census import PodCensus
+from podtier.webhook.policy.reload import HoldsPolicy
 
 log = logging.getLogger("podtier.cleanup")
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 import heapq
 from collections.abc import Container, Iterable
 
-from webhook.insight.facts import FINISHED_PHASES, PodFacts, is_airflow, is_unchecked_kpo
-from webhook.policy import Policy
+from podtier.webhook.insight.facts import FINISHED_PHASES, PodFacts, is_airflow, is_unchecked_kpo
+from podtier.webhook.policy import Policy
 
 
 def may_delete(pod: PodFacts, policy: Policy, now: float, after: float) -> bool:

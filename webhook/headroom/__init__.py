@@ -22,10 +22,10 @@ from pathlib import Path
 
 from kubernetes import client, config
 
-from webhook.capacity import NoHeadroom
-from webhook.headroom.live import LiveHeadroom
-from webhook.headroom.snapshot import ClusterFileError, load_cluster_file
-from webhook.headroom.tracker import ClusterHeadroom
+from podtier.webhook.core.capacity import NoHeadroom
+from podtier.webhook.headroom.live import LiveHeadroom
+from podtier.webhook.headroom.snapshot import ClusterFileError, load_cluster_file
+from podtier.webhook.headroom.tracker import ClusterHeadroom
 
 __all__ = [
     "ClusterFileError",

@@ -8,8 +8,8 @@ from typing import Any
 
 from kubernetes import client
 
-from webhook.headroom.tracker import ClusterHeadroom
-from webhook.headroom.watch import Backoff, ClusterWatcher
+from podtier.webhook.headroom.tracker import ClusterHeadroom
+from podtier.webhook.headroom.watch import Backoff, ClusterWatcher
 
 
 class LiveHeadroom(ClusterHeadroom):

@@ -3,7 +3,7 @@
 Pure functions of a parsed object: no I/O, no clock. A node keeps its name, labels,
 blocking taints, Ready condition, `unschedulable` and allocatable; a pod keeps where its
 requests count (its node, or its podtier pool while Pending) and its effective requests as
-`webhook.resources.effective_requests` computes them. Identical request maps are shared, so
+`webhook.core.resources.effective_requests` computes them. Identical request maps are shared, so
 150,000 pods of a few shapes cost a few dicts.
 """
 
@@ -14,8 +14,13 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from webhook.headroom.taints import Taint, Toleration, blocking_taints, parse_tolerations
-from webhook.resources import ResourceError, Resources, effective_requests, parse_resource_map
+from podtier.webhook.core.resources import (
+    ResourceError,
+    Resources,
+    effective_requests,
+    parse_resource_map,
+)
+from podtier.webhook.headroom.taints import Taint, Toleration, blocking_taints, parse_tolerations
 
 POOL_ANNOTATION = "podtier.io/pool"
 TERMINATED_PHASES = frozenset({"Succeeded", "Failed"})

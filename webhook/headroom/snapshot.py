@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 import orjson
 import yaml
 
-from webhook.headroom.state import NODE, POD
-from webhook.headroom.tracker import ClusterHeadroom, collector_paused
+from podtier.webhook.headroom.state import NODE, POD
+from podtier.webhook.headroom.tracker import ClusterHeadroom, collector_paused
 
 _LIST_KINDS = {"List", "NodeList", "PodList"}
 

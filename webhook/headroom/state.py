@@ -33,7 +33,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.headroom.records import (
+from podtier.webhook.core.resources import Resources
+from podtier.webhook.headroom.records import (
     NodeRecord,
     namespace_labels,
     node_record,
@@ -41,8 +42,7 @@ from webhook.headroom.records import (
     pod_key,
     pod_record,
 )
-from webhook.headroom.taints import Toleration, parse_tolerations, tolerates_all
-from webhook.resources import Resources
+from podtier.webhook.headroom.taints import Toleration, parse_tolerations, tolerates_all
 
 NODE = "Node"
 POD = "Pod"

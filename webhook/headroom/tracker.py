@@ -20,11 +20,16 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from webhook.capacity import CapacityView, HeadroomStatus
-from webhook.headroom.records import RecordError, object_name, pod_key
-from webhook.headroom.state import NAMESPACE, NODE, POD, ClusterState
-from webhook.metrics import HEADROOM_LAST_SYNC, HEADROOM_RESOURCES, RESERVATIONS, PoolHeadroom
-from webhook.policy import Pool
+from podtier.webhook.core.capacity import CapacityView, HeadroomStatus
+from podtier.webhook.headroom.records import RecordError, object_name, pod_key
+from podtier.webhook.headroom.state import NAMESPACE, NODE, POD, ClusterState
+from podtier.webhook.observability.metrics import (
+    HEADROOM_LAST_SYNC,
+    HEADROOM_RESOURCES,
+    RESERVATIONS,
+    PoolHeadroom,
+)
+from podtier.webhook.policy import Pool
 
 log = logging.getLogger("podtier.headroom")
 

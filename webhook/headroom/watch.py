@@ -23,8 +23,8 @@ import orjson
 from kubernetes import client
 from urllib3.exceptions import ReadTimeoutError
 
-from webhook.headroom.state import NAMESPACE, NODE, POD
-from webhook.headroom.tracker import ClusterHeadroom
+from podtier.webhook.headroom.state import NAMESPACE, NODE, POD
+from podtier.webhook.headroom.tracker import ClusterHeadroom
 
 log = logging.getLogger("podtier.headroom")
 

@@ -27,11 +27,11 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
-from webhook.headroom.records import spec_requests
-from webhook.insight.facts import FINISHED_PHASES, PodFacts, airflow_facts
-from webhook.metrics import AIRFLOW_PENDING_SECONDS
-from webhook.policy import Policy
-from webhook.resources import ResourceError
+from podtier.webhook.core.resources import ResourceError
+from podtier.webhook.headroom.records import spec_requests
+from podtier.webhook.insight.facts import FINISHED_PHASES, PodFacts, airflow_facts
+from podtier.webhook.observability.metrics import AIRFLOW_PENDING_SECONDS
+from podtier.webhook.policy import Policy
 
 Slot = tuple[str, str, str, str]  # (phase, tier, pool, namespace)
 Observe = Callable[[str, str, float], None]  # (tier, pool, seconds waited)

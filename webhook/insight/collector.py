@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from webhook.insight.census import PodCensus
-from webhook.insight.scaling import desired_nodes_by_pool
-from webhook.metrics import AIRFLOW_PODS, POOL_DESIRED_NODES, POOL_UTILIZATION
-from webhook.policy import Policy
+from podtier.webhook.insight.census import PodCensus
+from podtier.webhook.insight.scaling import desired_nodes_by_pool
+from podtier.webhook.observability.metrics import AIRFLOW_PODS, POOL_DESIRED_NODES, POOL_UTILIZATION
+from podtier.webhook.policy import Policy
 
 Ratios = Callable[[], dict[str, dict[str, float]] | None]  # pool -> resource -> used/requested
 

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from webhook.policy import LabelSelector, Policy
+from podtier.webhook.policy import LabelSelector, Policy
 
 TIER_ANNOTATION = "podtier.io/tier"
 POOL_ANNOTATION = "podtier.io/pool"

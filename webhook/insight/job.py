@@ -16,12 +16,12 @@ from collections.abc import Awaitable, Callable
 from kubernetes import client
 from prometheus_client import REGISTRY, CollectorRegistry
 
-from webhook.headroom import ClusterHeadroom, LiveHeadroom
-from webhook.insight.census import PodCensus
-from webhook.insight.collector import InsightCollector
-from webhook.insight.utilization import UtilizationPoller
-from webhook.policy import Policy
-from webhook.policy.reload import HoldsPolicy
+from podtier.webhook.headroom import ClusterHeadroom, LiveHeadroom
+from podtier.webhook.insight.census import PodCensus
+from podtier.webhook.insight.collector import InsightCollector
+from podtier.webhook.insight.utilization import UtilizationPoller
+from podtier.webhook.policy import Policy
+from podtier.webhook.policy.reload import HoldsPolicy
 
 log = logging.getLogger("podtier.insight")
 
@@ -53,8 +53,8 @@ class Insight:
     def load_file(self, path: str) -> None:
         """Count the pods of a `kubectl get -o json` file (headroom read it before the census
         was listening): `podtier serve --cluster FILE`."""
-        from webhook.headroom.records import pod_key
-        from webhook.headroom.snapshot import read_cluster_file
+        from podtier.webhook.headroom.records import pod_key
+        from podtier.webhook.headroom.snapshot import read_cluster_file
 
         _, pages = read_cluster_file(path)
         for page in pages:

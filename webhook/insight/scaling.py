@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from webhook.policy import Policy, Scaling
+from podtier.webhook.policy import Policy, Scaling
 
 
 def desired_nodes(pending: int, scaling: Scaling) -> int:

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 from kubernetes import client
 
-from webhook.insight.census import PodCensus, PoolUsage
-from webhook.quantity import QuantityError, to_milli
+from podtier.webhook.core.quantity import QuantityError, to_milli
+from podtier.webhook.insight.census import PodCensus, PoolUsage
 
 log = logging.getLogger("podtier.insight")
 

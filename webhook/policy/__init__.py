@@ -1,12 +1,10 @@
-"""Policies: the platform team's tiers, pools and rules, as immutable values."""
+"""Policies: the platform team's tiers, pools and rules, as immutable values.
 
-from webhook.policy.load import (
-    load_policy,
-    load_policy_text,
-    parse_policy_documents,
-    read_policy_files,
-)
-from webhook.policy.model import (
+The package exports the model only, which the pure core reads; loading files is in
+`podtier.webhook.policy.load`.
+"""
+
+from podtier.webhook.policy.model import (
     LabelSelector,
     Policy,
     PolicyError,
@@ -28,8 +26,4 @@ __all__ = [
     "RuleMatch",
     "Scaling",
     "Tier",
-    "load_policy",
-    "load_policy_text",
-    "parse_policy_documents",
-    "read_policy_files",
 ]

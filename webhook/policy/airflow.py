@@ -21,7 +21,7 @@ import hashlib
 import re
 from fnmatch import fnmatchcase
 
-from webhook.pod import PodView
+from podtier.webhook.core.pod import PodView
 
 MAX_LABEL_LEN = 63
 _UNSAFE = re.compile(r"^[^a-z0-9A-Z]*|[^a-zA-Z0-9_\-\.]|[^a-z0-9A-Z]*$")

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from typing import Any, Literal
 
-from webhook.pod import PodView
-from webhook.policy.airflow import identity_matches
+from podtier.webhook.core.pod import PodView
+from podtier.webhook.policy.airflow import identity_matches
 
 OverrideMode = Literal["missing", "always", "never"]
 ValidationMode = Literal["enforce", "audit"]

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
-from webhook import metrics
-from webhook.policy.load import load_policy_text, read_policy_files
-from webhook.policy.model import Policy, PolicyError
+from podtier.webhook.observability import metrics
+from podtier.webhook.policy.load import load_policy_text, read_policy_files
+from podtier.webhook.policy.model import Policy, PolicyError
 
 log = logging.getLogger("podtier.policy")
 
@@ -37,7 +37,7 @@ RETRY_SECONDS = 1.0
 
 
 class HoldsPolicy(Protocol):
-    """What the reloader swaps the policy in: `webhook.app.AppState`, or any holder."""
+    """What the reloader swaps the policy in: `webhook.http.app.AppState`, or any holder."""
 
     policy: Policy
 

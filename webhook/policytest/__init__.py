@@ -4,9 +4,9 @@ suite file ─► policy files, input pods, cluster state ─► admission.mutat
            ─► got (tier, pool, allowed, warnings, patched pod) vs expected ─► diffs
 """
 
-from webhook.policytest.report import junit_xml, render_text
-from webhook.policytest.run import CaseResult, SuiteResult, run_suite
-from webhook.policytest.suite import Expectation, Suite, SuiteError, find_suites, load_suite
+from podtier.webhook.policytest.report import junit_xml, render_text
+from podtier.webhook.policytest.run import CaseResult, SuiteResult, run_suite
+from podtier.webhook.policytest.suite import Expectation, Suite, SuiteError, find_suites, load_suite
 
 __all__ = [
     "CaseResult",

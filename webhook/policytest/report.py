@@ -5,7 +5,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 
-from webhook.policytest.run import CaseResult, SuiteResult
+from podtier.webhook.policytest.run import CaseResult, SuiteResult
 
 
 def render_text(results: Sequence[SuiteResult]) -> str:

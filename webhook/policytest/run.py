@@ -18,13 +18,14 @@ from typing import Any
 import jsonpatch
 import orjson
 
-from webhook import admission
-from webhook.capacity import Headroom, NoHeadroom
-from webhook.documents import DocumentError, read_document
-from webhook.policy import Policy, PolicyError, load_policy
-from webhook.policytest import fieldpath
-from webhook.policytest.inputs import InputPod, namespace_labels_in, read_inputs
-from webhook.policytest.suite import Expectation, Suite
+from podtier.webhook.commands.documents import DocumentError, read_document
+from podtier.webhook.core import admission
+from podtier.webhook.core.capacity import Headroom, NoHeadroom
+from podtier.webhook.policy import Policy, PolicyError
+from podtier.webhook.policy.load import load_policy
+from podtier.webhook.policytest import fieldpath
+from podtier.webhook.policytest.inputs import InputPod, namespace_labels_in, read_inputs
+from podtier.webhook.policytest.suite import Expectation, Suite
 
 OpenCluster = Callable[[Path], Headroom]
 

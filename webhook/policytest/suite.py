@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from webhook.policytest import fieldpath
+from podtier.webhook.policytest import fieldpath
 
 API_VERSION = "podtier.io/v1alpha1"
 KIND = "PolicyTest"

@@ -1,0 +1,136 @@
+"""`podtier explain FILE`: what podtier would do to one pod, and why, without a server."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import copy
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jsonpatch
+import orjson
+
+from podtier.webhook.commands.args import CliError, load_policy_paths, open_cluster, policy_arg
+from podtier.webhook.commands.documents import pod_and_request
+from podtier.webhook.core import admission
+from podtier.webhook.core.capacity import Headroom
+from podtier.webhook.policy import Policy
+
+
+def explain(
+    path: str,
+    policy: Policy,
+    headroom: Headroom,
+    desired_nodes: Mapping[str, int] | None = None,
+) -> dict[str, Any]:
+    """What podtier would do to the pod in `path`; `desired_nodes` (each scaled pool's
+    signal, known only with a cluster file) is passed through as is."""
+    result = _explain(path, policy, headroom)
+    result["desired_nodes"] = None if desired_nodes is None else dict(desired_nodes)
+    return result
+
+
+def _explain(path: str, policy: Policy, headroom: Headroom) -> dict[str, Any]:
+    pod, request = pod_and_request(path)
+    request = {**request, "uid": request.get("uid") or "explain", "dryRun": True}
+    with headroom.transaction(time.monotonic()) as view:
+        answer = admission.mutate(request, policy, view)
+    decision = answer.decision
+    response = answer.review["response"]
+    warnings = list(response.get("warnings", []))
+    if decision is None:
+        reason = "left alone: " + (warnings[0] if warnings else "not an Airflow pod being created")
+        return {
+            "tier": None,
+            "pool": None,
+            "node": None,
+            "reason": reason,
+            "warnings": warnings,
+            "patch": [],
+            "allowed": True,
+            "violations": [],
+        }
+    patch = _patch_of(answer)
+    mutated = jsonpatch.apply_patch(copy.deepcopy(pod), patch)
+    checked = admission.validate({**request, "object": mutated}, policy)
+    return {
+        "tier": decision.tier.name,
+        "pool": decision.pool.name,
+        "node": decision.node,
+        "reason": decision.reason,
+        "warnings": warnings,
+        "patch": patch,
+        "allowed": checked.review["response"]["allowed"],
+        "violations": [v.message for v in checked.violations],
+    }
+
+
+def render_text(result: dict[str, Any], policy: Policy) -> str:
+    lines = [
+        f"policy:  {policy.ident} ({', '.join(policy.sources)})",
+        f"tier:    {result['tier'] or '-'}",
+        f"pool:    {result['pool'] or '-'}"
+        + (f" (node {result['node']} fits)" if result["node"] else ""),
+        f"why:     {result['reason']}",
+    ]
+    lines += [f"warning: {w}" for w in result["warnings"]]
+    verdict = "allowed" if result["allowed"] else "DENIED"
+    lines.append(f"validate: {verdict}")
+    lines += [f"  - {v}" for v in result["violations"]]
+    if result["patch"]:
+        lines.append("patch:")
+        for op in result["patch"]:
+            value = "" if "value" not in op else f" {_short(op['value'])}"
+            lines.append(f"  {op['op']:<7} {op['path']}{value}")
+    else:
+        lines.append("patch:   (none)")
+    desired = result.get("desired_nodes")
+    if desired is not None:
+        shown = ", ".join(f"{pool} {nodes}" for pool, nodes in desired.items())
+        lines.append(f"desired nodes: {shown or '(no pool has scaling set)'}")
+    return "\n".join(lines)
+
+
+def _patch_of(answer: admission.Answer) -> list[dict[str, Any]]:
+    encoded = answer.review["response"].get("patch")
+    return orjson.loads(base64.b64decode(encoded)) if encoded else []
+
+
+def _short(value: Any) -> str:
+    text = orjson.dumps(value).decode()
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    explain = sub.add_parser("explain", help="show what podtier would do to a pod, and why")
+    explain.add_argument("file", metavar="FILE", help="a Pod or an AdmissionReview, JSON or YAML")
+    policy_arg(explain)
+    explain.add_argument("--cluster", default="none", metavar="none|FILE")
+    explain.add_argument("--output", choices=["text", "json"], default="text")
+
+    explain.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    policy = load_policy_paths(args.policy)
+    desired = None
+    if args.cluster not in ("none", "auto") and Path(args.cluster).is_file():
+        from podtier.webhook.commands.pods import headroom_with_desired_nodes
+        from podtier.webhook.headroom import HeadroomConfigError
+
+        try:
+            headroom, desired = headroom_with_desired_nodes(args.cluster, policy)
+        except HeadroomConfigError as err:
+            raise CliError(str(err)) from None
+    else:
+        headroom = open_cluster(args.cluster)
+    result = explain(args.file, policy, headroom, desired)
+    if args.output == "json":
+        sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        print(render_text(result, policy))
+    return 0

@@ -1,0 +1,152 @@
+"""The decision: tier, sizing and pool for one Airflow pod. Pure: no clock, no I/O.
+
+choose_tier ─► size_container ─► place (per node, from the CapacityView)
+                                   └─ nothing fits: downgrade (heavy → medium) and retry
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from podtier.webhook.core.capacity import CapacityView
+from podtier.webhook.core.placement import Placement, place
+from podtier.webhook.core.pod import PodView, pod_requests
+from podtier.webhook.core.resources import Resources, covers
+from podtier.webhook.core.sizing import Sizing, size_container
+from podtier.webhook.core.tiering import (
+    POLICY_ANNOTATION,
+    POOL_ANNOTATION,
+    REASON_ANNOTATION,
+    TIER_ANNOTATION,
+    TierChoice,
+    choose_tier,
+    downgrade_allowed,
+)
+from podtier.webhook.policy.model import OverrideMode, Policy, Pool, Rule, Tier
+
+
+@dataclass(frozen=True)
+class Decision:
+    tier: Tier
+    pool: Pool
+    sizing: Sizing | None  # None when the pod has no main container to size
+    node: str | None  # the node that fits; reserve it unless dryRun
+    requests: Resources  # the pod's effective requests after the change
+    reason: str
+    warnings: tuple[str, ...]
+    annotations: Mapping[str, str]
+
+
+def decide(pod: PodView, policy: Policy, capacity: CapacityView) -> Decision:
+    earlier = _earlier_decision(pod, policy)
+    if earlier is not None:
+        return earlier
+
+    choice = choose_tier(pod, policy)
+    warnings = list(choice.warnings)
+    main = pod.main
+    if main is None:
+        warnings.append(
+            "podtier: the pod has no container named base; its resources were left alone"
+        )
+    tier, sizing, placement, requests = _try_tier(pod, policy, choice, choice.tier, capacity)
+    why_tier = choice.why
+
+    if not placement.fits and capacity.status.known:
+        lower = tier.downgrade_to
+        explicit = sizing is not None and not sizing.tier_filled
+        if lower is not None and not explicit and downgrade_allowed(pod):
+            low = _try_tier(pod, policy, choice, policy.tiers[lower], capacity)
+            low_placement = low[2]
+            if low_placement.fits:
+                warnings.append(
+                    f"podtier: stepped down from tier {tier.name} to {lower}: {placement.why}"
+                )
+                why_tier = f"stepped down from {tier.name}"
+                tier, sizing, placement, requests = low
+        if not placement.fits:
+            warnings.append(
+                f"podtier: {placement.why}; the pod will wait for capacity in pool "
+                f"{placement.pool.name}"
+            )
+
+    reason = f"tier {tier.name} ({why_tier}); pool {placement.pool.name}: {placement.why}"
+    return Decision(
+        tier=tier,
+        pool=placement.pool,
+        sizing=sizing,
+        node=placement.node,
+        requests=requests,
+        reason=reason,
+        warnings=tuple(warnings),
+        annotations={
+            TIER_ANNOTATION: tier.name,
+            POOL_ANNOTATION: placement.pool.name,
+            REASON_ANNOTATION: reason,
+            POLICY_ANNOTATION: policy.ident,
+        },
+    )
+
+
+def override_mode(rule: Rule | None, tier: Tier) -> OverrideMode:
+    if rule is not None and rule.override is not None:
+        return rule.override
+    return tier.override
+
+
+def _try_tier(
+    pod: PodView, policy: Policy, choice: TierChoice, tier: Tier, capacity: CapacityView
+) -> tuple[Tier, Sizing | None, Placement, Resources]:
+    """The tier's sizing and placement, and the pod's effective requests once sized."""
+    rule = choice.rule
+    mode = override_mode(rule, tier)
+    main = pod.main
+    sizing = None
+    if main is not None:
+        sizing = size_container(main, tier, mode, choice.above_every_tier)
+    pool_names = rule.pools if rule is not None and rule.pools else tier.placement
+    requests = pod_requests(pod, sizing.requests if sizing is not None else None)
+    placement = place(
+        [policy.pools[name] for name in pool_names],
+        requests,
+        pod.node_selector,
+        pod.tolerations,
+        capacity,
+    )
+    return tier, sizing, placement, requests
+
+
+def _earlier_decision(pod: PodView, policy: Policy) -> Decision | None:
+    """A pod podtier already decided (the API server reinvokes webhooks after later mutations)
+    keeps its tier and pool, is not reserved again, and gets the same annotations: mutating
+    podtier's own output yields an empty patch."""
+    notes = pod.annotations
+    tier = policy.tiers.get(notes.get(TIER_ANNOTATION, ""))
+    pool = policy.pools.get(notes.get(POOL_ANNOTATION, ""))
+    if tier is None or pool is None or POLICY_ANNOTATION not in notes:
+        return None
+    main = pod.main
+    mode = override_mode(policy.first_rule(pod), tier)
+    # As on the first pass: requests above every tier keep their limits as they are.
+    above = (
+        main is not None
+        and any(main.requests.values())
+        and not any(covers(t.request_milli(), main.requests) for t in policy.tiers.values())
+    )
+    sizing = size_container(main, tier, mode, above) if main is not None else None
+    return Decision(
+        tier=tier,
+        pool=pool,
+        sizing=sizing,
+        node=None,
+        requests=pod_requests(pod, sizing.requests if sizing is not None else None),
+        reason=notes.get(REASON_ANNOTATION, f"tier {tier.name}, pool {pool.name}"),
+        warnings=(),
+        annotations={
+            TIER_ANNOTATION: tier.name,
+            POOL_ANNOTATION: pool.name,
+            REASON_ANNOTATION: notes.get(REASON_ANNOTATION, ""),
+            POLICY_ANNOTATION: notes[POLICY_ANNOTATION],
+        },
+    )

@@ -1,0 +1,75 @@
+"""Which tier a pod belongs to: asked for, picked by a rule, classified by requests, or default."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from podtier.webhook.core.pod import PodView
+from podtier.webhook.core.quantity import format_milli
+from podtier.webhook.core.resources import covers
+from podtier.webhook.policy.model import Policy, Rule, Tier
+
+ANNOTATION_PREFIX = "podtier.io/"
+TIER_ANNOTATION = "podtier.io/tier"
+POOL_ANNOTATION = "podtier.io/pool"
+REASON_ANNOTATION = "podtier.io/reason"
+POLICY_ANNOTATION = "podtier.io/policy"
+DOWNGRADE_KEY = "podtier.io/downgrade"
+
+
+@dataclass(frozen=True)
+class TierChoice:
+    tier: Tier
+    why: str  # "asked by label tier", "rule data-heavy", "requests fit light", "policy default"
+    rule: Rule | None
+    # True when the pod's own requests exceed every tier: its limits are left alone.
+    above_every_tier: bool
+    warnings: tuple[str, ...]
+
+
+def choose_tier(pod: PodView, policy: Policy) -> TierChoice:
+    warnings: list[str] = []
+    rule = policy.first_rule(pod)
+    for key in policy.tier_keys:
+        for where, values in (("label", pod.labels), ("annotation", pod.annotations)):
+            asked = values.get(key)
+            if asked is None:
+                continue
+            if asked in policy.tiers:
+                return TierChoice(policy.tiers[asked], f"asked by {where} {key}", rule, False, ())
+            warnings.append(
+                f'podtier: {where} {key}="{asked}" names no tier of policy {policy.name} '
+                f"(known: {', '.join(policy.tiers)}); the tier was chosen as if none were asked"
+            )
+    if rule is not None and rule.tier is not None:
+        return TierChoice(
+            policy.tiers[rule.tier], f"rule {rule.name}", rule, False, tuple(warnings)
+        )
+
+    main = pod.main
+    if main is not None and any(main.requests.values()):
+        for tier in policy.tiers.values():
+            if covers(tier.request_milli(), main.requests):
+                return TierChoice(tier, "base requests fit it", rule, False, tuple(warnings))
+        tier = _largest_tier_without_extras(policy, main.requests)
+        shown = ", ".join(f"{k} {format_milli(v, k)}" for k, v in main.requests.items())
+        return TierChoice(
+            tier, f"base requests ({shown}) exceed every tier", rule, True, tuple(warnings)
+        )
+
+    return TierChoice(
+        policy.tiers[policy.default_tier], "policy default", rule, False, tuple(warnings)
+    )
+
+
+def downgrade_allowed(pod: PodView) -> bool:
+    return pod.label_or_annotation(DOWNGRADE_KEY) != "false"
+
+
+def _largest_tier_without_extras(policy: Policy, requests: Mapping[str, int]) -> Tier:
+    """The last (largest) tier that asks for no resource the pod does not request: a cpu pod
+    above every tier is judged against `heavy`, not against `gpu`."""
+    asked = {name for name, value in requests.items() if value} | {"cpu", "memory"}
+    candidates = [t for t in policy.tiers.values() if set(t.requests) <= asked]
+    return (candidates or list(policy.tiers.values()))[-1]

@@ -1,0 +1,66 @@
+"""Findings against a pod's limits. Pure: a list of violations, each naming the container, the
+resource, the value and the limit. `enforce` mode denies on them, `audit` mode warns."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from podtier.webhook.core.pod import MAIN_CONTAINER, ContainerView, PodView
+from podtier.webhook.core.quantity import format_milli
+from podtier.webhook.policy.model import Policy, Quantity, Tier
+
+
+@dataclass(frozen=True)
+class Violation:
+    container: str
+    resource: str
+    value: int
+    limit: int
+    message: str
+
+
+def find_violations(pod: PodView, policy: Policy, tier: Tier) -> list[Violation]:
+    found: list[Violation] = []
+    for container in (*pod.init_containers, *pod.containers):
+        found += _limit_below_request(container)
+        if container.name == MAIN_CONTAINER and not container.init:
+            found += _above(container, tier.limits, f"tier {tier.name}'s limit")
+        found += _above(container, policy.ceilings, "the policy ceiling")
+    return found
+
+
+def _limit_below_request(container: ContainerView) -> list[Violation]:
+    out = []
+    for resource, limit in container.limits.items():
+        request = container.requests.get(resource)
+        if request is not None and limit < request:
+            out.append(
+                Violation(
+                    container.name,
+                    resource,
+                    limit,
+                    request,
+                    f"container {container.name}: {resource} limit {_q(limit, resource)} is below "
+                    f"its request {_q(request, resource)}",
+                )
+            )
+    return out
+
+
+def _above(container: ContainerView, caps: Mapping[str, Quantity], what: str) -> list[Violation]:
+    out = []
+    for resource, cap in caps.items():
+        for kind, values in (("request", container.requests), ("limit", container.limits)):
+            value = values.get(resource)
+            if value is not None and value > cap.milli:
+                message = (
+                    f"container {container.name}: {resource} {kind} {_q(value, resource)} is "
+                    f"above {what} {cap.text}"
+                )
+                out.append(Violation(container.name, resource, value, cap.milli, message))
+    return out
+
+
+def _q(milli: int, resource: str) -> str:
+    return format_milli(milli, resource)
