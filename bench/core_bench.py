@@ -20,7 +20,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from podtier.policies import DEFAULT_POLICY  # noqa: E402
-from podtier.webhook import admission, review  # noqa: E402
+from podtier.webhook.core import admission, review  # noqa: E402
 from podtier.webhook.core.capacity import Headroom, NoHeadroom  # noqa: E402
 from podtier.webhook.policy import Policy  # noqa: E402
 from podtier.webhook.policy.load import load_policy  # noqa: E402
