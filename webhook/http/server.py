@@ -82,6 +82,7 @@ def _config(
         access_log=False,
         log_config=None,
         server_header=False,
+        proxy_headers=False,  # the API server calls directly; no client address is used
         date_header=False,
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
         timeout_graceful_shutdown=graceful,
