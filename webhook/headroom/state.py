@@ -33,6 +33,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from podtier.webhook.core.resources import Resources
 from podtier.webhook.headroom.records import (
     NodeRecord,
@@ -50,6 +52,11 @@ NAMESPACE = "Namespace"  # only labels are kept, for rules with a namespaceSelec
 
 Charge = tuple[str, Resources]  # (node name, requests)
 Selector = tuple[tuple[str, str], ...]
+
+# find_node's questions as asked (JSON of the selector and the tolerations) -> their node group.
+# The core asks the same few again and again (a pod template's own tolerations plus its pool's),
+# and canonicalising them costs more than the search; bounded all the same.
+_ASKED_LIMIT = 4096
 
 
 @dataclass(slots=True)
@@ -89,6 +96,7 @@ class ClusterState:
         self.used: dict[str, Resources] = {}  # node name -> summed charges
         self.reservations: dict[str, Reservation] = {}  # pod key -> podtier placement, not yet seen
         self._groups: dict[tuple[Selector, tuple[Toleration, ...]], NodeGroup] = {}
+        self._asked: dict[bytes, NodeGroup] = {}
         self.namespaces: dict[str, Mapping[str, str]] = {}  # name -> labels
 
     # ------------------------------------------------------------------ events
@@ -226,13 +234,29 @@ class ClusterState:
         tolerations: Sequence[Mapping[str, Any]],
         requests: Mapping[str, int],
     ) -> str | None:
-        selector = tuple(sorted((str(k), str(v)) for k, v in node_selector.items()))
-        return self._find(selector, parse_tolerations(list(tolerations)), requests)
+        return self._find_in(self._asked_group(node_selector, tolerations), requests)
+
+    def _asked_group(
+        self, node_selector: Mapping[str, str], tolerations: Sequence[Mapping[str, Any]]
+    ) -> NodeGroup:
+        try:
+            asked = orjson.dumps((node_selector, tolerations))
+        except TypeError:  # not plain JSON values: canonicalise every time
+            return self._group(_selector(node_selector), parse_tolerations(list(tolerations)))
+        group = self._asked.get(asked)
+        if group is None:
+            if len(self._asked) >= _ASKED_LIMIT:
+                self._asked.clear()
+            group = self._group(_selector(node_selector), parse_tolerations(list(tolerations)))
+            self._asked[asked] = group
+        return group
 
     def _find(
         self, selector: Selector, tolerations: tuple[Toleration, ...], requests: Mapping[str, int]
     ) -> str | None:
-        group = self._group(selector, tolerations)
+        return self._find_in(self._group(selector, tolerations), requests)
+
+    def _find_in(self, group: NodeGroup, requests: Mapping[str, int]) -> str | None:
         if not group.members:
             return None
         candidates = []
@@ -255,8 +279,7 @@ class ClusterState:
         self, node_selector: Mapping[str, str], tolerations: Sequence[Mapping[str, Any]]
     ) -> list[str]:
         """The nodes a pod with this selector and these tolerations may use (for explanations)."""
-        selector = tuple(sorted((str(k), str(v)) for k, v in node_selector.items()))
-        return list(self._group(selector, parse_tolerations(list(tolerations))).members)
+        return list(self._asked_group(node_selector, tolerations).members)
 
     # ------------------------------------------------------------------ index upkeep
 
@@ -327,3 +350,7 @@ class ClusterState:
         for group in self._groups.values():
             if node in group.members:
                 self._push(group, node)
+
+
+def _selector(node_selector: Mapping[str, str]) -> Selector:
+    return tuple(sorted((str(k), str(v)) for k, v in node_selector.items()))

@@ -81,6 +81,7 @@ class ClusterHeadroom:
         self.skipped = 0  # objects that could not be read (logged)
         self.skip_errors: list[str] = []  # the first few of them
         self._pod_listeners: list[PodListener] = []
+        self._current = HeadroomStatus(True, f"headroom from {source}")
 
     def add_pod_listener(self, listener: PodListener) -> None:
         """Also tell `listener` about every pod event the state takes (see `PodListener`).
@@ -97,12 +98,9 @@ class ClusterHeadroom:
         """Block until the first sync is done (e.g. `explain --cluster auto`); False on timeout."""
         return self._synced.wait(timeout)
 
-    @contextmanager
-    def transaction(self, now: float) -> Iterator[CapacityView]:
-        with self.lock:
-            if self.state.reservations and self.state.expire(now):
-                RESERVATIONS.set(len(self.state.reservations))
-            yield _View(self, self._status(now), now)
+    def transaction(self, now: float) -> _Transaction:
+        """A context manager: the tracker's lock held, yielding a `CapacityView` at `now`."""
+        return _Transaction(self, now)
 
     def status(self, now: float) -> HeadroomStatus:
         with self.lock:
@@ -118,7 +116,7 @@ class ClusterHeadroom:
                 f" from {self.source}{': ' + error if error else ''})",
             )
         if self.static:
-            return HeadroomStatus(True, f"headroom from {self.source}")
+            return self._current
         for kind, feed in self._feeds.items():
             age = 0.0 if feed.connected else now - feed.last_contact
             if age > self.stale_after:
@@ -128,7 +126,7 @@ class ClusterHeadroom:
                     f"headroom is stale: no {kind.lower()} updates from {self.source} for "
                     f"{age:.0f}s (limit {self.stale_after:.0f}s){why}",
                 )
-        return HeadroomStatus(True, f"headroom from {self.source}")
+        return self._current
 
     def namespace_labels(self, name: str) -> Mapping[str, str] | None:
         """The labels of namespace `name`; None when namespaces are not tracked (or not yet
@@ -250,8 +248,36 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+class _Transaction:
+    """`ClusterHeadroom.transaction`: a class rather than a `@contextmanager` generator, which
+    costs more than the lock it holds on the admission path."""
+
+    __slots__ = ("_headroom", "_now")
+
+    def __init__(self, headroom: ClusterHeadroom, now: float) -> None:
+        self._headroom = headroom
+        self._now = now
+
+    def __enter__(self) -> CapacityView:
+        headroom, now = self._headroom, self._now
+        headroom.lock.acquire()
+        try:
+            state = headroom.state
+            if state.reservations and state.expire(now):
+                RESERVATIONS.set(len(state.reservations))
+            return _View(headroom, headroom._status(now), now)
+        except BaseException:
+            headroom.lock.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self._headroom.lock.release()
+
+
 class _View:
     """One transaction's view; valid only inside `ClusterHeadroom.transaction`."""
+
+    __slots__ = ("_headroom", "_now", "status")
 
     def __init__(self, headroom: ClusterHeadroom, status: HeadroomStatus, now: float) -> None:
         self._headroom = headroom
