@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, TypeGuard
+from typing import Any, TypedDict, TypeGuard
 
 from podtier.webhook.core.resources import (
     ResourceError,
@@ -85,15 +85,9 @@ def view_pod(
     `namespace_labels` are the labels of its namespace, when the caller knows them."""
     if not isinstance(pod, Mapping):
         raise PodError(f"object: expected a Pod object, got {_kind(pod)}")
-    metadata = _mapping(pod.get("metadata"), "metadata")
+    _mapping(pod.get("metadata"), "metadata")
     spec = _mapping(pod.get("spec"), "spec")
-    labels = _string_map(metadata.get("labels"), "metadata.labels")
-    annotations = _string_map(metadata.get("annotations"), "metadata.annotations")
-    airflow = {}
-    for key in AIRFLOW_IDENTITY_KEYS:
-        value = annotations.get(key, labels.get(key))
-        if value is not None:
-            airflow[key] = value
+    identity = pod_identity(pod, namespace, name)
     try:
         containers = _containers(spec, "containers", init=False)
         init_containers = _containers(spec, "initContainers", init=True)
@@ -112,11 +106,7 @@ def view_pod(
                 path = f"spec.tolerations[{i}].{key}"
                 raise PodError(f"{path}: expected a string, got {_kind(value)}")
     return PodView(
-        namespace=str(metadata.get("namespace") or namespace),
-        name=str(metadata.get("name") or name or metadata.get("generateName") or ""),
-        labels=labels,
-        annotations=annotations,
-        airflow=airflow,
+        **identity,
         containers=containers,
         init_containers=init_containers,
         node_selector=_string_map(spec.get("nodeSelector"), "spec.nodeSelector"),
@@ -124,6 +114,34 @@ def view_pod(
         raw=pod,
         namespace_labels=namespace_labels,
     )
+
+
+class PodIdentity(TypedDict):
+    namespace: str
+    name: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    airflow: Mapping[str, str]
+
+
+def pod_identity(pod: Mapping[str, Any], namespace: str = "", name: str = "") -> PodIdentity:
+    """The PodView fields that say which pod this is: where, its name, its labels and
+    annotations, its Airflow identity. (`view_pod` reads the rest, from the spec.)"""
+    metadata = _mapping(pod.get("metadata"), "metadata")
+    labels = _string_map(metadata.get("labels"), "metadata.labels")
+    annotations = _string_map(metadata.get("annotations"), "metadata.annotations")
+    airflow = {}
+    for key in AIRFLOW_IDENTITY_KEYS:
+        value = annotations.get(key, labels.get(key))
+        if value is not None:
+            airflow[key] = value
+    return {
+        "namespace": str(metadata.get("namespace") or namespace),
+        "name": str(metadata.get("name") or name or metadata.get("generateName") or ""),
+        "labels": labels,
+        "annotations": annotations,
+        "airflow": airflow,
+    }
 
 
 def pod_requests(pod: PodView, main_requests: Mapping[str, int] | None = None) -> Resources:

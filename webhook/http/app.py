@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from podtier.webhook.core import admission, review
 from podtier.webhook.core.capacity import Headroom
+from podtier.webhook.core.memo import AdmissionMemo
 from podtier.webhook.observability import logs, metrics
 from podtier.webhook.policy import Policy
 
@@ -48,6 +49,7 @@ class AppState:
     clock: Callable[[], float] = time.monotonic
     tls_ready: Callable[[], bool] = lambda: True
     shutting_down: bool = False
+    memo: AdmissionMemo | None = None  # /mutate answers under `policy`; remade when it changes
 
     def not_ready(self) -> list[str]:
         reasons = []
@@ -178,8 +180,11 @@ async def _respond(send: Send, status: int, body: bytes, close: bool = False) ->
 def _mutate(
     request: Any, policy: Policy, state: AppState, labels: Mapping[str, str] | None
 ) -> admission.Answer:
+    memo = state.memo
+    if memo is None or memo.policy is not policy:
+        memo = state.memo = AdmissionMemo(policy)
     with state.headroom.transaction(state.clock()) as view:
-        answer = admission.mutate(request, policy, view, labels)
+        answer = memo.mutate(request, view, labels)
         decision = answer.decision
         if decision is not None and decision.node and answer.pod and not request.get("dryRun"):
             view.reserve(decision.node, decision.requests, answer.pod.key)

@@ -1,0 +1,248 @@
+"""The /mutate memo gives exactly `admission.mutate`'s answer: for the first pod of a kind, for
+a later pod that differs only in names and per-run labels, under every headroom reply."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from podtier.policies import DEFAULT_POLICY
+from podtier.webhook.core import admission, review
+from podtier.webhook.core.memo import MAX_ANSWERS, AdmissionMemo
+from podtier.webhook.policy.load import load_policy_text
+from tests.conftest import load_review, review_of
+from tests.webhook.core.fakes import POLICY, FakeCapacity, airflow_pod
+from tests.webhook.http.reliability.generate import (
+    FIXTURE_NAMES,
+    damaged_fixtures,
+    generated_reviews,
+)
+
+# The headroom replies a decision can meet: unknown, a node in the first pool, only a later
+# pool has room, nothing has room (heavy steps down to medium, or the pod waits).
+CAPACITIES = {
+    "unknown": None,
+    "worker-fits": {"worker": "w-1", "compute-optimized": "c-1", "gpu": "g-1"},
+    "only-compute": {"worker": None, "compute-optimized": "c-1", "gpu": "g-1"},
+    "only-worker": {"worker": "w-2", "compute-optimized": None, "gpu": None},
+    "full": {"worker": None, "compute-optimized": None, "gpu": None},
+}
+
+
+def request_of(body: dict[str, Any]) -> dict[str, Any]:
+    return dict(review.decode_review(json.dumps(body).encode()))
+
+
+def twin(request: dict[str, Any], n: int) -> dict[str, Any]:
+    """The same pod as a later run would create it: another uid and name, other run labels."""
+    other = copy.deepcopy(request)
+    other["uid"] = f"twin-{n}"
+    pod = other.get("object")
+    if isinstance(pod, dict) and isinstance(pod.get("metadata"), dict):
+        metadata = pod["metadata"]
+        metadata["name"] = f"pod-{n}"
+        for where in ("labels", "annotations"):
+            values = metadata.get(where)
+            if isinstance(values, dict):
+                for key in ("run_id", "try_number", "map_index"):
+                    if key in values:
+                        values[key] = f"{key}-{n}"
+    return other
+
+
+def fake(name: str) -> FakeCapacity:
+    return FakeCapacity(CAPACITIES[name], reason="" if CAPACITIES[name] else "headroom off")
+
+
+def assert_same(memo_answer: admission.Answer, direct: admission.Answer) -> None:
+    assert memo_answer.review == direct.review
+    assert memo_answer.outcome == direct.outcome
+    assert memo_answer.decision == direct.decision
+    assert memo_answer.pod == direct.pod
+    assert memo_answer.violations == direct.violations
+
+
+@pytest.mark.parametrize("capacity", list(CAPACITIES))
+@pytest.mark.parametrize("fixture", FIXTURE_NAMES)
+def test_every_fixture_gets_the_direct_answer_first_and_as_a_twin(fixture, capacity):
+    memo = AdmissionMemo(POLICY)
+    first = request_of(load_review(fixture))
+    assert_same(memo.mutate(first, fake(capacity)), admission.mutate(first, POLICY, fake(capacity)))
+    second = twin(first, 2)
+    assert_same(
+        memo.mutate(second, fake(capacity)), admission.mutate(second, POLICY, fake(capacity))
+    )
+
+
+def test_a_twin_is_answered_from_the_memo_and_headroom_is_still_asked():
+    memo = AdmissionMemo(POLICY)
+    first = request_of(load_review("b"))
+    memo.mutate(first, fake("worker-fits"))
+    capacity = fake("worker-fits")
+    answer = memo.mutate(twin(first, 2), capacity)
+    assert (memo.hits, memo.misses) == (1, 1)
+    assert capacity.asked, "the capacity view was not asked"
+    assert answer.review["response"]["uid"] == "twin-2"
+    assert answer.pod is not None and answer.pod.name == "pod-2"
+    assert answer.decision is not None and answer.decision.node == "w-1"
+
+
+@pytest.mark.parametrize(
+    ("then", "node", "pool"),
+    [
+        pytest.param("only-worker", "w-2", "worker", id="another-node"),
+        pytest.param("only-compute", None, "worker", id="first-pool-full-the-pod-waits"),
+        pytest.param("unknown", None, "worker", id="headroom-lost"),
+    ],
+)
+def test_a_new_headroom_reply_gives_the_answer_made_under_it(then, node, pool):
+    memo = AdmissionMemo(POLICY)
+    first = request_of(load_review("b"))
+    memo.mutate(first, fake("worker-fits"))
+    second = twin(first, 2)
+    answer = memo.mutate(second, fake(then))
+    assert_same(answer, admission.mutate(second, POLICY, fake(then)))
+    assert answer.decision is not None
+    assert (answer.decision.node, answer.decision.pool.name) == (node, pool)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"labels": {"tier": "heavy"}}, id="tier-label"),
+        pytest.param({"annotations": {"podtier.io/downgrade": "false"}}, id="annotation"),
+        pytest.param({"namespace": "other"}, id="namespace"),
+        pytest.param({"resources": {"requests": {"cpu": "3"}}}, id="resources"),
+    ],
+)
+def test_a_pod_that_differs_in_what_the_decision_reads_is_decided_afresh(change):
+    memo = AdmissionMemo(POLICY)
+    first = request_of(review_of(airflow_pod(annotations={"run_id": "r1"})))
+    memo.mutate(first, fake("worker-fits"))
+    second = twin(first, 2)
+    metadata = second["object"]["metadata"]
+    metadata["labels"].update(change.get("labels", {}))
+    metadata["annotations"].update(change.get("annotations", {}))
+    metadata["namespace"] = change.get("namespace", metadata["namespace"])
+    if "resources" in change:
+        second["object"]["spec"]["containers"][0]["resources"] = change["resources"]
+    answer = memo.mutate(second, fake("worker-fits"))
+    assert memo.hits == 0
+    assert_same(answer, admission.mutate(second, POLICY, fake("worker-fits")))
+
+
+def _set(path: tuple[str, ...], value: Any):
+    def change(request: dict[str, Any]) -> None:
+        target = request["object"]
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(_set(("spec", "initContainers"), ""), id="init-containers-empty-string"),
+        pytest.param(_set(("spec", "initContainers"), {}), id="init-containers-object"),
+        pytest.param(_set(("spec", "initContainers"), [1]), id="init-container-not-object"),
+        pytest.param(_set(("metadata", "annotations"), []), id="annotations-a-list"),
+        pytest.param(_set(("metadata", "labels", "run_id"), 7), id="volatile-label-a-number"),
+        pytest.param(_set(("metadata", "name"), 7), id="name-a-number"),
+        pytest.param(_set(("spec", "tolerations"), "x"), id="tolerations-a-string"),
+        pytest.param(_set(("spec", "containers", 0, "resources"), []), id="resources-a-list"),
+    ],
+)
+def test_a_broken_twin_of_a_remembered_pod_gets_the_direct_answer(damage):
+    memo = AdmissionMemo(POLICY)
+    first = request_of(load_review("b"))
+    memo.mutate(first, fake("worker-fits"))
+    broken = twin(first, 2)
+    damage(broken)
+    assert_same(
+        memo.mutate(broken, fake("worker-fits")),
+        admission.mutate(broken, POLICY, fake("worker-fits")),
+    )
+
+
+RETRIES = """
+apiVersion: podtier.io/v1alpha1
+kind: TierPolicy
+metadata: {name: retries}
+spec:
+  rules:
+    - name: second-try-heavy
+      match: {labels: {matchLabels: {try_number: "2"}}}
+      tier: heavy
+"""
+
+
+def test_a_volatile_key_the_policy_reads_is_part_of_the_key():
+    policy = load_policy_text(
+        [(str(DEFAULT_POLICY), DEFAULT_POLICY.read_text()), ("retries.yaml", RETRIES)]
+    )
+    memo = AdmissionMemo(policy)
+    labels = {"kubernetes_executor": "True", "try_number": "1"}
+    first = request_of(review_of(airflow_pod(labels=labels)))
+    retry = request_of(review_of(airflow_pod(labels={**labels, "try_number": "2"}), uid="u-2"))
+    assert memo.mutate(first, fake("worker-fits")).decision.tier.name == "medium"
+    answer = memo.mutate(retry, fake("worker-fits"))
+    assert answer.decision.tier.name == "heavy"
+    assert_same(answer, admission.mutate(retry, policy, fake("worker-fits")))
+
+
+def test_the_memo_is_bounded():
+    memo = AdmissionMemo(POLICY)
+    for n in range(MAX_ANSWERS + 10):
+        pod = airflow_pod(labels={"kubernetes_executor": "True", "task_id": f"t{n}"})
+        memo.mutate(request_of(review_of(pod, uid=f"u{n}")), fake("worker-fits"))
+    assert memo._stored <= MAX_ANSWERS
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    body=generated_reviews(),
+    capacities=st.lists(st.sampled_from(list(CAPACITIES)), min_size=2, max_size=4),
+)
+def test_generated_pods_get_the_direct_answer(body, capacities):
+    try:
+        first = request_of(body)
+    except review.BadReview:
+        return
+    memo = AdmissionMemo(POLICY)
+    for n, capacity in enumerate(capacities):
+        request = first if n == 0 else twin(first, n)
+        assert_same(
+            memo.mutate(request, fake(capacity)), admission.mutate(request, POLICY, fake(capacity))
+        )
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(body=damaged_fixtures(), capacity=st.sampled_from(list(CAPACITIES)))
+def test_damaged_fixtures_get_the_direct_answer_from_a_memo_that_saw_the_intact_ones(
+    body, capacity
+):
+    memo = AdmissionMemo(POLICY)
+    for name in FIXTURE_NAMES:
+        memo.mutate(request_of(load_review(name)), fake(capacity))
+    try:
+        request = request_of(body)
+    except review.BadReview:
+        return
+    assert_same(
+        memo.mutate(request, fake(capacity)), admission.mutate(request, POLICY, fake(capacity))
+    )

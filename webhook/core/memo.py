@@ -1,0 +1,242 @@
+"""A memo of `/mutate` answers for pods that look alike to the decision. Pure: no clock, no I/O.
+
+Airflow pods of one task template differ in their names and in a few per-run labels and
+annotations the decision does not read (`VOLATILE_KEYS`). Parsing such a pod, choosing its
+tier, sizing it and writing its patch give the same result each time; only headroom changes.
+
+    request ─► key: every input the decision reads, as bytes ─► the key's replay tree
+      ├─ replay: ask the current CapacityView the questions the first such pod asked
+      │  (status, find_node ...) in order; where every reply is one seen before, the answer
+      │  made under those replies is this pod's too (with its own uid and names)
+      └─ a new key, or a reply not seen before: `admission.mutate` on a recording view,
+         whose questions, replies and answer are stored
+
+Headroom is consulted on every request, and every answer is the one `admission.mutate` gives
+for these inputs and these replies: the decision is a pure function of both. A memo belongs to
+one policy; the edge makes a new one when the policy is reloaded.
+
+Adding an input to the decision (a profiles view's version, a label it starts to read) is one
+line in `_key`, or one key taken out of `VOLATILE_KEYS`. Answers share their parts with the
+memo: treat them as read-only.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+
+from podtier.webhook.core import review
+from podtier.webhook.core.admission import Answer, mutate
+from podtier.webhook.core.capacity import CapacityView, HeadroomStatus
+from podtier.webhook.core.decide import Decision
+from podtier.webhook.core.pod import PodError, PodView, pod_identity
+from podtier.webhook.policy.model import Policy
+
+# Labels and annotations that differ between runs of one task, and which the decision does not
+# read; every other label and annotation is part of the key. One the policy names anywhere (a
+# selector, a rule, a tier key) is kept in the key all the same.
+VOLATILE_KEYS = frozenset({"run_id", "try_number", "map_index"})
+
+MAX_ANSWERS = 8192  # stored answers over all keys; beyond it the memo starts afresh
+
+# A question to the capacity view: None for `status`, else find_node's arguments.
+Question = tuple[Mapping[str, str], Sequence[Mapping[str, Any]], Mapping[str, int]] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Stored:
+    outcome: str
+    response: review.AdmissionResponse  # the first pod's: its uid is replaced
+    pod: PodView  # likewise its names, labels and annotations
+    decision: Decision | None
+
+
+@dataclass(slots=True)
+class _Step:
+    """One question, and what follows each reply seen to it."""
+
+    question: Question
+    replies: dict[HeadroomStatus | str | None, _Step | _Stored]
+
+
+class AdmissionMemo:
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        named = repr(policy)
+        self._skip = frozenset(key for key in VOLATILE_KEYS if key not in named)
+        self._trees: dict[bytes, _Step | _Stored] = {}
+        self._stored = 0
+        self.hits = 0
+        self.misses = 0
+
+    def mutate(
+        self,
+        request: Mapping[str, Any],
+        capacity: CapacityView,
+        namespace_labels: Mapping[str, str] | None = None,
+    ) -> Answer:
+        """What `admission.mutate(request, policy, capacity, namespace_labels)` answers."""
+        key = self._key(request, namespace_labels)
+        if key is None:
+            return mutate(request, self.policy, capacity, namespace_labels)
+        tree = self._trees.get(key)
+        if tree is not None:
+            stored = _replay(tree, capacity)
+            if stored is not None:
+                answer = _answer_for(stored, request, namespace_labels)
+                if answer is not None:
+                    self.hits += 1
+                    return answer
+        self.misses += 1
+        recorder = _Recorder(capacity)
+        answer = mutate(request, self.policy, recorder, namespace_labels)
+        if answer.pod is not None and answer.outcome in ("patched", "unchanged"):
+            self._store(key, recorder.asked, answer)
+        return answer
+
+    def _key(
+        self, request: Mapping[str, Any], namespace_labels: Mapping[str, str] | None
+    ) -> bytes | None:
+        """Every input of the decision, one line each; None for a request the memo leaves to
+        `admission.mutate` (not a Pod CREATE, or not in the shape of one)."""
+        kind = request.get("kind")
+        if type(kind) is not dict or kind.get("kind") != "Pod" or kind.get("group") != "":
+            return None
+        if request.get("operation") != "CREATE" or request.get("subResource"):
+            return None
+        pod = request.get("object")
+        metadata = pod.get("metadata") if type(pod) is dict else None
+        spec = pod.get("spec") if type(pod) is dict else None
+        if type(metadata) is not dict or type(spec) is not dict:
+            return None
+        labels = metadata.get("labels")
+        annotations = metadata.get("annotations")
+        containers = spec.get("containers")
+        init = spec.get("initContainers")
+        init = [] if init is None else init
+        if (
+            type(labels) is not dict
+            or (annotations is not None and type(annotations) is not dict)
+            or type(containers) is not list
+            or type(init) is not list
+            or any(type(c) is not dict for c in (*containers, *init))
+        ):
+            return None
+        skip = self._skip
+        inputs = (
+            # where: rules match the namespace and its labels
+            str(metadata.get("namespace") or request.get("namespace") or ""),
+            namespace_labels,
+            # Airflow selectors, tier keys, rules, podtier's own annotations
+            {k: v for k, v in labels.items() if k not in skip},
+            None
+            if annotations is None
+            else {k: v for k, v in annotations.items() if k not in skip},
+            # tier, sizing, requests and the patch
+            [(c.get("name"), c.get("resources")) for c in containers],
+            [(c.get("name"), c.get("resources"), c.get("restartPolicy")) for c in init],
+            spec.get("overhead"),
+            # placement and the patch
+            spec.get("nodeSelector"),
+            spec.get("tolerations"),
+        )
+        try:
+            return orjson.dumps(inputs)
+        except TypeError:  # not plain JSON values: no memo
+            return None
+
+    def _store(self, key: bytes, asked: list[tuple[Question, Any]], answer: Answer) -> None:
+        assert answer.pod is not None
+        if self._stored >= MAX_ANSWERS:
+            self._trees.clear()
+            self._stored = 0
+        stored = _Stored(answer.outcome, answer.review["response"], answer.pod, answer.decision)
+        self._stored += 1
+        if not asked:
+            self._trees[key] = stored
+            return
+        tree = self._trees.get(key)
+        if not isinstance(tree, _Step) or tree.question != asked[0][0]:
+            tree = self._trees[key] = _step(asked[0][0])
+        step = tree
+        for i, (_, reply) in enumerate(asked):
+            if i + 1 == len(asked):
+                step.replies[reply] = stored
+                return
+            question = asked[i + 1][0]
+            next_step = step.replies.get(reply)
+            if not isinstance(next_step, _Step) or next_step.question != question:
+                next_step = step.replies[reply] = _step(question)
+            step = next_step
+
+
+class _Recorder:
+    """A CapacityView that passes every question on, and notes it with its reply."""
+
+    def __init__(self, view: CapacityView) -> None:
+        self._view = view
+        self.asked: list[tuple[Question, Any]] = []
+
+    @property
+    def status(self) -> HeadroomStatus:
+        status = self._view.status
+        self.asked.append((None, status))
+        return status
+
+    def find_node(
+        self,
+        node_selector: Mapping[str, str],
+        tolerations: Sequence[Mapping[str, Any]],
+        requests: Mapping[str, int],
+    ) -> str | None:
+        node = self._view.find_node(node_selector, tolerations, requests)
+        self.asked.append(((node_selector, tolerations, requests), node))
+        return node
+
+    def reserve(self, node: str, requests: Mapping[str, int], key: str) -> None:
+        raise AssertionError("the decision does not reserve: the edge does, after it")
+
+
+def _step(question: Question) -> _Step:
+    """A new step for `question`, with a copy of its arguments (parts of them are the
+    request's own objects)."""
+    return _Step(copy.deepcopy(question), {})
+
+
+def _replay(tree: _Step | _Stored, capacity: CapacityView) -> _Stored | None:
+    node = tree
+    while isinstance(node, _Step):
+        question = node.question
+        reply = capacity.status if question is None else capacity.find_node(*question)
+        following = node.replies.get(reply)
+        if following is None:
+            return None
+        node = following
+    return node
+
+
+def _answer_for(
+    stored: _Stored, request: Mapping[str, Any], namespace_labels: Mapping[str, str] | None
+) -> Answer | None:
+    """The stored answer for this request's pod: its uid, its names. None when the pod's
+    identity cannot be read (the full path then says why)."""
+    raw = request["object"]
+    try:
+        identity = pod_identity(
+            raw, str(request.get("namespace") or ""), str(request.get("name") or "")
+        )
+    except PodError:
+        return None
+    pod = replace(stored.pod, **identity, raw=raw, namespace_labels=namespace_labels)
+    response = stored.response.copy()
+    response["uid"] = request["uid"]
+    reviewed: review.AdmissionReview = {
+        "apiVersion": review.API_VERSION,
+        "kind": review.KIND,
+        "response": response,
+    }
+    return Answer(reviewed, stored.outcome, pod, stored.decision)
