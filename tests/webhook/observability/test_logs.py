@@ -116,3 +116,81 @@ def test_log_fields_goes_through_logging_when_anything_else_listens(
         logs.log_fields(logging.getLogger("podtier.admission"), logging.INFO, "seen", FIELDS)
     assert [(r.getMessage(), r.uid) for r in caplog.records] == [("seen", "u-3")]  # type: ignore[attr-defined]
     assert orjson.loads(own_logging.getvalue())["msg"] == "seen"
+
+
+class CountingStream(io.TextIOWrapper):
+    """A text stream over bytes, as stderr is, that counts the writes reaching its bytes."""
+
+    def __init__(self) -> None:
+        self.raw_writes = 0
+        outer = self
+
+        class Bytes(io.BytesIO):
+            def write(self, data: bytes) -> int:  # type: ignore[override]
+                outer.raw_writes += 1
+                return super().write(data)
+
+        self.bytes = Bytes()
+        super().__init__(self.bytes, encoding="utf-8", line_buffering=True)
+
+    def text(self) -> str:
+        self.flush()
+        return self.bytes.getvalue().decode()
+
+
+@pytest.fixture
+def counted_logging(own_logging: io.StringIO) -> Iterator[CountingStream]:
+    """podtier's handler alone, on a `CountingStream`."""
+    stream = CountingStream()
+    assert logs._OWN_HANDLER is not None
+    logs._OWN_HANDLER.setStream(stream)
+    yield stream
+
+
+def alone() -> None:
+    """Take pytest's capture handler off the root logger for the rest of the test: the lines
+    then reach podtier's handler only, as in `podtier serve`."""
+    root = logging.getLogger()
+    root.handlers[:] = [logs._OWN_HANDLER]
+    root.setLevel(logging.INFO)
+
+
+def test_lines_of_one_loop_turn_are_written_together_at_its_end(
+    counted_logging: CountingStream,
+) -> None:
+    import asyncio
+
+    log = logging.getLogger("podtier.admission")
+    alone()
+
+    async def one_turn() -> str:
+        for n in range(5):
+            logs.log_fields(log, logging.INFO, "mutate patched", {**FIELDS, "uid": f"u-{n}"})
+        written_during_the_turn = counted_logging.text()
+        await asyncio.sleep(0)
+        return written_during_the_turn
+
+    assert asyncio.run(one_turn()) == ""
+    lines = [orjson.loads(line) for line in counted_logging.text().splitlines()]
+    assert [line["uid"] for line in lines] == [f"u-{n}" for n in range(5)]
+    assert counted_logging.raw_writes == 1
+
+
+def test_a_record_through_logging_comes_after_the_lines_before_it(
+    counted_logging: CountingStream,
+) -> None:
+    import asyncio
+
+    log = logging.getLogger("podtier.admission")
+    alone()
+
+    async def turn() -> None:
+        logs.log_fields(log, logging.INFO, "first", FIELDS)
+        log.warning("second")
+        logs.log_fields(log, logging.INFO, "third", FIELDS)
+
+    asyncio.run(turn())
+    assert logs._OWN_HANDLER is not None
+    logs._OWN_HANDLER.flush()  # as logging does at exit
+    messages = [orjson.loads(line)["msg"] for line in counted_logging.text().splitlines()]
+    assert messages == ["first", "second", "third"]
