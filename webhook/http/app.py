@@ -198,27 +198,68 @@ async def _read_body(request: Request) -> bytes:
             413, f"body of {declared} bytes is over the {review.MAX_BODY_BYTES} byte cap"
         )
 
-    # The deadline is one timer handle that cancels this task (what asyncio.timeout does, at a
-    # third of its cost per request); a cancellation from anywhere else passes through.
     task = asyncio.current_task()
     assert task is not None
-    expired = False
-
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        task.cancel()
-
-    timer = asyncio.get_running_loop().call_later(BODY_DEADLINE_SECONDS, expire)
+    deadlines = _Deadlines.of(asyncio.get_running_loop())
+    deadlines.add(task, BODY_DEADLINE_SECONDS)
     try:
         return await _receive_body(request)
     except asyncio.CancelledError:
-        if expired and task.uncancel() == 0:
+        if deadlines.expired(task) and task.uncancel() == 0:
             late = f"body not received within {BODY_DEADLINE_SECONDS:g} s"
             raise review.BadReview(408, late) from None
         raise
     finally:
-        timer.cancel()
+        deadlines.remove(task)
+
+
+class _Deadlines:
+    """The body deadlines of the requests reading a body, on one timer per event loop.
+
+    A read notes its task and when it is due; the timer, armed for the earliest, cancels the
+    tasks that are late and arms itself for the next. A read that ends in time only takes its
+    note back: no timer is made and cancelled per request (which costs more than the rest of
+    the read). A cancellation from anywhere else passes through."""
+
+    _current: _Deadlines | None = None  # the running loop's
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.due: dict[asyncio.Task[Any], float] = {}
+        self.late: set[asyncio.Task[Any]] = set()
+        self.timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def of(cls, loop: asyncio.AbstractEventLoop) -> _Deadlines:
+        current = cls._current
+        if current is None or current.loop is not loop:
+            current = cls._current = cls(loop)
+        return current
+
+    def add(self, task: asyncio.Task[Any], seconds: float) -> None:
+        due = self.due[task] = self.loop.time() + seconds
+        if self.timer is None:
+            self.timer = self.loop.call_at(due, self._expire)
+
+    def remove(self, task: asyncio.Task[Any]) -> None:
+        self.due.pop(task, None)
+        self.late.discard(task)
+
+    def expired(self, task: asyncio.Task[Any]) -> bool:
+        if task in self.late:
+            self.late.discard(task)
+            return True
+        return False
+
+    def _expire(self) -> None:
+        self.timer = None
+        now = self.loop.time()
+        for task in [t for t, due in self.due.items() if due <= now]:
+            del self.due[task]
+            self.late.add(task)
+            task.cancel()
+        if self.due:
+            self.timer = self.loop.call_at(min(self.due.values()), self._expire)
 
 
 def _content_length(scope: Scope) -> str | None:

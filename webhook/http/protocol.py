@@ -6,7 +6,9 @@ trickle a request head forever. This protocol adds, per connection:
 
 - a header cap: a request line plus headers over `MAX_HEADER_BYTES` gets 431 and a close;
 - a head deadline: a request head not complete `HEAD_DEADLINE_SECONDS` after its first byte
-  gets 408 and a close (the app's own deadline covers the body);
+  gets 408 and a close (the app's own deadline covers the body). One timer per connection,
+  not per request: a request only notes when its head is due, and the timer, when it fires,
+  looks at the head in progress (if any) and arms itself again for it;
 - an idle timeout on a fresh connection, as uvicorn already has between requests;
 - at shutdown, a connection closed by the server whose peer does not answer the TLS
   close_notify (a client with no reader on its idle pooled connection) is aborted after
@@ -38,6 +40,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._head_bytes = 0
+        self._head_due: float | None = None  # loop time the head in progress must be done by
         self._head_timer: asyncio.TimerHandle | None = None
         self._refusal: _Refused | None = None
 
@@ -66,8 +69,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_bytes = 0
-        self._cancel_head_timer()
-        self._head_timer = self.loop.call_later(HEAD_DEADLINE_SECONDS, self._head_too_slow)
+        self._head_due = due = self.loop.time() + HEAD_DEADLINE_SECONDS
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_at(due, self._check_head)
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -78,7 +82,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._cancel_head_timer()
+        self._head_due = None  # the timer, when it fires, finds no head in progress
         super().on_headers_complete()
 
     def send_400_response(self, msg: str) -> None:
@@ -97,8 +101,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             # The parser turns this into an error, which ends in send_400_response.
             raise self._refusal
 
-    def _head_too_slow(self) -> None:
+    def _check_head(self) -> None:
         self._head_timer = None
+        due = self._head_due
+        if due is None:
+            return  # no head in progress: the next one arms the timer
+        if due > self.loop.time():  # armed for an earlier head: wait for this one's
+            self._head_timer = self.loop.call_at(due, self._check_head)
+            return
+        self._head_due = None
+        self._head_too_slow()
+
+    def _head_too_slow(self) -> None:
         if self.cycle is not None and not self.cycle.response_complete:
             self.cycle.keep_alive = False  # answering an earlier request: close after it
         elif not self.transport.is_closing():
@@ -107,6 +121,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             )
 
     def _cancel_head_timer(self) -> None:
+        self._head_due = None
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None

@@ -88,3 +88,51 @@ def test_a_cancellation_from_elsewhere_is_not_turned_into_a_408() -> None:
             await task
 
     asyncio.run(scenario())
+
+
+class FakeLoop:
+    """The part of an event loop `_Deadlines` uses, with a clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.timers: list[tuple[float, Callable[[], None]]] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Callable[[], None]) -> Any:
+        self.timers.append((when, callback))
+        return object()  # a handle: the timer is armed
+
+    def advance(self, to: float) -> None:
+        self.now = to
+        due = [t for t in self.timers if t[0] <= to]
+        self.timers = [t for t in self.timers if t[0] > to]
+        for _, callback in due:
+            callback()
+
+
+class FakeTask:
+    def __init__(self) -> None:
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+def test_each_read_gets_its_own_deadline_on_one_timer() -> None:
+    loop = FakeLoop()
+    deadlines = app._Deadlines(loop)  # type: ignore[arg-type]
+    first, second, done = FakeTask(), FakeTask(), FakeTask()
+    deadlines.add(first, 10)  # type: ignore[arg-type]
+    loop.advance(4)
+    deadlines.add(second, 10)  # type: ignore[arg-type]
+    deadlines.add(done, 10)  # type: ignore[arg-type]
+    deadlines.remove(done)  # type: ignore[arg-type]
+    assert len(loop.timers) == 1, "one timer for all the reads"
+    loop.advance(10)
+    assert (first.cancelled, second.cancelled) == (True, False)
+    assert deadlines.expired(first) and not deadlines.expired(second)  # type: ignore[arg-type]
+    loop.advance(14)
+    assert second.cancelled and not done.cancelled
+    assert loop.timers == [], "no timer left once nothing is being read"
