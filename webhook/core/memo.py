@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -231,7 +231,16 @@ def _answer_for(
         )
     except PodError:
         return None
-    pod = replace(stored.pod, **identity, raw=raw, namespace_labels=namespace_labels)
+    same = stored.pod  # the same spec: only the identity is this pod's (no `replace`: 2x slower)
+    pod = PodView(
+        **identity,
+        containers=same.containers,
+        init_containers=same.init_containers,
+        node_selector=same.node_selector,
+        tolerations=same.tolerations,
+        raw=raw,
+        namespace_labels=namespace_labels,
+    )
     response = stored.response.copy()
     response["uid"] = request["uid"]
     reviewed: review.AdmissionReview = {
