@@ -19,10 +19,12 @@ Node groups: `find_node` is asked about a few (node selector, tolerations) pairs
 Each pair gets a `NodeGroup`, kept up to date as nodes change: the nodes it may use (Ready,
 not cordoned, labels match, blocking taints tolerated) and, per resource, a max-heap of free
 capacity. The heaps are lazy: every member node has an entry at least as large as its free
-amount; capacity coming back pushes a fresh entry, capacity taken pushes nothing (the old
-entry is then an over-estimate, corrected when it reaches the top). A query first reads the
-largest free amount of each requested resource (so "no node fits" is usually answered without
-a scan), then tries the nodes with the most free of each resource, and scans the group only
+amount when a query reads them. Capacity coming back (a pod gone, a node joining) is noted in
+the group and pushed as a fresh entry when the group is next asked, so a node freed and taken
+again between two queries costs one entry; capacity taken pushes nothing (the old entry is then
+an over-estimate, corrected when it reaches the top). A query first reads the largest free
+amount of each requested resource (so "no node fits" is usually answered without a scan), then
+tries the nodes with the most free of each resource, and scans the group only
 when capacity is fragmented (no roomiest node has room in every resource).
 """
 
@@ -69,13 +71,16 @@ class Reservation:
 class NodeGroup:
     """The nodes one (node selector, tolerations) pair may use, indexed by free capacity."""
 
-    __slots__ = ("selector", "tolerations", "members", "heaps")
+    __slots__ = ("selector", "tolerations", "members", "heaps", "freed")
 
     def __init__(self, selector: Selector, tolerations: tuple[Toleration, ...]) -> None:
         self.selector = selector
         self.tolerations = tolerations
         self.members: dict[str, None] = {}
         self.heaps: dict[str, list[tuple[int, str]]] = {}
+        # Members with (maybe) more free than their heap entries say: new members, and nodes
+        # whose usage went down. Their fresh entries are pushed when the group is next asked.
+        self.freed: set[str] = set()
 
     def admits(self, node: NodeRecord) -> bool:
         return (
@@ -294,15 +299,19 @@ class ClusterState:
         return group
 
     def _largest_free(self, group: NodeGroup, resource: str) -> tuple[int, str] | None:
+        if group.freed:
+            self._push_freed(group)
         heap = group.heaps.get(resource)
         if heap is None:
             heap = group.heaps[resource] = self._heap(group.members, resource)
+        members, nodes, used_by = group.members, self.nodes, self.used
         while heap:
             negative_free, node = heap[0]
-            if node not in group.members:
+            if node not in members:
                 heapq.heappop(heap)  # left the group since
                 continue
-            free = self.free(node, resource)
+            used = used_by.get(node)
+            free = nodes[node].allocatable.get(resource, 0) - (used.get(resource, 0) if used else 0)
             if free == -negative_free:
                 return free, node
             # An over-estimate left by a placement (usage only pushes when it goes down):
@@ -315,24 +324,25 @@ class ClusterState:
         heapq.heapify(heap)
         return heap
 
-    def _push(self, group: NodeGroup, node: str) -> None:
-        record = self.nodes.get(node)
-        allocatable = record.allocatable if record is not None else {}
-        used = self.used.get(node, {})
+    def _push_freed(self, group: NodeGroup) -> None:
+        """Push the freed members' entries, at their free capacity now (a usage that went
+        down and up again since costs one entry, not two)."""
         limit = 2 * len(group.members) + 64
         for resource, heap in group.heaps.items():
-            if len(heap) > limit:  # mostly stale entries: rebuild
+            if len(heap) + len(group.freed) > limit:  # mostly stale entries: rebuild
                 group.heaps[resource] = self._heap(group.members, resource)
-            else:
-                free = allocatable.get(resource, 0) - used.get(resource, 0)
-                heapq.heappush(heap, (-free, node))
+                continue
+            for node in group.freed:
+                if node in group.members:
+                    heapq.heappush(heap, (-self.free(node, resource), node))
+        group.freed.clear()
 
     def _refresh_groups(self, name: str) -> None:
         node = self.nodes.get(name)
         for group in self._groups.values():
             if node is not None and group.admits(node):
                 group.members[name] = None
-                self._push(group, name)
+                group.freed.add(name)
             else:
                 group.members.pop(name, None)
 
@@ -349,7 +359,7 @@ class ClusterState:
             del self.used[node]
         for group in self._groups.values():
             if node in group.members:
-                self._push(group, node)
+                group.freed.add(node)
 
 
 def _selector(node_selector: Mapping[str, str]) -> Selector:

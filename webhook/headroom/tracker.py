@@ -26,7 +26,6 @@ from podtier.webhook.headroom.state import NAMESPACE, NODE, POD, ClusterState
 from podtier.webhook.observability.metrics import (
     HEADROOM_LAST_SYNC,
     HEADROOM_RESOURCES,
-    RESERVATIONS,
     PoolHeadroom,
 )
 from podtier.webhook.policy import Pool
@@ -127,6 +126,10 @@ class ClusterHeadroom:
                     f"{age:.0f}s (limit {self.stale_after:.0f}s){why}",
                 )
         return self._current
+
+    def reservation_count(self) -> int:
+        """Placements held and not yet seen bound (for `podtier_reservations`, at scrape time)."""
+        return len(self.state.reservations)
 
     def namespace_labels(self, name: str) -> Mapping[str, str] | None:
         """The labels of namespace `name`; None when namespaces are not tracked (or not yet
@@ -263,8 +266,8 @@ class _Transaction:
         headroom.lock.acquire()
         try:
             state = headroom.state
-            if state.reservations and state.expire(now):
-                RESERVATIONS.set(len(state.reservations))
+            if state.reservations:
+                state.expire(now)
             return _View(headroom, headroom._status(now), now)
         except BaseException:
             headroom.lock.release()
@@ -295,6 +298,5 @@ class _View:
         return self._headroom.state.find_node(node_selector, tolerations, requests)
 
     def reserve(self, node: str, requests: Mapping[str, int], key: str) -> None:
-        state = self._headroom.state
-        state.reserve(node, requests, key, self._now + self._headroom.reservation_ttl)
-        RESERVATIONS.set(len(state.reservations))
+        headroom = self._headroom
+        headroom.state.reserve(node, requests, key, self._now + headroom.reservation_ttl)

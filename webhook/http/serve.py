@@ -77,6 +77,7 @@ def run_server(setup: ServeSetup, on_started: Callable[[], None] | None = None) 
     pool_headroom = getattr(setup.headroom, "pool_headroom", None)
     if pool_headroom is not None:
         metrics.register_headroom_provider(lambda: pool_headroom(state.policy.pools.values()))
+    metrics.register_reservations_provider(getattr(setup.headroom, "reservation_count", None))
     setup.headroom.start()
     try:
         run(state, setup.listen, ctx, background=jobs, on_started=on_started)

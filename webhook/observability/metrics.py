@@ -56,7 +56,7 @@ HEADROOM_LAST_SYNC = Gauge(
 RESERVATIONS = Gauge(
     "podtier_reservations",
     "Placements podtier made that the watch has not yet seen bound to a node.",
-)
+)  # read at scrape time from the tracker (`register_reservations_provider`)
 
 POLICY_RELOADS = Counter(
     "podtier_policy_reloads",
@@ -191,3 +191,9 @@ REGISTRY.register(HEADROOM)
 def register_headroom_provider(provider: HeadroomProvider | None) -> None:
     """Make `provider` the source of the headroom gauges (None: headroom off, no samples)."""
     HEADROOM.provider = provider
+
+
+def register_reservations_provider(provider: Callable[[], float] | None) -> None:
+    """Make `provider` (the tracker's count, read at each scrape) the value of
+    `podtier_reservations`; None: 0."""
+    RESERVATIONS.set_function(provider or (lambda: 0))
