@@ -153,6 +153,25 @@ def test_register_headroom_provider_feeds_the_global_registry() -> None:
     assert value(samples, "podtier_headroom_free", pool="gpu", resource="cpu") == 0
 
 
+def test_reservations_are_the_trackers_count_at_each_scrape() -> None:
+    from podtier.webhook.headroom import ClusterHeadroom
+
+    tracker = ClusterHeadroom(source="test", static=True)
+    try:
+        metrics.register_reservations_provider(tracker.reservation_count)
+        tracker.state.reserve("n1", {"cpu": 500}, "airflow/a", expires=30)
+        tracker.state.reserve("n1", {"cpu": 500}, "airflow/b", expires=30)
+        _, samples = parse(generate_latest().decode())
+        assert value(samples, "podtier_reservations") == 2
+        tracker.state.delete_pod("airflow/a")  # the watch saw it
+        _, samples = parse(generate_latest().decode())
+        assert value(samples, "podtier_reservations") == 1
+    finally:
+        metrics.register_reservations_provider(None)
+    _, samples = parse(generate_latest().decode())
+    assert value(samples, "podtier_reservations") == 0
+
+
 # --- a real server under load --------------------------------------------------------------------
 
 
