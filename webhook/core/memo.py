@@ -67,7 +67,9 @@ class AdmissionMemo:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         named = repr(policy)
-        self._skip = frozenset(key for key in VOLATILE_KEYS if key not in named)
+        # Volatile keys the policy does not name, blanked out of the key (absent and present
+        # are the same to the decision).
+        self._blank = dict.fromkeys(sorted(key for key in VOLATILE_KEYS if key not in named))
         self._trees: dict[bytes, _Step | _Stored] = {}
         self._stored = 0
         self.hits = 0
@@ -117,36 +119,37 @@ class AdmissionMemo:
         annotations = metadata.get("annotations")
         containers = spec.get("containers")
         init = spec.get("initContainers")
-        init = [] if init is None else init
         if (
             type(labels) is not dict
             or (annotations is not None and type(annotations) is not dict)
             or type(containers) is not list
-            or type(init) is not list
-            or any(type(c) is not dict for c in (*containers, *init))
+            or (init is not None and type(init) is not list)
         ):
             return None
-        skip = self._skip
-        inputs = (
-            # where: rules match the namespace and its labels
-            str(metadata.get("namespace") or request.get("namespace") or ""),
-            namespace_labels,
-            # Airflow selectors, tier keys, rules, podtier's own annotations
-            {k: v for k, v in labels.items() if k not in skip},
-            None
-            if annotations is None
-            else {k: v for k, v in annotations.items() if k not in skip},
-            # tier, sizing, requests and the patch
-            [(c.get("name"), c.get("resources")) for c in containers],
-            [(c.get("name"), c.get("resources"), c.get("restartPolicy")) for c in init],
-            spec.get("overhead"),
-            # placement and the patch
-            spec.get("nodeSelector"),
-            spec.get("tolerations"),
-        )
+        blank = self._blank
         try:
-            return orjson.dumps(inputs)
-        except TypeError:  # not plain JSON values: no memo
+            return orjson.dumps(
+                (
+                    # where: rules match the namespace and its labels
+                    str(metadata.get("namespace") or request.get("namespace") or ""),
+                    namespace_labels,
+                    # Airflow selectors, tier keys, rules, podtier's own annotations
+                    {**labels, **blank},
+                    None if annotations is None else {**annotations, **blank},
+                    # tier, sizing, requests and the patch
+                    [(c.get("name"), c.get("resources")) for c in containers],
+                    None
+                    if init is None
+                    else [
+                        (c.get("name"), c.get("resources"), c.get("restartPolicy")) for c in init
+                    ],
+                    spec.get("overhead"),
+                    # placement and the patch
+                    spec.get("nodeSelector"),
+                    spec.get("tolerations"),
+                )
+            )
+        except (AttributeError, TypeError):  # a container that is not an object, not plain JSON
             return None
 
     def _store(self, key: bytes, asked: list[tuple[Question, Any]], answer: Answer) -> None:

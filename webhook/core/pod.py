@@ -130,11 +130,11 @@ def pod_identity(pod: Mapping[str, Any], namespace: str = "", name: str = "") ->
     metadata = _mapping(pod.get("metadata"), "metadata")
     labels = _string_map(metadata.get("labels"), "metadata.labels")
     annotations = _string_map(metadata.get("annotations"), "metadata.annotations")
-    airflow = {}
-    for key in AIRFLOW_IDENTITY_KEYS:
-        value = annotations.get(key, labels.get(key))
-        if value is not None:
-            airflow[key] = value
+    airflow = {
+        key: value
+        for key in AIRFLOW_IDENTITY_KEYS
+        if (value := annotations.get(key, labels.get(key))) is not None
+    }
     return {
         "namespace": str(metadata.get("namespace") or namespace),
         "name": str(metadata.get("name") or name or metadata.get("generateName") or ""),
@@ -200,6 +200,12 @@ def _mapping(value: object, path: str) -> Mapping[str, Any]:
 
 
 def _string_map(value: object, path: str) -> Mapping[str, str]:
+    if type(value) is dict:  # the usual case, checked without a call per value
+        for item in value.values():
+            if type(item) is not str:
+                break
+        else:
+            return value
     mapping = _mapping(value, path)
     for key, item in mapping.items():
         if not isinstance(item, str):

@@ -9,43 +9,35 @@ tracker's current picture and the admission path pays nothing for it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import math
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 log = logging.getLogger("podtier.metrics")
 
 # No `*_created` series: they double the scrape and say only when the process started.
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
-ADMISSION_REQUESTS = Counter(
-    "podtier_admission_requests",
-    "Admission reviews answered, by webhook, outcome, tier and pool.",
-    ["webhook", "outcome", "tier", "pool"],
-)
-
-ADMISSION_DURATION = Histogram(
-    "podtier_admission_duration_seconds",
-    "Time to answer one admission review, from request received to response built.",
-    ["webhook"],
-    buckets=(
-        0.0001,
-        0.00025,
-        0.0005,
-        0.00075,
-        0.001,
-        0.0025,
-        0.005,
-        0.01,
-        0.025,
-        0.05,
-        0.1,
-        0.5,
-        1.0,
-    ),
+ADMISSION_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.00075,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.5,
+    1.0,
 )
 
 HEADROOM_LAST_SYNC = Gauge(
@@ -93,27 +85,69 @@ CLEANUP_DELETED = Counter(
 
 # --- the admission path -------------------------------------------------------------------
 
-# Label children looked up once per label set: `labels()` takes a lock and builds a key on
-# every call, which the hot path need not pay. Label sets are few (webhooks x outcomes x the
-# policy's tiers and pools); the cache is bounded all the same.
-_CHILD_CACHE_LIMIT = 1024
-_request_children: dict[tuple[str, str, str, str], Counter] = {}
-_duration_children: dict[str, Histogram] = {}
+
+class AdmissionCollector(Collector):
+    """`podtier_admission_requests_total{webhook,outcome,tier,pool}` (counter) and
+    `podtier_admission_duration_seconds{webhook}` (histogram), from plain counts.
+
+    The admission path counts on the event loop's thread only. prometheus-client's Counter and
+    Histogram take a lock and find the label set's child on every review, which cost more than
+    the counting; here a review costs two dict updates and a bisect, and a scrape (from any
+    thread) turns copies of the counts into the same families."""
+
+    def __init__(self, buckets: Sequence[float] = ADMISSION_BUCKETS) -> None:
+        self.bounds = (*buckets, math.inf)
+        self.requests: dict[tuple[str, str, str, str], int] = {}
+        # webhook -> [count per bucket (not cumulative) ..., sum of seconds]
+        self.durations: dict[str, list[float]] = {}
+
+    def observe(self, webhook: str, outcome: str, tier: str, pool: str, seconds: float) -> None:
+        key = (webhook, outcome, tier, pool)
+        requests = self.requests
+        requests[key] = requests.get(key, 0) + 1
+        counts = self.durations.get(webhook)
+        if counts is None:
+            counts = self.durations[webhook] = [0.0] * (len(self.bounds) + 1)
+        counts[bisect_left(self.bounds, seconds)] += 1  # the first bound >= seconds
+        counts[-1] += seconds
+
+    def describe(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        requests, durations = self._families()
+        for labels, count in list(self.requests.items()):
+            requests.add_metric(labels, count)
+        for webhook, counts in list(self.durations.items()):
+            counts = list(counts)
+            cumulative, buckets = 0.0, []
+            for bound, count in zip(self.bounds, counts, strict=False):
+                cumulative += count
+                buckets.append((floatToGoString(bound), cumulative))
+            durations.add_metric([webhook], buckets, sum_value=counts[-1])
+        yield requests
+        yield durations
+
+    @staticmethod
+    def _families() -> tuple[CounterMetricFamily, HistogramMetricFamily]:
+        return (
+            CounterMetricFamily(
+                "podtier_admission_requests",
+                "Admission reviews answered, by webhook, outcome, tier and pool.",
+                labels=["webhook", "outcome", "tier", "pool"],
+            ),
+            HistogramMetricFamily(
+                "podtier_admission_duration_seconds",
+                "Time to answer one admission review, from request received to response built.",
+                labels=["webhook"],
+            ),
+        )
 
 
-def observe_admission(webhook: str, outcome: str, tier: str, pool: str, seconds: float) -> None:
-    """Count one answered review and record how long it took."""
-    key = (webhook, outcome, tier, pool)
-    counter = _request_children.get(key)
-    if counter is None:
-        counter = ADMISSION_REQUESTS.labels(*key)
-        if len(_request_children) < _CHILD_CACHE_LIMIT:
-            _request_children[key] = counter
-    counter.inc()
-    histogram = _duration_children.get(webhook)
-    if histogram is None:
-        histogram = _duration_children[webhook] = ADMISSION_DURATION.labels(webhook)
-    histogram.observe(seconds)
+ADMISSION = AdmissionCollector()
+REGISTRY.register(ADMISSION)
+observe_admission = ADMISSION.observe
+"""Count one answered review and record how long it took."""
 
 
 # --- headroom per pool, computed at scrape time ---------------------------------------------

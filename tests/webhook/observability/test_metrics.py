@@ -172,6 +172,35 @@ def test_reservations_are_the_trackers_count_at_each_scrape() -> None:
     assert value(samples, "podtier_reservations") == 0
 
 
+def test_admission_counts_expose_as_prometheus_clients_own_counter_and_histogram() -> None:
+    from prometheus_client import Counter, Histogram
+
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    collector = metrics.AdmissionCollector()
+    ours.register(collector)
+    counter = Counter(
+        "podtier_admission_requests",
+        "Admission reviews answered, by webhook, outcome, tier and pool.",
+        ["webhook", "outcome", "tier", "pool"],
+        registry=theirs,
+    )
+    histogram = Histogram(
+        "podtier_admission_duration_seconds",
+        "Time to answer one admission review, from request received to response built.",
+        ["webhook"],
+        buckets=metrics.ADMISSION_BUCKETS,
+        registry=theirs,
+    )
+    # on a bound, between bounds, below the first, above the last
+    seconds = [0.0001, 0.0003, 0.00005, 0.001, 0.7, 2.5, 0.00025, 1.0]
+    for n, value in enumerate(seconds):
+        labels = ("mutate" if n % 3 else "validate", "patched", "medium", "worker")
+        collector.observe(*labels, value)
+        counter.labels(*labels).inc()
+        histogram.labels(labels[0]).observe(value)
+    assert parse(generate_latest(ours).decode()) == parse(generate_latest(theirs).decode())
+
+
 # --- a real server under load --------------------------------------------------------------------
 
 
