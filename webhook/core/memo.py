@@ -33,7 +33,7 @@ from podtier.webhook.core import review
 from podtier.webhook.core.admission import Answer, mutate
 from podtier.webhook.core.capacity import CapacityView, HeadroomStatus
 from podtier.webhook.core.decide import Decision
-from podtier.webhook.core.pod import PodError, PodView, pod_identity
+from podtier.webhook.core.pod import PodError, PodView, pod_identity, with_identity
 from podtier.webhook.policy.model import Policy
 
 # Labels and annotations that differ between runs of one task, and which the decision does not
@@ -234,16 +234,7 @@ def _answer_for(
         )
     except PodError:
         return None
-    same = stored.pod  # the same spec: only the identity is this pod's (no `replace`: 2x slower)
-    pod = PodView(
-        **identity,
-        containers=same.containers,
-        init_containers=same.init_containers,
-        node_selector=same.node_selector,
-        tolerations=same.tolerations,
-        raw=raw,
-        namespace_labels=namespace_labels,
-    )
+    pod = with_identity(stored.pod, identity, raw, namespace_labels)
     response = stored.response.copy()
     response["uid"] = request["uid"]
     reviewed: review.AdmissionReview = {

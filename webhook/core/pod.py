@@ -130,11 +130,9 @@ def pod_identity(pod: Mapping[str, Any], namespace: str = "", name: str = "") ->
     metadata = _mapping(pod.get("metadata"), "metadata")
     labels = _string_map(metadata.get("labels"), "metadata.labels")
     annotations = _string_map(metadata.get("annotations"), "metadata.annotations")
-    airflow = {
-        key: value
-        for key in AIRFLOW_IDENTITY_KEYS
-        if (value := annotations.get(key, labels.get(key))) is not None
-    }
+    keys = AIRFLOW_IDENTITY_KEYS  # annotation, else label, of each (the gets run in C)
+    found = zip(keys, map(annotations.get, keys, map(labels.get, keys)), strict=True)
+    airflow = {key: value for key, value in found if value is not None}
     return {
         "namespace": str(metadata.get("namespace") or namespace),
         "name": str(metadata.get("name") or name or metadata.get("generateName") or ""),
@@ -142,6 +140,24 @@ def pod_identity(pod: Mapping[str, Any], namespace: str = "", name: str = "") ->
         "annotations": annotations,
         "airflow": airflow,
     }
+
+
+def with_identity(
+    pod: PodView,
+    identity: PodIdentity,
+    raw: Mapping[str, Any],
+    namespace_labels: Mapping[str, str] | None,
+) -> PodView:
+    """`pod`'s view for another pod with the same spec: that pod's identity, object and
+    namespace labels. The fields are copied at once (a frozen dataclass's `__init__` sets each
+    one through `object.__setattr__`, which costs more than the rest of a memo's answer)."""
+    other: PodView = object.__new__(PodView)
+    fields = other.__dict__
+    fields.update(pod.__dict__)
+    fields.update(identity)
+    fields["raw"] = raw
+    fields["namespace_labels"] = namespace_labels
+    return other
 
 
 def pod_requests(pod: PodView, main_requests: Mapping[str, int] | None = None) -> Resources:

@@ -74,11 +74,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._head_timer = self.loop.call_at(due, self._check_head)
 
     def on_url(self, url: bytes) -> None:
-        self._count(len(url))
+        self._head_bytes += len(url)
+        if self._head_bytes > MAX_HEADER_BYTES:
+            self._refuse_head()
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._count(len(name) + len(value) + 4)
+        self._head_bytes += len(name) + len(value) + 4  # counted inline: called per header
+        if self._head_bytes > MAX_HEADER_BYTES:
+            self._refuse_head()
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
@@ -92,14 +96,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         else:
             self._send_and_close(refusal.status, refusal.message)
 
-    def _count(self, size: int) -> None:
-        self._head_bytes += size
-        if self._head_bytes > MAX_HEADER_BYTES:
-            self._refusal = _Refused(
-                431, f"request headers are over the {MAX_HEADER_BYTES} byte cap"
-            )
-            # The parser turns this into an error, which ends in send_400_response.
-            raise self._refusal
+    def _refuse_head(self) -> None:
+        self._refusal = _Refused(431, f"request headers are over the {MAX_HEADER_BYTES} byte cap")
+        # The parser turns this into an error, which ends in send_400_response.
+        raise self._refusal
 
     def _check_head(self) -> None:
         self._head_timer = None
