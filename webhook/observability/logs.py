@@ -43,6 +43,9 @@ _RESERVED = frozenset(_STANDARD) | {
 }
 
 
+_HEAD_KEYS = frozenset({"time", "level", "logger", "msg"})
+
+
 class JsonFormatter(logging.Formatter):
     """`{"time", "level", "logger", "msg", ...extra fields}`; times in UTC, milliseconds."""
 
@@ -50,6 +53,9 @@ class JsonFormatter(logging.Formatter):
         super().__init__()
         self._second = -1
         self._second_text = ""
+        self._millis = -1
+        self._millis_text = ""
+        self._middles: dict[tuple[str, str, str], bytes] = {}
 
     def format(self, record: logging.LogRecord) -> str:
         line = self.head(record.created, record.levelname, record.name, record.getMessage())
@@ -63,17 +69,46 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
     def head(self, created: float, level: str, logger: str, msg: str) -> dict[str, Any]:
-        second = int(created)
-        if second != self._second:  # one strftime per second, not per line
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-            self._second = second
-        millis = int((created - second) * 1000)
         return {
-            "time": f"{self._second_text}.{millis:03d}Z",
+            "time": self._time(created),
             "level": level.lower(),
             "logger": logger,
             "msg": msg,
         }
+
+    def line(
+        self, created: float, level: str, logger: str, msg: str, fields: Mapping[str, Any]
+    ) -> bytes:
+        """`head` and `fields` as one JSON line (with its newline), as `format` would write it:
+        the head's level, logger and message are made into JSON once per kind of line, and the
+        fields' JSON is joined on, rather than merged in a dict per line."""
+        if not _HEAD_KEYS.isdisjoint(fields):  # a field that overrides the head's
+            merged = self.head(created, level, logger, msg) | dict(fields)
+            return orjson.dumps(merged, default=str, option=orjson.OPT_APPEND_NEWLINE)
+        kind = (level, logger, msg)
+        middle = self._middles.get(kind)
+        if middle is None:
+            if len(self._middles) >= 256:
+                self._middles.clear()
+            head = {"level": level.lower(), "logger": logger, "msg": msg}
+            middle = self._middles[kind] = b'",' + orjson.dumps(head)[1:-1]
+        body = orjson.dumps(fields, default=str, option=orjson.OPT_APPEND_NEWLINE)
+        stamp = self._time(created).encode()
+        if len(body) == 3:  # b"{}\n"
+            return b'{"time":"' + stamp + middle + b"}\n"
+        return b'{"time":"' + stamp + middle + b"," + body[1:]
+
+    def _time(self, created: float) -> str:
+        millis = int(created * 1000)
+        if millis == self._millis:  # several lines in one millisecond
+            return self._millis_text
+        second = millis // 1000
+        if second != self._second:  # one strftime per second, not per line
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        self._millis = millis
+        self._millis_text = f"{self._second_text}.{millis - second * 1000:03d}Z"
+        return self._millis_text
 
 
 class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -155,9 +190,8 @@ def log_fields(logger: logging.Logger, level: int, msg: str, fields: Mapping[str
     if handler is not None and _reaches_only(logger, handler, level):
         formatter = handler.formatter
         assert isinstance(formatter, JsonFormatter)
-        line = formatter.head(time.time(), logging.getLevelName(level), logger.name, msg)
-        line.update(fields)
-        handler.add_line(orjson.dumps(line, default=str, option=orjson.OPT_APPEND_NEWLINE))
+        name = logging.getLevelName(level)
+        handler.add_line(formatter.line(time.time(), name, logger.name, msg, fields))
         return
     logger.log(level, "%s", msg, extra=fields)
 
@@ -227,19 +261,35 @@ def request_fields(request: Mapping[str, Any], webhook: str) -> dict[str, Any]:
 
 def decision_fields(uid: str, webhook: str, answer: Answer) -> dict[str, Any]:
     """The info line for one decision: identity, tier, pool, outcome, and podtier's reason."""
-    fields: dict[str, Any] = {"uid": uid, "webhook": webhook, "outcome": answer.outcome}
-    fields |= pod_fields(answer.pod)
-    decision = answer.decision
-    if decision is not None:
+    pod, decision = answer.pod, answer.decision
+    if pod is not None and decision is not None:  # the usual line, made in one go
+        airflow = pod.airflow
         reason = decision.reason
-        if answer.pod is not None and reason == answer.pod.annotations.get(_EARLIER_REASON_KEY):
+        if reason == pod.annotations.get(_EARLIER_REASON_KEY):
             reason = "kept from an earlier podtier decision"
-        fields |= {
+        fields: dict[str, Any] = {
+            "uid": uid,
+            "webhook": webhook,
+            "outcome": answer.outcome,
+            "namespace": pod.namespace,
+            "pod": pod.name,
+            "dag_id": airflow.get("dag_id", ""),
+            "task_id": airflow.get("task_id", ""),
             "tier": decision.tier.name,
             "pool": decision.pool.name,
             "node": decision.node or "",
             "reason": reason,
         }
+    else:
+        fields = {"uid": uid, "webhook": webhook, "outcome": answer.outcome}
+        fields |= pod_fields(pod)
+        if decision is not None:
+            fields |= {
+                "tier": decision.tier.name,
+                "pool": decision.pool.name,
+                "node": decision.node or "",
+                "reason": decision.reason,
+            }
     if answer.violations:
         fields["violations"] = [v.message for v in answer.violations]
     return fields

@@ -194,3 +194,23 @@ def test_a_record_through_logging_comes_after_the_lines_before_it(
     logs._OWN_HANDLER.flush()  # as logging does at exit
     messages = [orjson.loads(line)["msg"] for line in counted_logging.text().splitlines()]
     assert messages == ["first", "second", "third"]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        pytest.param({}, id="no-fields"),
+        pytest.param(FIELDS, id="decision-fields"),
+        pytest.param({"msg": "overridden", "uid": "u"}, id="a-field-named-like-the-head"),
+        pytest.param({"when": __import__("datetime").date(2026, 1, 2)}, id="not-json-as-str"),
+        pytest.param({"reason": 'quote " and \\u00e9 \u00e9'}, id="escapes"),
+    ],
+)
+def test_a_joined_line_is_the_merged_line(fields: dict[str, object]) -> None:
+    formatter = logs.JsonFormatter()
+    created = 1_780_000_000.123
+    joined = formatter.line(created, "INFO", "podtier.admission", "mutate patched", fields)
+    merged = formatter.head(created, "INFO", "podtier.admission", "mutate patched") | fields
+    assert joined.endswith(b"\n")
+    assert orjson.loads(joined) == orjson.loads(orjson.dumps(merged, default=str))
+    assert list(orjson.loads(joined)) == list(merged)
