@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import repeat
 from typing import Any, TypedDict, TypeGuard
 
 from podtier.webhook.core.resources import (
@@ -216,12 +217,8 @@ def _mapping(value: object, path: str) -> Mapping[str, Any]:
 
 
 def _string_map(value: object, path: str) -> Mapping[str, str]:
-    if type(value) is dict:  # the usual case, checked without a call per value
-        for item in value.values():
-            if type(item) is not str:
-                break
-        else:
-            return value
+    if type(value) is dict and all(map(isinstance, value.values(), repeat(str))):
+        return value  # the usual case, checked in C
     mapping = _mapping(value, path)
     for key, item in mapping.items():
         if not isinstance(item, str):

@@ -334,7 +334,11 @@ class ClusterState:
                 continue
             for node in group.freed:
                 if node in group.members:
-                    heapq.heappush(heap, (-self.free(node, resource), node))
+                    used = self.used.get(node)
+                    free = self.nodes[node].allocatable.get(resource, 0)
+                    if used is not None:
+                        free -= used.get(resource, 0)
+                    heapq.heappush(heap, (-free, node))
         group.freed.clear()
 
     def _refresh_groups(self, name: str) -> None:

@@ -263,11 +263,9 @@ class _Deadlines:
 
 
 def _content_length(scope: Scope) -> str | None:
-    """The Content-Length header as sent (a scan of the few raw headers, not a `Headers`)."""
-    for name, value in scope["headers"]:
-        if name == b"content-length":
-            return str(value.decode("latin-1"))
-    return None
+    """The Content-Length header as sent (from the raw headers, not through a `Headers`)."""
+    value = dict(scope["headers"]).get(b"content-length")
+    return None if value is None else str(value.decode("latin-1"))
 
 
 async def _receive_body(request: Request) -> bytes:
