@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from podtier.webhook.core import admission, review
 from podtier.webhook.core.capacity import Headroom
 from podtier.webhook.core.memo import AdmissionMemo
+from podtier.webhook.http.protocol import LOOP_KEY
 from podtier.webhook.observability import logs, metrics
 from podtier.webhook.policy import Policy
 
@@ -198,9 +199,10 @@ async def _read_body(request: Request) -> bytes:
             413, f"body of {declared} bytes is over the {review.MAX_BODY_BYTES} byte cap"
         )
 
-    task = asyncio.current_task()
+    loop = request.scope.get(LOOP_KEY) or asyncio.get_running_loop()
+    task = asyncio.current_task(loop)
     assert task is not None
-    deadlines = _Deadlines.of(asyncio.get_running_loop())
+    deadlines = _Deadlines.of(loop)
     deadlines.add(task, BODY_DEADLINE_SECONDS)
     try:
         return await _receive_body(request)

@@ -13,7 +13,8 @@ trickle a request head forever. This protocol adds, per connection:
 - at shutdown, a connection closed by the server whose peer does not answer the TLS
   close_notify (a client with no reader on its idle pooled connection) is aborted after
   `CLOSE_GRACE_SECONDS`, instead of holding the process for uvicorn's whole graceful timeout;
-- JSON `{"error", "code"}` instead of plain text on requests the parser refuses.
+- JSON `{"error", "code"}` instead of plain text on requests the parser refuses;
+- the event loop in each request's scope (`LOOP_KEY`), so the app need not look it up.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 MAX_HEADER_BYTES = 64 * 1024
+# The scope key under which the protocol hands the app its event loop: on Python 3.11 looking
+# the loop up (`asyncio.get_running_loop`, `current_task`) makes a getpid system call each time.
+LOOP_KEY = "podtier.loop"
 HEAD_DEADLINE_SECONDS = 10.0
 CLOSE_GRACE_SECONDS = 1.0
 
@@ -68,6 +72,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope[LOOP_KEY] = self.loop  # type: ignore[literal-required]
         self._head_bytes = 0
         self._head_due = due = self.loop.time() + HEAD_DEADLINE_SECONDS
         if self._head_timer is None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Mapping
@@ -124,18 +125,31 @@ class LineHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(stream)
         self._lines: list[bytes] = []
         self._scheduled = False
+        self._loop: tuple[asyncio.AbstractEventLoop | None, int] = (None, 0)
 
     def add_line(self, line: bytes) -> None:
         self._lines.append(line)
         if self._scheduled:
             return
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        loop = self._running_loop()
+        if loop is None:
             self.write_lines()
             return
         self._scheduled = True
         loop.call_soon(self.write_lines)
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop | None:
+        """The event loop running this code, if any. The last one found is checked first:
+        on Python 3.11 `asyncio.get_running_loop` makes a getpid system call each time."""
+        loop, thread = self._loop
+        if loop is not None and thread == threading.get_ident() and loop.is_running():
+            return loop
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        self._loop = (loop, threading.get_ident())
+        return loop
 
     def write_lines(self) -> None:
         self.acquire()
