@@ -7,6 +7,8 @@ cluster in the same state give the same decisions. A snapshot never goes stale.
 
 from __future__ import annotations
 
+import mmap
+import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -14,6 +16,7 @@ from typing import Any, NamedTuple
 import orjson
 import yaml
 
+from podtier.webhook.headroom.decode import decode_pod
 from podtier.webhook.headroom.state import NODE, POD
 from podtier.webhook.headroom.tracker import ClusterHeadroom, collector_paused
 
@@ -25,24 +28,37 @@ class ClusterFileError(ValueError):
 
 
 def read_cluster_file(
-    path: str | Path,
+    path: str | Path, *, lean: bool = False
 ) -> tuple[list[Mapping[str, Any]], Iterator[list[Mapping[str, Any]]]]:
-    """The file's Nodes, and its Pods in pages (parsed as they are read when the file is in
-    kubectl's own layout, so a 500 MB dump never becomes one 4 GB tree of Python objects)."""
+    """The file's Nodes, and its Pods in pages. In kubectl's own layout the file is mapped, not
+    read, and each pod is decoded when its page is taken, so a 1.4 GB dump never becomes one
+    tree of Python objects (nor one 1.4 GB bytes object). `lean`: pods keep only what headroom
+    reads (`headroom.decode`)."""
     path = Path(path)
     try:
-        data = path.read_bytes()
+        data = _map(path)
     except OSError as err:
         raise ClusterFileError(f"{path}: cannot read the cluster file: {err.strerror}") from None
     split = _split_kubectl_json(data)
     if split is not None:
         head, pieces = split
         _check_list(path, head, [])
-        return _by_kind(path, head, pieces)
+        return _by_kind(path, head, pieces, lean)
     with collector_paused():
-        document = _parse(path, data)
+        document = _parse(path, data[:])
     items = _check_list(path, document, None)
-    return _by_kind(path, document, items)
+    return _by_kind(path, document, items, lean)
+
+
+def _map(path: Path) -> bytes | mmap.mmap:
+    """The file's bytes, mapped read-only (an empty file: b"")."""
+    with path.open("rb") as file:
+        if os.fstat(file.fileno()).st_size == 0:
+            return b""
+        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    if hasattr(mmap, "MADV_SEQUENTIAL"):
+        mapped.madvise(mmap.MADV_SEQUENTIAL)  # read once, front to back
+    return mapped
 
 
 def _check_list(path: Path, document: Any, items: Any) -> list[Any]:
@@ -63,7 +79,7 @@ def _check_list(path: Path, document: Any, items: Any) -> list[Any]:
 
 
 def _by_kind(
-    path: Path, document: Mapping[str, Any], items: list[Any]
+    path: Path, document: Mapping[str, Any], items: list[Any], lean: bool
 ) -> tuple[list[Mapping[str, Any]], Iterator[list[Mapping[str, Any]]]]:
     """Nodes now; pods as pages. `items` holds parsed objects or raw kubectl item bytes."""
     list_kind = document.get("kind")
@@ -75,7 +91,7 @@ def _by_kind(
             if item.is_pod:
                 pods.append(item.raw)  # parsed later, a page at a time
                 continue
-            item = _loads(path, i, item.raw)
+            item = _loads(path, i, item.raw, lean=False)
         if not isinstance(item, Mapping):
             raise ClusterFileError(f"{path}: items[{i}]: expected an object")
         kind = item.get("kind") or default
@@ -89,7 +105,7 @@ def _by_kind(
         for at in range(0, len(pods), _PAGE):
             page = pods[at : at + _PAGE]
             yield [
-                _loads(path, at + j, p) if isinstance(p, memoryview) else p
+                _loads(path, at + j, p, lean) if isinstance(p, memoryview) else p
                 for j, p in enumerate(page)
             ]
             pods[at : at + _PAGE] = [None] * len(page)  # free as we go
@@ -107,11 +123,13 @@ _POD_MARK = b'\n            "kind": "Pod"'
 _PAGE = 500
 
 
-def _split_kubectl_json(data: bytes) -> tuple[Mapping[str, Any], list[Any]] | None:
+def _split_kubectl_json(
+    data: bytes | mmap.mmap,
+) -> tuple[Mapping[str, Any], list[Any]] | None:
     """The List without its items, and each item as a zero-copy slice of `data`; None when
     `data` is not in kubectl's layout."""
     opened = data.find(_ITEMS_OPEN)
-    if not data.startswith(b"{") or opened < 0:
+    if data[:1] != b"{" or opened < 0:
         return None
     body_start = opened + len(_ITEMS_OPEN)
     closed = data.rfind(_ITEMS_CLOSE)
@@ -141,9 +159,9 @@ class _Piece(NamedTuple):
     is_pod: bool
 
 
-def _loads(path: Path, index: int, raw: bytes | memoryview) -> Any:
+def _loads(path: Path, index: int, raw: bytes | memoryview, lean: bool) -> Any:
     try:
-        return orjson.loads(raw)
+        return decode_pod(raw, lean) if lean else orjson.loads(raw)
     except orjson.JSONDecodeError as err:
         raise ClusterFileError(f"{path}: items[{index}]: not valid JSON: {err}") from None
 
@@ -151,11 +169,11 @@ def _loads(path: Path, index: int, raw: bytes | memoryview) -> Any:
 def load_cluster_file(
     path: str | Path, *, reservation_ttl: float = 30.0, headroom: ClusterHeadroom | None = None
 ) -> ClusterHeadroom:
-    nodes, pod_pages = read_cluster_file(path)
     if headroom is None:
         headroom = ClusterHeadroom(
             source=f"file {path}", reservation_ttl=reservation_ttl, static=True
         )
+    nodes, pod_pages = read_cluster_file(path, lean=headroom.lean_pods)
     headroom.relist(NODE, [nodes])
     headroom.relist(POD, pod_pages)
     if headroom.skipped:

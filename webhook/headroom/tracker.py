@@ -82,6 +82,12 @@ class ClusterHeadroom:
         self._pod_listeners: list[PodListener] = []
         self._current = HeadroomStatus(True, f"headroom from {source}")
 
+    @property
+    def lean_pods(self) -> bool:
+        """True when nothing but headroom reads the pods, so feeders may decode them lean
+        (`headroom.decode`); a pod listener gets them whole."""
+        return not self._pod_listeners
+
     def add_pod_listener(self, listener: PodListener) -> None:
         """Also tell `listener` about every pod event the state takes (see `PodListener`).
         Add it before the feed starts, so it sees the first list."""
