@@ -3,6 +3,7 @@ path, and returns the value as the expected type or raises `PolicyError` naming 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -41,6 +42,20 @@ def as_count(source: str, raw: Any, path: str, least: int) -> int:
     if not isinstance(raw, int) or isinstance(raw, bool) or raw < least:
         raise PolicyError(source, path, f"{show(raw)} is not a whole number >= {least}")
     return raw
+
+
+def as_price(source: str, raw: Any, path: str) -> float:
+    """A price per hour: a plain number, zero or more."""
+    if (
+        not isinstance(raw, int | float)
+        or isinstance(raw, bool)
+        or not math.isfinite(raw)
+        or raw < 0
+    ):
+        raise PolicyError(
+            source, path, f"{show(raw)} is not a price (expected a number >= 0, such as 0.045)"
+        )
+    return float(raw)
 
 
 def check_fields(source: str, raw: Mapping[str, Any], path: str, allowed: Sequence[str]) -> None:
