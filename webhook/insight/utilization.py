@@ -18,6 +18,7 @@ from kubernetes import client
 
 from podtier.webhook.core.quantity import QuantityError, to_milli
 from podtier.webhook.insight.census import PodCensus, PoolUsage
+from podtier.webhook.insight.listing import ListError, list_pages
 
 log = logging.getLogger("podtier.insight")
 
@@ -58,13 +59,11 @@ class UtilizationPoller:
         api_client: client.ApiClient,
         census: PodCensus,
         *,
-        page_size: int = 500,
         rediscover_every: int = 10,
     ) -> None:
         self.apis: Any = client.ApisApi(api_client)  # raw JSON, no models
         self.custom: Any = client.CustomObjectsApi(api_client)
         self.census = census
-        self.page_size = page_size
         self.rediscover_every = rediscover_every
         self.version: str | None = None
         self._readings: Ratios | None = None
@@ -97,7 +96,7 @@ class UtilizationPoller:
             return
         try:
             usage = pod_usage(self._list())
-        except client.ApiException as err:
+        except ListError as err:
             if err.status in (404, 503):
                 log.info("metrics.k8s.io answered %s: pool utilization off", err.status)
                 self.version = None
@@ -107,16 +106,6 @@ class UtilizationPoller:
         self._readings = ratios(self.census.usage_by_pool(usage))
 
     def _list(self) -> list[Mapping[str, Any]]:
-        items: list[Mapping[str, Any]] = []
-        token = None
-        while True:
-            kwargs: dict[str, Any] = {"limit": self.page_size, "_preload_content": False}
-            if token:
-                kwargs["_continue"] = token
-            response = self.custom.list_cluster_custom_object(GROUP, self.version, "pods", **kwargs)
-            page = orjson.loads(response.data)
-            response.release_conn()
-            items += page.get("items") or []
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
-                return items
+        call = self.custom.list_cluster_custom_object
+        pages = list_pages(call, GROUP, self.version, "pods", what="PodMetrics")
+        return [item for page in pages for item in page]
