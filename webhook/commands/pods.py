@@ -197,9 +197,9 @@ def _read_pods(cluster: str, kubeconfig: str | None) -> tuple[list[Mapping[str, 
         return [raw for page in pages for raw in page], f"file {cluster}"
     from kubernetes import client
 
-    from podtier.webhook.headroom import _cluster_configuration
+    from podtier.webhook.headroom import cluster_configuration
 
-    configuration = _cluster_configuration(kubeconfig)
+    configuration = cluster_configuration(kubeconfig)
     with client.ApiClient(configuration) as api_client:
         return _list_pods(client.CoreV1Api(api_client)), configuration.host
 

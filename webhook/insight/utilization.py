@@ -53,6 +53,20 @@ def pod_usage(items: list[Mapping[str, Any]]) -> dict[str, tuple[int, int]]:
     return usage
 
 
+def metrics_version(apis: Any) -> str | None:
+    """The served version of metrics.k8s.io (asked of `client.ApisApi`), or None when the
+    cluster has no such API."""
+    response = apis.get_api_versions(_preload_content=False)
+    groups = orjson.loads(response.data)
+    response.release_conn()
+    for group in groups.get("groups") or ():
+        if group.get("name") == GROUP:
+            preferred = (group.get("preferredVersion") or {}).get("version")
+            versions = [v.get("version") for v in group.get("versions") or ()]
+            return str(preferred or (versions[0] if versions else "")) or None
+    return None
+
+
 class UtilizationPoller:
     def __init__(
         self,
@@ -74,16 +88,7 @@ class UtilizationPoller:
         return self._readings
 
     def discover(self) -> str | None:
-        """The served version of metrics.k8s.io, or None when the cluster has no such API."""
-        response = self.apis.get_api_versions(_preload_content=False)
-        groups = orjson.loads(response.data)
-        response.release_conn()
-        for group in groups.get("groups") or ():
-            if group.get("name") == GROUP:
-                preferred = (group.get("preferredVersion") or {}).get("version")
-                versions = [v.get("version") for v in group.get("versions") or ()]
-                return str(preferred or (versions[0] if versions else "")) or None
-        return None
+        return metrics_version(self.apis)
 
     def poll_once(self) -> None:
         if self.version is None and self._polls % self.rediscover_every == 0:
