@@ -22,7 +22,7 @@ from typing import Any
 
 from podtier.webhook.core.capacity import CapacityView, HeadroomStatus
 from podtier.webhook.headroom.records import RecordError, object_name, pod_key
-from podtier.webhook.headroom.state import NAMESPACE, NODE, POD, ClusterState
+from podtier.webhook.headroom.state import NAMESPACE, NODE, POD, ClusterState, GroupKey, group_key
 from podtier.webhook.observability.metrics import (
     HEADROOM_LAST_SYNC,
     HEADROOM_RESOURCES,
@@ -257,6 +257,7 @@ class _View:
         self._headroom = headroom
         self._now = now
         self.status = status
+        self._found: dict[str, GroupKey] = {}  # node -> the query it was found for
 
     def find_node(
         self,
@@ -266,9 +267,16 @@ class _View:
     ) -> str | None:
         if not self.status.known:
             return None
-        return self._headroom.state.find_node(node_selector, tolerations, requests)
+        where = group_key(node_selector, tolerations)
+        node = self._headroom.state.find(*where, requests)
+        if node is not None:
+            self._found[node] = where
+        return node
 
     def reserve(self, node: str, requests: Mapping[str, int], key: str) -> None:
+        """Hold the node found in this transaction; the hold may move within the group it was
+        found for, when the scheduler binds another pod of that group elsewhere."""
         state = self._headroom.state
-        state.reserve(node, requests, key, self._now + self._headroom.reservation_ttl)
+        expires = self._now + self._headroom.reservation_ttl
+        state.reserve(node, requests, key, expires, self._found.get(node))
         RESERVATIONS.set(len(state.reservations))
