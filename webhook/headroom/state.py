@@ -24,6 +24,12 @@ for capacity; it keeps its pool full for new placements (no pod is promised room
 pod will take first) and moves as soon as capacity comes back anywhere in the pool. The same
 happens when a node leaves the pool (deleted, cordoned, NotReady) while holds sit on it.
 
+Replicas: with several podtier replicas, each promises new placements only from its *share* of
+each group's nodes (`set_share`: the group's nodes sorted by name, every `count`-th from
+`index`), so two replicas never promise the same room before the watch has shown each the
+other's pods. Holds are not limited to the share: they model where the scheduler may put a
+pod, which is any node of its pool.
+
 Node groups: `find_node` is asked about a few (node selector, tolerations) pairs, one per pool.
 Each pair gets a `NodeGroup`, kept up to date as nodes change: the nodes it may use (Ready,
 not cordoned, labels match, blocking taints tolerated) and, per resource, a max-heap of free
@@ -115,6 +121,9 @@ class ClusterState:
         # Holds that fit nowhere, per group, oldest first: pods that will wait for capacity.
         self.overcommitted: dict[GroupKey, dict[str, None]] = {}
         self._groups: dict[GroupKey, NodeGroup] = {}
+        # This replica's share of each group (see "Replicas"): (index, count), or None for all.
+        self.share: tuple[int, int] | None = None
+        self._shares: dict[GroupKey, NodeGroup] = {}  # rebuilt when a group's members change
         self.namespaces: dict[str, Mapping[str, str]] = {}  # name -> labels
 
     # ------------------------------------------------------------------ events
@@ -401,6 +410,29 @@ class ClusterState:
         """`find_node` for a group key already made (see `group_key`)."""
         return self._find_in(self._group(selector, tolerations), requests)
 
+    def find_in_share(
+        self, selector: Selector, tolerations: tuple[Toleration, ...], requests: Mapping[str, int]
+    ) -> str | None:
+        """`find`, among this replica's share of the group's nodes only (for new placements)."""
+        if self.share is None:
+            return self.find(selector, tolerations, requests)
+        key = (selector, tolerations)
+        shared = self._shares.get(key)
+        if shared is None:
+            index, count = self.share
+            group = self._group(selector, tolerations)
+            shared = NodeGroup(selector, tolerations)
+            for name in sorted(group.members)[index::count]:
+                shared.members[name] = None
+            self._shares[key] = shared
+        return self._find_in(shared, requests)
+
+    def set_share(self, share: tuple[int, int] | None) -> None:
+        """Promise only from every `count`-th node of each group, from `index` (None: all)."""
+        if share != self.share:
+            self.share = share
+            self._shares.clear()
+
     def _find_in(self, group: NodeGroup, requests: Mapping[str, int]) -> str | None:
         if not group.members:
             return None
@@ -487,12 +519,18 @@ class ClusterState:
 
     def _refresh_groups(self, name: str) -> None:
         node = self.nodes.get(name)
-        for group in self._groups.values():
+        for key, group in self._groups.items():
+            was_member = name in group.members
             if node is not None and group.admits(node):
                 group.members[name] = None
                 self._push(group, name)
             else:
                 group.members.pop(name, None)
+            if was_member != (name in group.members):
+                self._shares.pop(key, None)  # the split of the group's nodes changes
+        for shared in self._shares.values():
+            if name in shared.members:
+                self._push(shared, name)
 
     def _charge(self, charge: Charge, sign: int) -> None:
         node, requests = charge
@@ -505,6 +543,7 @@ class ClusterState:
             return  # less free: the heaps' entries for the node become over-estimates
         if not any(used.values()):
             del self.used[node]
-        for group in self._groups.values():
-            if node in group.members:
-                self._push(group, node)
+        for groups in (self._groups, self._shares):
+            for group in groups.values():
+                if node in group.members:
+                    self._push(group, node)
