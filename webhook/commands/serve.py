@@ -79,6 +79,7 @@ def run(args: argparse.Namespace) -> int:
     )
     setup = ServeSetup(policy, headroom, cert_dir, listen)
     warn_unseen_namespace_labels(policy, args.namespace_labels)
+    _add_peers(args, setup)
     _add_insight_and_cleanup(args, setup)
     if cert_manager is not None:
         setup.background.append(lambda state: cert_manager.run)
@@ -110,6 +111,28 @@ def cleanup_args(parser: argparse.ArgumentParser) -> None:
         default=10.0,
         metavar="N",
         help="delete at most N pods per second on average (default 10)",
+    )
+
+
+def _add_peers(args: argparse.Namespace, setup: ServeSetup) -> None:
+    """`--peers GROUP`: share the nodes with the other replicas (`headroom.peers`)."""
+    if not args.peers:
+        return
+    from podtier.webhook.cleanup.job import replica_identity, replica_namespace
+    from podtier.webhook.headroom import LiveHeadroom
+    from podtier.webhook.headroom.peers import peers_job
+
+    if not isinstance(setup.headroom, LiveHeadroom):
+        raise CliError(f"--peers needs --cluster auto (a live watch), not --cluster {args.cluster}")
+    setup.headroom.use_peers()
+    setup.background.append(
+        peers_job(
+            setup.headroom,
+            setup.headroom.api_client.configuration,
+            group=args.peers,
+            namespace=replica_namespace(),
+            identity=replica_identity(),
+        )
     )
 
 

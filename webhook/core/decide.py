@@ -23,13 +23,15 @@ from podtier.webhook.core.tiering import (
     choose_tier,
     downgrade_allowed,
 )
-from podtier.webhook.policy.model import OverrideMode, Policy, Pool, Rule, Tier
+from podtier.webhook.policy.model import OverrideMode, PlacementMode, Policy, Pool, Rule, Tier
 
 
 @dataclass(frozen=True)
 class Decision:
     tier: Tier
-    pool: Pool
+    pool: Pool  # pinned to; in prefer mode, the pool podtier predicts the scheduler picks
+    pools: tuple[Pool, ...]  # the pools the tier (or rule) allows, in placement order
+    mode: PlacementMode
     sizing: Sizing | None  # None when the pod has no main container to size
     node: str | None  # the node that fits; reserve it unless dryRun
     requests: Resources  # the pod's effective requests after the change
@@ -71,10 +73,14 @@ def decide(pod: PodView, policy: Policy, capacity: CapacityView) -> Decision:
                 f"{placement.pool.name}"
             )
 
-    reason = f"tier {tier.name} ({why_tier}); pool {placement.pool.name}: {placement.why}"
+    pools = allowed_pools(policy, choice.rule, tier)
+    how = placement_how(tier.placement_mode, pools)
+    reason = f"tier {tier.name} ({why_tier}); pool {placement.pool.name} ({how}): {placement.why}"
     return Decision(
         tier=tier,
         pool=placement.pool,
+        pools=pools,
+        mode=tier.placement_mode,
         sizing=sizing,
         node=placement.node,
         requests=requests,
@@ -87,6 +93,20 @@ def decide(pod: PodView, policy: Policy, capacity: CapacityView) -> Decision:
             POLICY_ANNOTATION: policy.ident,
         },
     )
+
+
+def allowed_pools(policy: Policy, rule: Rule | None, tier: Tier) -> tuple[Pool, ...]:
+    """The pools a pod of `tier` may go to, in placement order (a rule's `pools` win)."""
+    names = rule.pools if rule is not None and rule.pools else tier.placement
+    return tuple(policy.pools[name] for name in names)
+
+
+def placement_how(mode: PlacementMode, pools: tuple[Pool, ...]) -> str:
+    """How the pool is applied, for the reason annotation and `explain`."""
+    if mode == "prefer":
+        names = ", ".join(pool.name for pool in pools)
+        return f"preferred, scheduler picks among {names}"
+    return "pinned"
 
 
 def override_mode(rule: Rule | None, tier: Tier) -> OverrideMode:
@@ -105,10 +125,9 @@ def _try_tier(
     sizing = None
     if main is not None:
         sizing = size_container(main, tier, mode, choice.above_every_tier)
-    pool_names = rule.pools if rule is not None and rule.pools else tier.placement
     requests = pod_requests(pod, sizing.requests if sizing is not None else None)
     placement = place(
-        [policy.pools[name] for name in pool_names],
+        allowed_pools(policy, rule, tier),
         requests,
         pod.node_selector,
         pod.tolerations,
@@ -127,7 +146,8 @@ def _earlier_decision(pod: PodView, policy: Policy) -> Decision | None:
     if tier is None or pool is None or POLICY_ANNOTATION not in notes:
         return None
     main = pod.main
-    mode = override_mode(policy.first_rule(pod), tier)
+    rule = policy.first_rule(pod)
+    mode = override_mode(rule, tier)
     # As on the first pass: requests above every tier keep their limits as they are.
     above = (
         main is not None
@@ -138,6 +158,8 @@ def _earlier_decision(pod: PodView, policy: Policy) -> Decision | None:
     return Decision(
         tier=tier,
         pool=pool,
+        pools=allowed_pools(policy, rule, tier),
+        mode=tier.placement_mode,
         sizing=sizing,
         node=None,
         requests=pod_requests(pod, sizing.requests if sizing is not None else None),

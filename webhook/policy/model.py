@@ -13,6 +13,10 @@ from podtier.webhook.policy.airflow import identity_matches
 OverrideMode = Literal["missing", "always", "never"]
 ValidationMode = Literal["enforce", "audit"]
 OVERRIDE_MODES: tuple[OverrideMode, ...] = ("missing", "always", "never")
+# pin: the chosen pool's nodeSelector and tolerations (podtier's headroom decides);
+# prefer: node affinity over the allowed pools, in order (the scheduler decides).
+PlacementMode = Literal["pin", "prefer"]
+PLACEMENT_MODES: tuple[PlacementMode, ...] = ("pin", "prefer")
 VALIDATION_MODES: tuple[ValidationMode, ...] = ("enforce", "audit")
 
 
@@ -68,6 +72,7 @@ class Tier:
     placement: tuple[str, ...]
     downgrade_to: str | None = None
     override: OverrideMode = "missing"
+    placement_mode: PlacementMode = "pin"
 
     def request_milli(self) -> dict[str, int]:
         return {name: q.milli for name, q in self.requests.items()}
