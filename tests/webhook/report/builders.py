@@ -178,3 +178,75 @@ def task_profile(
             "updatedAt": stamp(updated),
         },
     }
+
+
+def small_cluster() -> list[dict[str, Any]]:
+    """A node, five Airflow pods, a web pod, a TaskProfile and a PodMetrics, as
+    `kubectl get nodes,pods,taskprofiles,podmetrics -A -o json` lists them. The latest moment
+    shown is NOW (the PodMetrics sample). By hand, with PRICES:
+
+    pod     pool     phase      t     requests           cost        wait for a node
+    done    worker   Succeeded  1 h   1 core, 2 GiB      0.05        30 s
+    busy    worker   Running    1 h   1 core, 2 GiB      0.05        0 s (uses 0.5, 1 GiB)
+    oom     compute  Failed     0.5h  2 cores, 4 GiB     (no prices) 0 s (OOMKilled)
+    queued  worker   Pending    0     1 core, 2 GiB      0           600 s so far
+    train   gpu      Succeeded  0.5h  2, 8 GiB, 1 GPU    1.06        20 s
+
+    load_done's profile: 10 h of runs at 1 core and 2 GiB, cpu p95 0.2 core, peak 512 MiB,
+    recommended light (0.25 core, 0.5 GiB): 0.5 now, 0.0125 × 10 = 0.125 recommended.
+    """
+    from tests.webhook.headroom.builders import node
+    from tests.webhook.insight.pods import plain_pod
+
+    return [
+        node("w1"),
+        raw_pod(
+            "done",
+            created=NOW - 3 * HOUR - 60,
+            scheduled=NOW - 3 * HOUR - 30,
+            started=NOW - 3 * HOUR,
+            finished=NOW - 2 * HOUR,
+        ),
+        raw_pod(
+            "busy",
+            phase="Running",
+            created=NOW - HOUR,
+            scheduled=NOW - HOUR,
+            started=NOW - HOUR,
+        ),
+        raw_pod(
+            "oom",
+            phase="Failed",
+            tier="heavy",
+            pool="compute",
+            cpu="2",
+            memory="4Gi",
+            created=NOW - 2 * HOUR,
+            scheduled=NOW - 2 * HOUR,
+            started=NOW - 2 * HOUR,
+            finished=NOW - 1.5 * HOUR,
+            reason="OOMKilled",
+        ),
+        raw_pod("queued", phase="Pending", node="", created=NOW - 600),
+        raw_pod(
+            "train",
+            tier="gpu",
+            pool="gpu",
+            cpu="2",
+            memory="8Gi",
+            gpus="1",
+            created=NOW - HOUR - 20,
+            scheduled=NOW - HOUR,
+            started=NOW - HOUR,
+            finished=NOW - HOUR / 2,
+        ),
+        plain_pod("web", phase="Running"),
+        task_profile(
+            "load_done",
+            run_seconds=10 * HOUR,
+            cpu_p95=200,
+            memory_peak=GIB // 2,
+            recommended="light",
+        ),
+        pod_metrics("busy", "500m", "1Gi", at=NOW),
+    ]
