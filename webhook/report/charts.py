@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -99,10 +99,10 @@ def _escape(text: str) -> str:
     return escape(text)
 
 
-def _figure(panels: int = 1, height: float = 3.2) -> tuple[Any, list[Any]]:
+def _figure(panels: int = 1, height: float = 3.4) -> tuple[Any, list[Any]]:
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(8.4, height), layout="constrained")
+    figure = Figure(figsize=(10.0, height), layout="constrained")
     axes = figure.subplots(1, panels, squeeze=False)[0]
     return figure, list(axes)
 
@@ -207,11 +207,13 @@ def _cost(f: Figures) -> tuple[Any, str | None] | str:
         unit = money_label(f.currency)
         for ax, groups, what in ((pools, f.by_pool, "pool"), (tiers, f.by_tier, "tier")):
             names = [n for n, t in groups.items() if t.cost]
-            _bars(ax, [n or "(none)" for n in names], [groups[n].cost or 0.0 for n in names], unit)
+            _bars(ax, names, [groups[n].cost or 0.0 for n in names], unit, _colors(groups))
             ax.set_title(f"per {what}")
         unpriced = f.total.unpriced_pods
         return figure, (
-            f"{unpriced} pods ran in pools without prices: not in these sums." if unpriced else None
+            f"Pods that ran in pools without prices are not in these sums: {unpriced}."
+            if unpriced
+            else None
         )
     panels = [("cpu·hours", "cpu_hours"), ("GiB·hours", "memory_gib_hours")]
     if f.total.gpu_hours:
@@ -219,9 +221,7 @@ def _cost(f: Figures) -> tuple[Any, str | None] | str:
     figure, axes = _figure(len(panels))
     names = list(f.by_pool)
     for ax, (unit, attr) in zip(axes, panels, strict=True):
-        _bars(
-            ax, [n or "(none)" for n in names], [getattr(f.by_pool[n], attr) for n in names], unit
-        )
+        _bars(ax, names, [getattr(f.by_pool[n], attr) for n in names], unit, _colors(names))
         ax.set_title(unit)
     return (
         figure,
@@ -235,15 +235,14 @@ def _pending(f: Figures) -> tuple[Any, str | None] | str:
         return "No pod waited for a node in the window: no time series to show."
     figure, (ax,) = _figure(1)
     times = [datetime.fromtimestamp(t, UTC) for t in series.times]
-    for i, (pool, counts) in enumerate(series.by_pool.items()):
+    colors = _colors(f.by_pool)
+    for pool, counts in series.by_pool.items():
         ax.step(
-            times,
-            counts,
-            where="post",
-            color=COLORS[i % len(COLORS)],
-            label=pool or "(none)",
-            linewidth=1.3,
+            times, counts, where="post", color=colors[pool], label=pool or "(none)", linewidth=1.3
         )
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("pods waiting")
     ax.set_ylim(bottom=0)
     ax.set_xlabel("time (UTC)")
@@ -305,9 +304,16 @@ def _saving(f: Figures) -> tuple[Any, str | None] | str:
 # ---------------------------------------------------------------------------- drawing helpers
 
 
-def _bars(ax: Any, names: Sequence[str], values: Sequence[float], unit: str) -> None:
+def _colors(names: Iterable[str]) -> dict[str, str]:
+    """One colour per pool (or tier), the same in every chart."""
+    return {name: COLORS[i % len(COLORS)] for i, name in enumerate(names)}
+
+
+def _bars(
+    ax: Any, names: Sequence[str], values: Sequence[float], unit: str, colors: dict[str, str]
+) -> None:
     bars = ax.bar(
-        names, values, color=[COLORS[i % len(COLORS)] for i in range(len(names))], width=0.6
+        [n or "(none)" for n in names], values, color=[colors[n] for n in names], width=0.6
     )
     ax.bar_label(bars, labels=[_short(v) for v in values], fontsize=8, padding=2)
     ax.set_ylabel(unit)
@@ -333,4 +339,10 @@ def _short(value: float) -> str:
     for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(value) >= limit:
             return f"{value / limit:.1f}{suffix}"
-    return f"{value:.1f}" if abs(value) < 100 else f"{value:.0f}"
+    return (
+        f"{value:.2f}"
+        if abs(value) < 10
+        else f"{value:.1f}"
+        if abs(value) < 100
+        else f"{value:.0f}"
+    )

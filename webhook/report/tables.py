@@ -53,7 +53,7 @@ def headlines(f: Figures) -> list[Headline]:
             Headline(
                 "cost",
                 fmt.money(t.cost, fmt.money_label(f.currency)),
-                f"{t.unpriced_pods} pods in pools without prices" if t.unpriced_pods else "",
+                f"pods in pools without prices: {t.unpriced_pods}" if t.unpriced_pods else "",
             )
         )
     saving = f.saving_total
@@ -65,7 +65,11 @@ def headlines(f: Figures) -> list[Headline]:
         else:
             delta = f"{fmt.hours(saving.now.cpu_hours - saving.recommended.cpu_hours)} cpu·hours"
         lines.append(
-            Headline("saving with recommended tiers", delta, f"{saving.tasks} tasks, profiled runs")
+            Headline(
+                "saving with recommended tiers",
+                delta,
+                f"tasks: {saving.tasks}, over their profiled runs",
+            )
         )
     lines.append(
         Headline(

@@ -76,7 +76,7 @@ def test_the_terminal_summary(dump: Path, policy: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     cost = next(line for line in lines if line.strip().startswith("cost"))
-    assert "1.16 EUR" in cost and "1 pods in pools without prices" in cost
+    assert "1.16 EUR" in cost and "pods in pools without prices: 1" in cost
     gpu = next(line for line in lines if re.match(r"│ gpu\s+│ +1 │", line))
     cells = [c.strip() for c in gpu.split("│") if c.strip()]
     assert cells[:5] == ["gpu", "1", "0.5", "1.0", "4.0"]  # pods, run h, cpu·h, GiB·h
