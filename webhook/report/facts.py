@@ -15,6 +15,7 @@ GPUs as a count, times as Unix seconds.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -138,8 +139,8 @@ def metrics_usage(item: Mapping[str, Any]) -> tuple[str, Usage, float | None]:
         for i, container in enumerate(item.get("containers") or ()):
             values = (container or {}).get("usage") or {}
             where = f"PodMetrics {key}: containers[{i}].usage"
-            cpu += _milli(values.get("cpu", "0"), f"{where}.cpu")
-            memory += _milli(values.get("memory", "0"), f"{where}.memory") // 1000
+            cpu += usage_milli(values.get("cpu", "0"), f"{where}.cpu")
+            memory += usage_milli(values.get("memory", "0"), f"{where}.memory") // 1000
     except AttributeError:
         raise FactError(f"PodMetrics {key}: containers: expected a list of objects") from None
     return key, Usage(cpu, memory), parse_time(item.get("timestamp"))
@@ -225,6 +226,36 @@ def _oom_killed(status: Mapping[str, Any]) -> bool:
             if isinstance(terminated, dict) and terminated.get("reason") == OOM_KILLED:
                 return True
     return False
+
+
+# metrics-server writes usage as a whole number and a suffix ("48219531n", "151916Ki"), and
+# nearly every value differs, so `to_milli`'s cache misses and its Decimal parse costs 5-7 us a
+# value (about 1 s for 95,000 PodMetrics). These forms are read here exactly, rounded up as
+# `to_milli` rounds; anything else goes to `to_milli`.
+_PLAIN_USAGE = re.compile(r"(\d{1,18})(n|u|m|k|Ki|Mi|Gi)?")
+_MAX_MILLI = (2**63 - 1) * 1000  # what to_milli allows: an int64 of base units
+_USAGE_SCALE = {  # suffix: (multiply, divide) to milli-units
+    None: (1000, 1),
+    "n": (1, 1_000_000),
+    "u": (1, 1000),
+    "m": (1, 1),
+    "k": (1_000_000, 1),
+    "Ki": (1024 * 1000, 1),
+    "Mi": (1024**2 * 1000, 1),
+    "Gi": (1024**3 * 1000, 1),
+}
+
+
+def usage_milli(value: object, where: str) -> int:
+    """`to_milli` for a usage quantity, fast for metrics-server's spellings."""
+    if type(value) is str:
+        plain = _PLAIN_USAGE.fullmatch(value)
+        if plain is not None:
+            multiply, divide = _USAGE_SCALE[plain.group(2)]
+            milli = -(-int(plain.group(1)) * multiply // divide)
+            if milli <= _MAX_MILLI:
+                return milli
+    return _milli(value, where)
 
 
 def _milli(value: object, where: str) -> int:

@@ -4,13 +4,17 @@ the object and the field."""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from podtier.webhook.core.quantity import QuantityError, to_milli
 from podtier.webhook.report.facts import (
     FactError,
     Usage,
     metrics_usage,
     pod_run,
     task_profile,
+    usage_milli,
 )
 from tests.webhook.insight.pods import plain_pod, stamp
 from tests.webhook.report.builders import GIB, HOUR, NOW, pod_metrics, priced_policy, raw_pod
@@ -179,3 +183,23 @@ def test_a_broken_profile_names_itself_and_the_field(field, value, says) -> None
 
 def test_stamp_round_trips() -> None:  # the builders' times are whole seconds
     assert stamp(NOW).endswith("Z")
+
+
+@given(
+    number=st.integers(min_value=0, max_value=10**18 - 1),
+    suffix=st.sampled_from(["", "n", "u", "m", "k", "Ki", "Mi", "Gi"]),
+)
+def test_usage_quantities_read_fast_equal_the_library(number: int, suffix: str) -> None:
+    text = f"{number}{suffix}"
+    try:
+        expected = to_milli(text)
+    except QuantityError:
+        with pytest.raises(FactError, match="too large"):
+            usage_milli(text, "x")
+        return
+    assert usage_milli(text, "x") == expected
+
+
+@pytest.mark.parametrize("text", ["1.5", "2e3", "1Ti", "+5m", "0.5Gi"])
+def test_other_usage_spellings_go_to_the_library(text: str) -> None:
+    assert usage_milli(text, "x") == to_milli(text)
