@@ -259,16 +259,17 @@ def _pending(f: Figures) -> tuple[Any, str | None] | str:
 
 
 def _saving(f: Figures) -> tuple[Any, str | None] | str:
-    if not f.savings:
-        return "No TaskProfiles recommend another tier: nothing to save yet."
+    if not f.saving_total.pods:
+        return "No TaskProfile recommends another tier for the window's pods: nothing to save yet."
     names = list(f.savings)
+    labels = [n or "(none)" for n in names]
     saved = f.saving_total
     if f.priced and saved.now.cost is not None:
         figure, (ax,) = _figure(1)
         unit = money_label(f.currency)
         _paired_bars(
             ax,
-            names,
+            labels,
             [f.savings[n].now.cost or 0.0 for n in names],
             [f.savings[n].recommended.cost or 0.0 for n in names],
             ("tiers now", "recommended tiers"),
@@ -276,8 +277,7 @@ def _saving(f: Figures) -> tuple[Any, str | None] | str:
         )
         ax.set_ylabel(unit)
         ax.legend(loc="upper right")
-        delta = (saved.now.cost or 0.0) - (saved.recommended.cost or 0.0)
-        head = f"{delta:,.2f} {unit} saved" if delta >= 0 else f"{-delta:,.2f} {unit} more"
+        head = _change((saved.now.cost or 0.0) - (saved.recommended.cost or 0.0), unit)
     else:
         figure, (cpu, memory) = _figure(2)
         for ax, unit, attr in (
@@ -286,7 +286,7 @@ def _saving(f: Figures) -> tuple[Any, str | None] | str:
         ):
             _paired_bars(
                 ax,
-                names,
+                labels,
                 [getattr(f.savings[n].now, attr) for n in names],
                 [getattr(f.savings[n].recommended, attr) for n in names],
                 ("tiers now", "recommended tiers"),
@@ -294,11 +294,15 @@ def _saving(f: Figures) -> tuple[Any, str | None] | str:
             )
             ax.set_ylabel(unit)
         cpu.legend(loc="upper right")
-        head = f"{saved.now.cpu_hours - saved.recommended.cpu_hours:,.0f} cpu·hours saved"
+        head = _change(saved.now.cpu_hours - saved.recommended.cpu_hours, "cpu·hours")
     return figure, (
-        f"{head} over the runs the profiles have seen, for the {saved.tasks} tasks whose "
-        "recommended tier differs from their tier."
+        f"{head} on the window's pods: {saved.pods} of them would change tier (from their "
+        "task's TaskProfile); the others count the same in both."
     )
+
+
+def _change(saved: float, unit: str) -> str:
+    return f"{saved:,.2f} {unit} saved" if saved >= 0 else f"{-saved:,.2f} {unit} more"
 
 
 # ---------------------------------------------------------------------------- drawing helpers

@@ -3,7 +3,7 @@
     pods ─► per pod: t (run hours), requests·t, used·t, c·t ─► sums per tier, per pool, in all
     pods ─► waits for a node ─► p50/p95 per pool, pending pods over time per pool
     pods + profiles ─► per task: runs, OOM kills, requested vs peak, waste ─► top 20s
-    profiles ─► cost now vs cost with every recommended tier applied
+    pods + profiles ─► the window's cost now, and with every recommended tier applied
 
 Definitions (docs/report.md says them for users):
 
@@ -18,6 +18,8 @@ Definitions (docs/report.md says them for users):
   group that have a usage figure for that resource.
 - a task's figures come from its profile when it has one (every run the learning has seen, so
   `since` does not apply), else from its pods in the window.
+- the saving: each pod of the window priced again at the tier its task's profile recommends
+  (its requests, in its pool if the tier may go there, else the tier's first pool).
 """
 
 from __future__ import annotations
@@ -305,41 +307,48 @@ class Amount:
 
 @dataclass(slots=True)
 class Saving:
-    """A pool's profiled runs priced at their tiers now and at their recommended tiers."""
+    """A pool's pods of the window priced at their tiers now, and again with the tier their
+    task's profile recommends (pods without a recommendation count the same in both)."""
 
-    tasks: int = 0  # tasks whose recommended tier differs from their tier
+    pods: int = 0  # pods whose tier would change
     now: Amount = field(default_factory=Amount)
     recommended: Amount = field(default_factory=Amount)
 
 
-def add_saving(savings: dict[str, Saving], profile: Profile, policy: Policy) -> bool:
-    """Add the profile's runs at its recommended tier; False when that tier is not in the
-    policy (and nothing was added)."""
-    target = policy.tiers.get(profile.recommended_tier or "")
-    if target is None:
-        return False
-    if target.name == profile.tier:
-        return True
-    pool = profile.pool if profile.pool in target.placement else target.placement[0]
+def recommended_requests(
+    pod: PodRun, profile: Profile | None, policy: Policy
+) -> tuple[int, int, int, str] | None:
+    """(cpu, memory, gpu, pool) of the pod at its task's recommended tier, in its own pool
+    when that tier may go there, else the tier's first pool; None without a recommendation
+    that differs from the pod's tier (or names no tier of the policy)."""
+    if profile is None or not profile.recommended_tier:
+        return None
+    target = policy.tiers.get(profile.recommended_tier)
+    if target is None or target.name == pod.tier:
+        return None
     requests = target.request_milli()
-    cpu = requests.get("cpu", 0)
-    memory = requests.get("memory", 0) // 1000
-    gpu = sum(v for k, v in requests.items() if k.endswith("/gpu")) // 1000
-    hours = profile.run_seconds / HOUR
-    saving = savings.setdefault(profile.pool, Saving())
-    saving.tasks += 1
-    now_cost = _pool_cost(policy, profile.pool)
-    saving.now.add(
-        profile.cpu,
-        profile.memory,
-        profile.gpu,
-        hours,
-        price_per_hour(profile.cpu, profile.memory, profile.gpu, now_cost),
+    return (
+        requests.get("cpu", 0),
+        requests.get("memory", 0) // 1000,
+        sum(v for k, v in requests.items() if k.endswith("/gpu")) // 1000,
+        pod.pool if pod.pool in target.placement else target.placement[0],
     )
-    saving.recommended.add(
-        cpu, memory, gpu, hours, price_per_hour(cpu, memory, gpu, _pool_cost(policy, pool))
-    )
-    return True
+
+
+def _add_saving(
+    saving: Saving, pod: PodRun, hours: float, profile: Profile | None, policy: Policy
+) -> None:
+    now = (pod.cpu, pod.memory, pod.gpu, pod.pool)
+    recommended = recommended_requests(pod, profile, policy)
+    if recommended is not None:
+        saving.pods += 1
+    for amount, (cpu, memory, gpu, pool) in (
+        (saving.now, now),
+        (saving.recommended, recommended or now),
+    ):
+        amount.add(
+            cpu, memory, gpu, hours, price_per_hour(cpu, memory, gpu, _pool_cost(policy, pool))
+        )
 
 
 # ---------------------------------------------------------------------------- the report
@@ -388,6 +397,7 @@ def figures(
     waiting_now: dict[str, int] = {}
     intervals: dict[str, list[tuple[float, float | None]]] = {}
     task_pods: dict[TaskKey, TaskRow] = {}
+    savings: dict[str, Saving] = {}
     for pod in pods:
         if not _in_window(pod, now, since):
             continue
@@ -409,22 +419,19 @@ def figures(
             intervals.setdefault(pod.pool, []).append(span)
             if bound is None:
                 waiting_now[pod.pool] = waiting_now.get(pod.pool, 0) + 1
-        if pod.task not in profiles:
+        profile = profiles.get(pod.task)
+        if profile is None:
             _add_task_pod(task_pods, pod, usage, f.hours)
+        _add_saving(savings.setdefault(pod.pool, Saving()), pod, f.hours, profile, policy)
 
     tasks = [profile_row(p, _pool_cost(policy, p.pool)) for p in profiles.values()]
     for row in task_pods.values():
         row.wasted_cost = _waste_cost(row, _pool_cost(policy, row.pool))
         tasks.append(row)
-    savings: dict[str, Saving] = {}
-    unknown = sorted(
-        {p.recommended_tier or "" for p in profiles.values() if p.recommended_tier}
-        - set(policy.tiers)
-    )
-    for profile in profiles.values():
-        if profile.recommended_tier:
-            add_saving(savings, profile, policy)
     notes = list(notes)
+    unknown = sorted(
+        {p.recommended_tier for p in profiles.values() if p.recommended_tier} - set(policy.tiers)
+    )
     if unknown:
         notes.append(
             f"recommended tiers not in the policy, left out of the saving: {', '.join(unknown)}"
@@ -463,7 +470,7 @@ def figures(
             (t for t in tasks if t.oom_kills > 0),
             key=lambda t: (-t.oom_kills, -t.runs, t.namespace, t.dag_id, t.task_id),
         )[:TOP],
-        savings=dict(sorted(savings.items())),
+        savings={k: savings[k] for k in sorted(savings, key=_named_first)},
         saving_total=_sum_savings(savings.values()),
         notes=notes,
     )
@@ -506,7 +513,7 @@ def _add_task_pod(
 def _sum_savings(savings: Iterable[Saving]) -> Saving:
     out = Saving()
     for saving in savings:
-        out.tasks += saving.tasks
+        out.pods += saving.pods
         for mine, theirs in ((out.now, saving.now), (out.recommended, saving.recommended)):
             mine.cpu_hours += theirs.cpu_hours
             mine.memory_gib_hours += theirs.memory_gib_hours

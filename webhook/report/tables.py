@@ -57,18 +57,19 @@ def headlines(f: Figures) -> list[Headline]:
             )
         )
     saving = f.saving_total
-    if saving.tasks:
-        if f.priced and saving.now.cost is not None:
-            delta = fmt.money(
-                (saving.now.cost or 0) - (saving.recommended.cost or 0), fmt.money_label(f.currency)
-            )
+    if saving.pods:
+        if f.priced and saving.now.cost:
+            now, then = saving.now.cost, saving.recommended.cost or 0.0
+            unit = fmt.money_label(f.currency)
+            value = f"{fmt.money(now - then, unit)} ({(now - then) / now:.0%})"
         else:
-            delta = f"{fmt.hours(saving.now.cpu_hours - saving.recommended.cpu_hours)} cpu·hours"
+            now, then = saving.now.cpu_hours, saving.recommended.cpu_hours
+            value = f"{fmt.hours(now - then)} cpu·h ({(now - then) / now:.0%})" if now else "-"
         lines.append(
             Headline(
                 "saving with recommended tiers",
-                delta,
-                f"tasks: {saving.tasks}, over their profiled runs",
+                value,
+                f"of this window's cost; {saving.pods:,} pods would change tier",
             )
         )
     lines.append(

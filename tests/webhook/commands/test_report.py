@@ -56,10 +56,10 @@ def test_figures_of_a_dump_as_json(dump: Path, policy: Path) -> None:
     assert out["pending"]["gpu"]["p50_seconds"] == pytest.approx(20.0)
     assert [t["task_id"] for t in out["killed"]] == ["load_oom"]
     assert out["wasteful"][0]["task_id"] == "load_done"
-    saving = out["saving_total"]
-    assert saving["tasks"] == 1
-    assert saving["now"]["cost"] == pytest.approx(0.5)
-    assert saving["recommended"]["cost"] == pytest.approx(0.125)
+    saving = out["saving_total"]  # done, at light: 0.0125 instead of 0.05
+    assert saving["pods"] == 1
+    assert saving["now"]["cost"] == pytest.approx(1.16)
+    assert saving["recommended"]["cost"] == pytest.approx(1.16 - 0.05 + 0.0125)
     assert out["pending_series"]["by_pool"]["worker"][-1] == 1  # queued, still waiting
 
 
@@ -103,7 +103,7 @@ def test_a_dump_without_profiles_or_metrics_says_so(tmp_path: Path, policy: Path
     path.write_text(json.dumps(as_list(*objects)))
     out = report_json("--cluster", str(path), "--policy", str(policy))
     assert out["usage_sources"] == {"none": 5}
-    assert out["savings"] == {} and out["total"]["cpu_utilization"] is None
+    assert out["saving_total"]["pods"] == 0 and out["total"]["cpu_utilization"] is None
     assert any("no TaskProfiles in the file" in n for n in out["notes"])
     assert any("no PodMetrics in the file" in n for n in out["notes"])
 

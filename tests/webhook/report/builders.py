@@ -193,7 +193,7 @@ def small_cluster() -> list[dict[str, Any]]:
     train   gpu      Succeeded  0.5h  2, 8 GiB, 1 GPU    1.06        20 s
 
     load_done's profile: 10 h of runs at 1 core and 2 GiB, cpu p95 0.2 core, peak 512 MiB,
-    recommended light (0.25 core, 0.5 GiB): 0.5 now, 0.0125 × 10 = 0.125 recommended.
+    recommended light (0.25 core, 0.5 GiB): done would cost 0.0125 instead of 0.05.
     """
     from tests.webhook.headroom.builders import node
     from tests.webhook.insight.pods import plain_pod

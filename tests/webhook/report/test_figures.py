@@ -347,30 +347,35 @@ def test_the_top_lists_hold_twenty() -> None:
 # ---------------------------------------------------------------------------- savings
 
 
-def test_the_saving_prices_profiled_runs_at_the_recommended_tier_in_its_pool() -> None:
+def test_the_saving_prices_the_windows_pods_at_their_recommended_tiers() -> None:
     profiles = [
+        profile("shrink", tier="heavy", recommended_tier="medium"),
+        profile("grow", tier="light", recommended_tier="gpu"),
+        profile("same", recommended_tier="medium"),  # already there: no change
+        profile("unknown", recommended_tier="huge"),  # not in the policy: no change, a note
+    ]
+    pods = [
         # heavy (2 cores, 4 GiB) in worker for 10 h → medium (1 core, 2 GiB), stays in worker:
         # 0.1 × 10 = 1.0 now, 0.05 × 10 = 0.5 recommended
-        profile("shrink", tier="heavy", cpu=2000, memory=4 * GIB, recommended_tier="medium"),
+        run(
+            "shrink", tier="heavy", cpu=2000, memory=4 * GIB, started=NOW - 10 * HOUR, finished=NOW
+        ),
         # light (0.25 core, 0.5 GiB) in worker for 1 h → gpu (2, 8 GiB, 1 GPU) in the gpu pool:
         # 0.0125 now, 0.08 + 0.04 + 2.0 = 2.12 recommended
-        profile(
-            "grow",
-            tier="light",
-            cpu=250,
-            memory=GIB // 2,
-            run_seconds=HOUR,
-            recommended_tier="gpu",
-        ),
-        profile("same", recommended_tier="medium"),  # already there: no change
-        profile("unknown", recommended_tier="huge"),  # not in the policy
+        run("grow", tier="light", cpu=250, memory=GIB // 2, started=NOW - HOUR, finished=NOW),
+        run("same", started=NOW - HOUR, finished=NOW),  # 0.05 in both
+        run("unknown", started=NOW - HOUR, finished=NOW),  # 0.05 in both
+        run("plain", started=NOW - HOUR, finished=NOW),  # no profile: 0.05 in both
+        run("idle", phase="Pending", created=NOW - 60),  # never ran: 0 in both
     ]
-    f = figures([], {}, {p.task: p for p in profiles}, POLICY, now=NOW)
+    f = figures(pods, {}, {p.task: p for p in profiles}, POLICY, now=NOW)
     worker = f.savings["worker"]
-    assert worker.tasks == 2
-    assert worker.now.cost == pytest.approx(1.0 + 0.0125)
-    assert worker.recommended.cost == pytest.approx(0.5 + 2.12)
-    assert worker.now.cpu_hours == pytest.approx(20 + 0.25)
+    assert worker.pods == 2
+    assert worker.now.cost == pytest.approx(1.0 + 0.0125 + 3 * 0.05)
+    assert worker.now.cost == pytest.approx(f.total.cost)  # the window's cost
+    assert worker.recommended.cost == pytest.approx(0.5 + 2.12 + 3 * 0.05)
+    assert worker.now.cpu_hours == pytest.approx(20 + 0.25 + 3)
+    assert worker.recommended.cpu_hours == pytest.approx(10 + 2 + 3)
     assert worker.recommended.gpu_hours == pytest.approx(1.0)
-    assert f.saving_total.tasks == 2
+    assert f.saving_total.pods == 2
     assert any("huge" in note for note in f.notes)

@@ -100,7 +100,7 @@ def test_charts_without_data_say_why_instead() -> None:
     assert [c.svg for c in drawn] == [None] * 5
     html = page(f, drawn)
     assert "No usage figures" in html and "No pod waited for a node" in html
-    assert "No TaskProfiles recommend another tier" in html
+    assert "No TaskProfile recommends another tier" in html
     assert "<svg" not in html
 
 
