@@ -12,6 +12,7 @@ takes the whole page.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -39,9 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         dump = work / "cluster.json"
         cluster_history.main([str(dump), "--nodes-per-pool", NODES_PER_POOL])
         page = Path(args.keep_html) if args.keep_html else work / "report.html"
-        command = [sys.executable, "-m", "podtier.webhook", "report", "--cluster", str(dump)]
-        command += ["--policy", str(priced_policy(work)), "--out", str(page)]
-        subprocess.run(command, check=True, cwd=ROOT)
+        command = [sys.executable, "-m", "podtier.webhook", "report", "--cluster", dump.name]
+        command += ["--policy", str(priced_policy(work)), "--out", str(page.resolve())]
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        subprocess.run(command, check=True, cwd=work, env=env)  # the page says "file cluster.json"
         with Chromium.start(work / "profile") as browser:
             loaded = browser.open(page)
             if loaded.errors or loaded.requests:

@@ -145,4 +145,6 @@ else its run in its task's TaskProfile (cpu p95, memory peak), else its task's p
 else from their pods in the window. Waste = Σ max(0, requested − used) × t.</p>
 <p><b>Pending</b>: from a pod's creation to its binding to a node; pods still waiting count
 with their wait so far.</p>
+<p><b>Saving</b>: the window's pods priced again, each at the tier its task's TaskProfile
+recommends (in its pool when that tier may go there, else the tier's first pool).</p>
 </div>"""
