@@ -106,9 +106,12 @@ def tiers_table(f: Figures) -> Table:
 
 def wasteful_table(f: Figures, limit: int) -> Table:
     columns = ["task", "tier", "pool", "from", "runs", "run hours", "cpu req", "cpu used"]
-    columns += ["wasted cpu·h", "wasted GiB·h", f"wasted {fmt.money_label(f.currency)}"]
-    rows = [
-        [
+    columns += ["wasted cpu·h", "wasted GiB·h"]
+    if f.priced:
+        columns.append(f"wasted {fmt.money_label(f.currency)}")
+    rows = []
+    for t in f.wasteful[:limit]:
+        row = [
             *_task(t),
             f"{t.runs:,}",
             fmt.hours(t.run_hours),
@@ -116,10 +119,8 @@ def wasteful_table(f: Figures, limit: int) -> Table:
             fmt.cores(t.cpu_used),
             fmt.hours(t.wasted_cpu_hours),
             fmt.hours(t.wasted_memory_gib_hours),
-            fmt.money(t.wasted_cost, ""),
         ]
-        for t in f.wasteful[:limit]
-    ]
+        rows.append([*row, fmt.money(t.wasted_cost, "")] if f.priced else row)
     title = f"The {limit} most wasteful tasks (requested but unused cpu·hours)"
     return Table("wasteful", title, columns, 4, rows)
 

@@ -33,7 +33,11 @@ def render(f: Figures, width: int | None = None) -> None:
             return
         out = RichTable(title=table.title, title_justify="left")
         for i, column in enumerate(table.columns):
-            out.add_column(column, justify="right" if i >= table.numeric else "left")
+            if i >= table.numeric:
+                out.add_column(column, justify="right")
+            else:  # names stay whole; headers of numbers may wrap
+                longest = max(len(column), *(len(row[i]) for row in table.rows))
+                out.add_column(column, no_wrap=True, min_width=longest)
         for row in table.rows:
             out.add_row(*row)
         console.print(out)
