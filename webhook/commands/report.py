@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import orjson
@@ -60,7 +61,10 @@ def run(args: argparse.Namespace) -> int:
         except DurationError as err:
             raise CliError(f"--since {err}") from None
     observed = _observe(args.cluster, args.kubeconfig, policy)
-    now = observed.latest if observed.latest is not None else 0.0
+    now = observed.latest
+    if now is None:
+        now = time.time()
+        observed.notes.append("the file shows no time at all: the report's time is the clock's")
     result = figures(
         observed.pods,
         observed.metrics,

@@ -129,12 +129,42 @@ def test_a_broken_profile_is_skipped_and_named(tmp_path: Path, policy: Path) -> 
         ),
         pytest.param(["--since", "a week"], '--since "a week" is not a duration', id="since"),
         pytest.param(["--cluster", "{bad}"], "no such file", id="not-a-file"),
+        pytest.param(
+            ["--cluster", str(Path(__file__)), "--out", "/nonexistent/dir/r.html"],
+            "not valid YAML or JSON",
+            id="not-a-dump",
+        ),
     ],
 )
 def test_user_errors_say_what_and_exit_2(args: list[str], says: str) -> None:
     result = podtier("report", *args)
     assert result.returncode == 2
     assert says in result.stderr and "Traceback" not in result.stderr
+
+
+def test_an_unwritable_page_is_named(dump: Path, tmp_path: Path) -> None:
+    out = tmp_path / "missing" / "r.html"
+    result = podtier("report", "--cluster", str(dump), "--out", str(out))
+    assert result.returncode == 2
+    assert f"--out {out}: cannot write: No such file or directory" in result.stderr
+
+
+def test_a_file_without_any_time_is_reported_at_the_clocks(tmp_path: Path) -> None:
+    pod = {
+        "kind": "Pod",
+        "metadata": {
+            "name": "a",
+            "namespace": "airflow",
+            "labels": {"kubernetes_executor": "True"},
+        },
+        "spec": {"containers": [{"name": "base", "resources": {"requests": {"cpu": "1"}}}]},
+        "status": {"phase": "Pending"},
+    }
+    path = tmp_path / "timeless.json"
+    path.write_text(json.dumps(as_list(pod)))
+    out = report_json("--cluster", str(path))
+    assert out["total"]["pods"] == 1 and out["now"] > NOW - 10 * 365 * 86400
+    assert any("the file shows no time at all" in n for n in out["notes"])
 
 
 def test_a_file_that_is_not_a_list_is_named(tmp_path: Path) -> None:
