@@ -101,8 +101,8 @@ def pod_run(raw: Mapping[str, Any], policy: Policy) -> PodRun | None:
         requests = spec_requests(spec)
     except ResourceError as err:
         raise FactError(f"Pod {key}: {err}") from None
-    phase = status.get("phase")
-    phase = phase if phase in PHASES else "Unknown" if phase else "Pending"
+    said = status.get("phase")
+    phase: str = said if said in PHASES else "Unknown" if said else "Pending"
     started = parse_time(status.get("startTime"))
     bound = bool(spec.get("nodeName"))
     finished = phase in FINISHED_PHASES
