@@ -24,19 +24,24 @@ Definitions (docs/report.md says them for users):
 
 from __future__ import annotations
 
-import bisect
-import statistics
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from podtier.webhook.insight.facts import FINISHED_PHASES
 from podtier.webhook.policy import Cost, Policy
 from podtier.webhook.report.facts import PodRun, Profile, TaskKey, Usage
+from podtier.webhook.report.prices import GIB, HOUR, named_first, pool_cost, price_per_hour
+from podtier.webhook.report.savings import Saving, add_saving, sum_savings
+from podtier.webhook.report.tasks import TaskRow, add_task_pod, profile_row, waste_cost
+from podtier.webhook.report.waits import (
+    Pending,
+    PendingSeries,
+    pending_series,
+    percentile,
+    wait_interval,
+)
 
-GIB = 1024**3
-HOUR = 3600.0
 TOP = 20
-SERIES_POINTS = 240
 
 
 # ---------------------------------------------------------------------------- per pod
@@ -67,13 +72,6 @@ def run_seconds(pod: PodRun, now: float, since: float | None = None) -> float:
         end = now
     start = pod.started if since is None else max(pod.started, since)
     return max(0.0, min(end, now) - start)
-
-
-def price_per_hour(cpu: int, memory: int, gpu: int, cost: Cost | None) -> float | None:
-    """cᵢ for requests of `cpu` millicores, `memory` bytes and `gpu` GPUs."""
-    if cost is None:
-        return None
-    return cpu / 1000 * cost.cpu_hour + memory / GIB * cost.memory_gib_hour + gpu * cost.gpu_hour
 
 
 def pod_figures(
@@ -160,197 +158,6 @@ class Totals:
         return self
 
 
-# ---------------------------------------------------------------------------- waits
-
-
-@dataclass(frozen=True, slots=True)
-class Pending:
-    """A pool's waits for a node: pods bound in the window, and pods still waiting (counted
-    with their wait so far)."""
-
-    pods: int
-    waiting_now: int
-    p50_seconds: float | None
-    p95_seconds: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class PendingSeries:
-    """Pods waiting for a node at each of `times`, per pool (from their creation and binding
-    times)."""
-
-    times: list[float]
-    by_pool: dict[str, list[int]]
-
-
-def wait_interval(pod: PodRun) -> tuple[float, float | None] | None:
-    """When the pod waited for a node: (created, bound), or (created, None) while it waits."""
-    if pod.created is None:
-        return None
-    if pod.waiting:
-        return pod.created, None
-    if pod.bound is not None:
-        return pod.created, max(pod.created, pod.bound)
-    return None
-
-
-def percentile(values: list[float], q: int) -> float | None:
-    """The q-th percentile, interpolated between ranks (numpy's default)."""
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
-
-
-def pending_series(
-    intervals: Mapping[str, list[tuple[float, float | None]]], start: float, end: float
-) -> PendingSeries | None:
-    """Pods waiting at `SERIES_POINTS` moments from `start` to `end`: those created at or
-    before the moment and bound after it (or not yet). None when no pod waited at all."""
-    if end <= start or not any(
-        b is None or b > a for spans in intervals.values() for a, b in spans
-    ):
-        return None
-    step = (end - start) / (SERIES_POINTS - 1)
-    times = [start + i * step for i in range(SERIES_POINTS)]
-    by_pool = {}
-    for pool, spans in sorted(intervals.items(), key=lambda kv: _named_first(kv[0])):
-        begins = sorted(a for a, _ in spans)
-        ends = sorted(b for _, b in spans if b is not None)
-        by_pool[pool] = [
-            bisect.bisect_right(begins, t) - bisect.bisect_right(ends, t) for t in times
-        ]
-    return PendingSeries(times, by_pool)
-
-
-# ---------------------------------------------------------------------------- tasks
-
-
-@dataclass(slots=True)
-class TaskRow:
-    namespace: str
-    dag_id: str
-    task_id: str
-    source: str  # "profile" or "pods"
-    tier: str
-    pool: str
-    runs: int
-    oom_kills: int
-    run_hours: float
-    cpu_requested: int  # millicores, the latest run's
-    cpu_used: int | None  # millicores: p95 (profile), or the largest sample (pods)
-    memory_requested: int  # bytes
-    memory_peak: int | None  # bytes
-    wasted_cpu_hours: float = 0.0  # Σ max(0, requested − used) × t
-    wasted_memory_gib_hours: float = 0.0
-    wasted_cost: float | None = None
-    recommended_tier: str | None = None
-
-
-def profile_row(profile: Profile, cost: Cost | None) -> TaskRow:
-    namespace, dag_id, task_id = profile.task
-    hours = profile.run_seconds / HOUR
-    row = TaskRow(
-        namespace,
-        dag_id,
-        task_id,
-        "profile",
-        profile.tier,
-        profile.pool,
-        profile.runs,
-        profile.oom_kills,
-        hours,
-        profile.cpu,
-        profile.cpu_p95,
-        profile.memory,
-        profile.memory_peak,
-        recommended_tier=profile.recommended_tier,
-    )
-    _waste(row, profile.cpu, profile.memory, Usage(profile.cpu_p95, profile.memory_peak), hours)
-    row.wasted_cost = _waste_cost(row, cost)
-    return row
-
-
-def _waste(row: TaskRow, cpu: int, memory: int, usage: Usage | None, hours: float) -> None:
-    if usage is None:
-        return
-    if usage.cpu is not None:
-        row.wasted_cpu_hours += max(0, cpu - usage.cpu) / 1000 * hours
-    if usage.memory is not None:
-        row.wasted_memory_gib_hours += max(0, memory - usage.memory) / GIB * hours
-
-
-def _waste_cost(row: TaskRow, cost: Cost | None) -> float | None:
-    if cost is None:
-        return None
-    return row.wasted_cpu_hours * cost.cpu_hour + row.wasted_memory_gib_hours * cost.memory_gib_hour
-
-
-# ---------------------------------------------------------------------------- savings
-
-
-@dataclass(slots=True)
-class Amount:
-    cpu_hours: float = 0.0
-    memory_gib_hours: float = 0.0
-    gpu_hours: float = 0.0
-    cost: float | None = None
-
-    def add(self, cpu: int, memory: int, gpu: int, hours: float, price: float | None) -> None:
-        self.cpu_hours += cpu / 1000 * hours
-        self.memory_gib_hours += memory / GIB * hours
-        self.gpu_hours += gpu * hours
-        if price is not None:
-            self.cost = (self.cost or 0.0) + price * hours
-
-
-@dataclass(slots=True)
-class Saving:
-    """A pool's pods of the window priced at their tiers now, and again with the tier their
-    task's profile recommends (pods without a recommendation count the same in both)."""
-
-    pods: int = 0  # pods whose tier would change
-    now: Amount = field(default_factory=Amount)
-    recommended: Amount = field(default_factory=Amount)
-
-
-def recommended_requests(
-    pod: PodRun, profile: Profile | None, policy: Policy
-) -> tuple[int, int, int, str] | None:
-    """(cpu, memory, gpu, pool) of the pod at its task's recommended tier, in its own pool
-    when that tier may go there, else the tier's first pool; None without a recommendation
-    that differs from the pod's tier (or names no tier of the policy)."""
-    if profile is None or not profile.recommended_tier:
-        return None
-    target = policy.tiers.get(profile.recommended_tier)
-    if target is None or target.name == pod.tier:
-        return None
-    requests = target.request_milli()
-    return (
-        requests.get("cpu", 0),
-        requests.get("memory", 0) // 1000,
-        sum(v for k, v in requests.items() if k.endswith("/gpu")) // 1000,
-        pod.pool if pod.pool in target.placement else target.placement[0],
-    )
-
-
-def _add_saving(
-    saving: Saving, pod: PodRun, hours: float, profile: Profile | None, policy: Policy
-) -> None:
-    now = (pod.cpu, pod.memory, pod.gpu, pod.pool)
-    recommended = recommended_requests(pod, profile, policy)
-    if recommended is not None:
-        saving.pods += 1
-    for amount, (cpu, memory, gpu, pool) in (
-        (saving.now, now),
-        (saving.recommended, recommended or now),
-    ):
-        amount.add(
-            cpu, memory, gpu, hours, price_per_hour(cpu, memory, gpu, _pool_cost(policy, pool))
-        )
-
-
 # ---------------------------------------------------------------------------- the report
 
 
@@ -403,7 +210,7 @@ def figures(
             continue
         usage, where = usage_of(pod, metrics, profiles)
         usage_sources[where] = usage_sources.get(where, 0) + 1
-        cost = _pool_cost(policy, pod.pool)
+        cost = pool_cost(policy, pod.pool)
         f = pod_figures(pod, usage, cost, now, since)
         if pod.phase in FINISHED_PHASES and pod.started is not None and pod.finished is None:
             no_run_time += 1
@@ -421,14 +228,18 @@ def figures(
                 waiting_now[pod.pool] = waiting_now.get(pod.pool, 0) + 1
         profile = profiles.get(pod.task)
         if profile is None:
-            _add_task_pod(task_pods, pod, usage, f.hours)
-        _add_saving(savings.setdefault(pod.pool, Saving()), pod, f.hours, profile, policy)
+            add_task_pod(task_pods, pod, usage, f.hours)
+        add_saving(savings.setdefault(pod.pool, Saving()), pod, f.hours, profile, policy)
 
-    tasks = [profile_row(p, _pool_cost(policy, p.pool)) for p in profiles.values()]
+    tasks = [profile_row(p, pool_cost(policy, p.pool)) for p in profiles.values()]
     for row in task_pods.values():
-        row.wasted_cost = _waste_cost(row, _pool_cost(policy, row.pool))
+        row.wasted_cost = waste_cost(row, pool_cost(policy, row.pool))
         tasks.append(row)
     notes = list(notes)
+    if no_run_time:
+        notes.append(
+            f"finished pods that say no finish time, counted with no run time: {no_run_time}"
+        )
     unknown = sorted(
         {p.recommended_tier for p in profiles.values() if p.recommended_tier} - set(policy.tiers)
     )
@@ -445,7 +256,7 @@ def figures(
         currency=policy.currency,
         priced=any(pool.cost is not None for pool in policy.pools.values()),
         total=total.close(),
-        by_pool={k: by_pool[k].close() for k in sorted(by_pool, key=_named_first)},
+        by_pool={k: by_pool[k].close() for k in sorted(by_pool, key=named_first)},
         by_tier={k: by_tier[k].close() for k in _tier_order(by_tier, policy)},
         usage_sources=usage_sources,
         no_run_time=no_run_time,
@@ -456,7 +267,7 @@ def figures(
                 percentile(values, 50),
                 percentile(values, 95),
             )
-            for pool, values in sorted(waits.items(), key=lambda kv: _named_first(kv[0]))
+            for pool, values in sorted(waits.items(), key=lambda kv: named_first(kv[0]))
         },
         pending_series=pending_series(
             intervals, since if since is not None else min(starts, default=now), now
@@ -470,57 +281,10 @@ def figures(
             (t for t in tasks if t.oom_kills > 0),
             key=lambda t: (-t.oom_kills, -t.runs, t.namespace, t.dag_id, t.task_id),
         )[:TOP],
-        savings={k: savings[k] for k in sorted(savings, key=_named_first)},
-        saving_total=_sum_savings(savings.values()),
+        savings={k: savings[k] for k in sorted(savings, key=named_first)},
+        saving_total=sum_savings(savings.values()),
         notes=notes,
     )
-
-
-def _add_task_pod(
-    rows: dict[TaskKey, TaskRow], pod: PodRun, usage: Usage | None, hours: float
-) -> None:
-    row = rows.get(pod.task)
-    if row is None:
-        namespace, dag_id, task_id = pod.task
-        row = rows[pod.task] = TaskRow(
-            namespace,
-            dag_id,
-            task_id,
-            "pods",
-            pod.tier,
-            pod.pool,
-            0,
-            0,
-            0.0,
-            pod.cpu,
-            None,
-            pod.memory,
-            None,
-        )
-    row.runs += 1
-    row.oom_kills += pod.oom_killed
-    row.run_hours += hours
-    row.cpu_requested = max(row.cpu_requested, pod.cpu)
-    row.memory_requested = max(row.memory_requested, pod.memory)
-    if usage is not None:
-        if usage.cpu is not None:
-            row.cpu_used = max(row.cpu_used or 0, usage.cpu)
-        if usage.memory is not None:
-            row.memory_peak = max(row.memory_peak or 0, usage.memory)
-    _waste(row, pod.cpu, pod.memory, usage, hours)
-
-
-def _sum_savings(savings: Iterable[Saving]) -> Saving:
-    out = Saving()
-    for saving in savings:
-        out.pods += saving.pods
-        for mine, theirs in ((out.now, saving.now), (out.recommended, saving.recommended)):
-            mine.cpu_hours += theirs.cpu_hours
-            mine.memory_gib_hours += theirs.memory_gib_hours
-            mine.gpu_hours += theirs.gpu_hours
-            if theirs.cost is not None:
-                mine.cost = (mine.cost or 0.0) + theirs.cost
-    return out
 
 
 def _in_window(pod: PodRun, now: float, since: float | None) -> bool:
@@ -534,19 +298,10 @@ def _in_window(pod: PodRun, now: float, since: float | None) -> bool:
     return True
 
 
-def _pool_cost(policy: Policy, pool: str) -> Cost | None:
-    found = policy.pools.get(pool)
-    return found.cost if found is not None else None
-
-
 def _ratio(part: float | None, whole: float) -> float | None:
     if part is None or whole <= 0:
         return None
     return part / whole
-
-
-def _named_first(name: str) -> tuple[bool, str]:
-    return name == "", name
 
 
 def _tier_order(by_tier: Mapping[str, Totals], policy: Policy) -> list[str]:

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 from typing import NamedTuple
 
 from podtier.webhook.report import format as fmt
-from podtier.webhook.report.figures import Figures, TaskRow, Totals
+from podtier.webhook.report.figures import Figures, Totals
+from podtier.webhook.report.tasks import TaskRow
 
 
 class Table(NamedTuple):

@@ -11,13 +11,8 @@ from __future__ import annotations
 import pytest
 
 from podtier.webhook.report.facts import Profile, Usage
-from podtier.webhook.report.figures import (
-    SERIES_POINTS,
-    figures,
-    percentile,
-    pod_figures,
-    usage_of,
-)
+from podtier.webhook.report.figures import figures, pod_figures, usage_of
+from podtier.webhook.report.waits import SERIES_POINTS, percentile
 from tests.webhook.report.builders import GIB, HOUR, NOW, priced_policy, run
 
 POLICY = priced_policy()
