@@ -17,6 +17,7 @@ import io
 import re
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from html import escape
 from typing import Any, NamedTuple
 
 from podtier.webhook.report.figures import Figures
@@ -35,25 +36,20 @@ class Chart(NamedTuple):
     note: str | None = None
 
 
+STYLE = {
+    "svg.fonttype": "none",  # text stays text, in the reader's sans-serif
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans", "Helvetica", "Arial"],
+    "font.size": 9,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.titlesize": 10,
+    "axes.titleweight": "bold",
+    "legend.frameon": False,
+}
+
+
 def charts(f: Figures) -> list[Chart]:
-    import matplotlib
-
-    matplotlib.use("svg", force=True)
-    from matplotlib import rcParams
-
-    rcParams.update(
-        {
-            "svg.fonttype": "none",
-            "font.family": "sans-serif",
-            "font.sans-serif": ["DejaVu Sans", "Helvetica", "Arial"],
-            "font.size": 9,
-            "axes.spines.top": False,
-            "axes.spines.right": False,
-            "axes.titlesize": 10,
-            "axes.titleweight": "bold",
-            "legend.frameon": False,
-        }
-    )
     return [
         _chart("usage", "Requested and used, per tier", lambda: _usage_by_tier(f)),
         _chart("memory", "Requested and peak memory, per task", lambda: _memory_scatter(f)),
@@ -64,15 +60,18 @@ def charts(f: Figures) -> list[Chart]:
 
 
 def _chart(key: str, title: str, draw: Callable[[], Any]) -> Chart:
-    from matplotlib import rcParams
+    """One chart, drawn in matplotlib's object API (no pyplot, no global backend) with the
+    report's style set only while it draws."""
+    from matplotlib import rc_context
 
-    rcParams["svg.hashsalt"] = key  # stable ids, distinct between charts
-    drawn = draw()
-    if isinstance(drawn, str):
-        return Chart(key, title, None, drawn)
-    figure, note = drawn
-    buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None})
+    # svg.hashsalt: ids stable from run to run, and distinct between the page's charts
+    with rc_context({**STYLE, "svg.hashsalt": key}):
+        drawn = draw()
+        if isinstance(drawn, str):
+            return Chart(key, title, None, drawn)
+        figure, note = drawn
+        buffer = io.StringIO()
+        figure.savefig(buffer, format="svg", metadata={"Date": None})
     return Chart(key, title, _inline(buffer.getvalue(), key, title), note)
 
 
@@ -89,15 +88,9 @@ def _inline(svg: str, key: str, title: str) -> str:
     return (
         svg[: opening - 1]
         + f' role="img" aria-labelledby="{key}-title" class="chart">'
-        + f'<title id="{key}-title">{_escape(title)}</title>'
+        + f'<title id="{key}-title">{escape(title)}</title>'
         + svg[opening:]
     )
-
-
-def _escape(text: str) -> str:
-    from html import escape
-
-    return escape(text)
 
 
 def _figure(panels: int = 1, height: float = 3.4) -> tuple[Any, list[Any]]:
