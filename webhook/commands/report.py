@@ -89,12 +89,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_page(result: Figures, out: str) -> int:
+    """Draw the charts, write the page to `out`; its size in bytes."""
     try:
-        from podtier.webhook.report.charts import charts
-    except ImportError as err:
+        import matplotlib  # noqa: F401 - the charts are drawn with it
+    except ImportError:
         raise CliError(
-            f"--out needs matplotlib to draw the charts ({err}): pip install 'podtier[report]'"
+            "--out needs matplotlib to draw the charts: pip install 'podtier[report]' "
+            "(or leave --out out for the terminal summary)"
         ) from None
+    from podtier.webhook.report.charts import charts
     from podtier.webhook.report.page import page
 
     html = page(result, charts(result)).encode()

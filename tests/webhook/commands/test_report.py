@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from podtier.webhook.commands.main import main
 from tests.conftest import run_podtier
 from tests.webhook.headroom.builders import as_list
 from tests.webhook.report.builders import NOW, policy_text, small_cluster, task_profile
@@ -165,6 +167,16 @@ def test_a_file_without_any_time_is_reported_at_the_clocks(tmp_path: Path) -> No
     out = report_json("--cluster", str(path))
     assert out["total"]["pods"] == 1 and out["now"] > NOW - 10 * 365 * 86400
     assert any("the file shows no time at all" in n for n in out["notes"])
+
+
+def test_without_matplotlib_the_page_asks_for_the_extra(
+    dump: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib fails
+    code = main(["report", "--cluster", str(dump), "--out", str(tmp_path / "r.html")])
+    assert code == 2
+    assert "pip install 'podtier[report]'" in capsys.readouterr().err
+    assert not (tmp_path / "r.html").exists()
 
 
 def test_a_file_that_is_not_a_list_is_named(tmp_path: Path) -> None:
