@@ -52,7 +52,7 @@ def chromium_binary() -> str | None:
 class Loaded:
     url: str
     errors: list[str] = field(default_factory=list)  # console errors and uncaught exceptions
-    requests: list[str] = field(default_factory=list)  # every request but the page itself
+    requests: list[str] = field(default_factory=list)  # but the page itself and data: URLs
 
 
 class Chromium:
@@ -157,7 +157,7 @@ class Chromium:
                 loaded.errors.append(params["entry"].get("text", ""))
             elif method == "Network.requestWillBeSent":
                 requested = params["request"]["url"]
-                if requested != url:
+                if requested != url and not requested.startswith("data:"):  # data: is inline
                     loaded.requests.append(requested)
         return loaded
 

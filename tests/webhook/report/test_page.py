@@ -43,6 +43,7 @@ FIGURES_JS = """
 
 @pytest.fixture(scope="module")
 def report_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The page `podtier report --out` writes for the small cluster."""
     folder = tmp_path_factory.mktemp("report")
     (folder / "policy.yaml").write_text(policy_text())
     (folder / "cluster.json").write_text(json.dumps(as_list(*small_cluster())))
@@ -60,15 +61,35 @@ def report_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture
+def rasterized_page(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The same page with its scatter drawn as an embedded image, as for thousands of tasks."""
+    from podtier.webhook.report import charts as charts_module
+    from podtier.webhook.report.source import from_file
+
+    monkeypatch.setattr(charts_module, "RASTERIZE_ABOVE", 0)
+    (tmp_path / "cluster.json").write_text(json.dumps(as_list(*small_cluster())))
+    policy = priced_policy()
+    seen = from_file(str(tmp_path / "cluster.json"), policy)
+    assert seen.latest is not None
+    f = figures(seen.pods, seen.metrics, seen.profiles, policy, now=seen.latest, source="file")
+    out = tmp_path / "rasterized.html"
+    out.write_text(page(f, charts(f)))
+    assert "data:image/png;base64," in out.read_text()
+    return out
+
+
 @pytest.mark.skipif(
     chromium_binary() is None,
     reason="Debian's chromium is not installed (apt-get install chromium; .ci/run tries)",
 )
+@pytest.mark.parametrize("which", ["report_page", "rasterized_page"])
 def test_the_page_in_chromium_shows_every_chart_and_fetches_nothing(
-    report_page: Path, tmp_path: Path
+    which: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
+    report = request.getfixturevalue(which)
     with Chromium.start(tmp_path / "profile") as browser:
-        loaded = browser.open(report_page)
+        loaded = browser.open(report)
         shown = browser.evaluate(FIGURES_JS)
         png = browser.screenshot()
     (tmp_path / "report.png").write_bytes(png)
