@@ -21,8 +21,6 @@ from podtier.webhook.policy import Policy
 from podtier.webhook.report.figures import Figures, figures
 from podtier.webhook.report.source import Observed, SourceError, from_cluster, from_file
 
-PAGE_LIMIT = 2 * 1024 * 1024
-
 
 def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     report = sub.add_parser(

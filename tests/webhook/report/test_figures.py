@@ -176,6 +176,13 @@ def test_pods_that_ended_before_the_window_are_left_out() -> None:
     assert f.total.run_hours == pytest.approx(0.5)  # clipped to the window's start
 
 
+def test_finished_pods_without_a_finish_time_are_noted() -> None:
+    lost = PODS[-1].values[0]
+    f = figures([lost], {}, {}, POLICY, now=NOW)
+    assert f.no_run_time == 1 and f.total.run_hours == 0.0
+    assert "finished pods that say no finish time, counted with no run time: 1" in f.notes
+
+
 def test_no_prices_at_all_gives_resource_hours_and_no_cost() -> None:
     unpriced = priced_policy(prices={}, currency="")
     f = figures([PODS[0].values[0]], {}, {}, unpriced, now=NOW)
