@@ -28,7 +28,11 @@ Replicas: with several podtier replicas, each promises new placements only from 
 each group's nodes (`set_share`: the group's nodes sorted by name, every `count`-th from
 `index`), so two replicas never promise the same room before the watch has shown each the
 other's pods. Holds are not limited to the share: they model where the scheduler may put a
-pod, which is any node of its pool.
+pod, which is any node of its pool. The scheduler does not know the shares either: when it
+binds a pod this replica placed to a node of another replica's share, it may take room that
+replica has just promised to a pod this one cannot see yet, and that pod will then need the room
+this one's pod leaves. So the room stays held, as a *shadow* on the node the pod was held on, for
+`PEER_LAG` seconds (longer than an admission takes to show up in every replica's watch).
 
 Node groups: `find_node` is asked about a few (node selector, tolerations) pairs, one per pool.
 Each pair gets a `NodeGroup`, kept up to date as nodes change: the nodes it may use (Ready,
@@ -64,6 +68,9 @@ POD = "Pod"
 NAMESPACE = "Namespace"  # only labels are kept, for rules with a namespaceSelector
 
 Charge = tuple[str, Resources]  # (node name, requests)
+# How long room a pod of this replica's share left for another replica's node stays held (see
+# "Replicas"): the webhook timeout (at most 10 s) plus the watch's lag, with margin.
+PEER_LAG = 15.0
 Selector = tuple[tuple[str, str], ...]
 
 
@@ -123,18 +130,20 @@ class ClusterState:
         self._groups: dict[GroupKey, NodeGroup] = {}
         # This replica's share of each group (see "Replicas"): (index, count), or None for all.
         self.share: tuple[int, int] | None = None
+        self.mine: set[str] = set()  # pods this replica placed, until they bind
+        self.shadows: dict[str, Reservation] = {}  # pod key -> room held after a cross bind
         self._shares: dict[GroupKey, NodeGroup] = {}  # rebuilt when a group's members change
         self.namespaces: dict[str, Mapping[str, str]] = {}  # name -> labels
 
     # ------------------------------------------------------------------ events
 
-    def apply(self, kind: str, event_type: str, raw: Mapping[str, Any]) -> None:
-        """Apply one ADDED / MODIFIED / DELETED event for a Node or a Pod."""
+    def apply(self, kind: str, event_type: str, raw: Mapping[str, Any], now: float = 0.0) -> None:
+        """Apply one ADDED / MODIFIED / DELETED event for a Node or a Pod, seen at `now`."""
         if kind == POD:
             if event_type == "DELETED":
                 self.delete_pod(pod_key(raw))
             else:
-                self._upsert_pod(raw)
+                self._upsert_pod(raw, now)
         elif kind == NODE:
             if event_type == "DELETED":
                 self.delete_node(object_name(raw))
@@ -164,6 +173,10 @@ class ClusterState:
 
     def delete_pod(self, key: str) -> None:
         freed = self._drop_reservation(key)
+        self.mine.discard(key)
+        shadow = self.shadows.pop(key, None)
+        if shadow is not None:
+            self._charge((shadow.node, shadow.requests), -1)
         node = self.pods.pop(key, "")
         self._unhold(key)
         if node:
@@ -191,7 +204,7 @@ class ClusterState:
         if self._over(node.name):
             self._settle(node.name)
 
-    def _upsert_pod(self, raw: Mapping[str, Any]) -> None:
+    def _upsert_pod(self, raw: Mapping[str, Any], now: float) -> None:
         pod = pod_record(raw)
         key = pod.key
         previous = self.pods.get(key, "")
@@ -211,6 +224,7 @@ class ClusterState:
         if previous:
             self._charge((previous, self.pod_requests.pop(key)), -1)
             held_on = held_on or previous
+        held_for = self.holds.get(key)
         self._unhold(key)
 
         node = ""
@@ -228,6 +242,11 @@ class ClusterState:
                 self._hold(key, node, where)
             elif self._over(node):
                 self._settle(node)  # bound where podtier held others: they move
+        if pod.uses_node and key in self.mine:
+            self.mine.discard(key)
+            if held_for and held_on != node and self._crosses_shares(held_for, held_on, node):
+                self._shadow(key, held_on, pod.requests, now + PEER_LAG)
+                held_on = ""  # its room stays held
         if held_on and held_on != node:
             self._retry_overcommitted(held_on)
 
@@ -257,21 +276,39 @@ class ClusterState:
         self._drop_reservation(key)
         held = dict(requests)
         self.reservations[key] = Reservation(node, held, expires)
+        self.mine.add(key)
         self._charge((node, held), +1)
         if where is not None:
             self._hold(key, node, where)
 
     def expire(self, now: float) -> int:
-        """Release reservations whose TTL has passed; returns how many."""
+        """Release reservations and shadows whose time has passed; returns how many
+        reservations lapsed."""
         expired = []
         for key, reservation in self.reservations.items():
             if reservation.expires > now:
                 break  # insertion order is expiry order
             expired.append(key)
         freed = {self._drop_reservation(key) for key in expired}
+        for key in [k for k, shadow in self.shadows.items() if shadow.expires <= now]:
+            shadow = self.shadows.pop(key)
+            self._charge((shadow.node, shadow.requests), -1)
+            freed.add(shadow.node)
         for node in freed:
             self._retry_overcommitted(node)
         return len(expired)
+
+    def _crosses_shares(self, where: GroupKey, held_on: str, bound_to: str) -> bool:
+        """A pod held on a node of this replica's share, bound outside it (see "Replicas")."""
+        if self.share is None or self.share[1] < 2:
+            return False
+        self.find_in_share(*where, {})  # make sure the share of this group is built
+        shared = self._shares[where].members
+        return held_on in shared and bound_to not in shared
+
+    def _shadow(self, key: str, node: str, requests: Resources, expires: float) -> None:
+        self.shadows[key] = Reservation(node, requests, expires)
+        self._charge((node, requests), +1)
 
     def _drop_reservation(self, key: str) -> str:
         """Release `key`'s reservation; the node it was on, or "" when there was none."""
