@@ -290,6 +290,7 @@ class ClusterState:
                 break  # insertion order is expiry order
             expired.append(key)
         freed = {self._drop_reservation(key) for key in expired}
+        self.mine.difference_update(expired)  # never seen: the pod was not created
         for key in [k for k, shadow in self.shadows.items() if shadow.expires <= now]:
             shadow = self.shadows.pop(key)
             self._charge((shadow.node, shadow.requests), -1)
@@ -302,8 +303,7 @@ class ClusterState:
         """A pod held on a node of this replica's share, bound outside it (see "Replicas")."""
         if self.share is None or self.share[1] < 2:
             return False
-        self.find_in_share(*where, {})  # make sure the share of this group is built
-        shared = self._shares[where].members
+        shared = self._share_group(where).members
         return held_on in shared and bound_to not in shared
 
     def _shadow(self, key: str, node: str, requests: Resources, expires: float) -> None:
@@ -453,16 +453,19 @@ class ClusterState:
         """`find`, among this replica's share of the group's nodes only (for new placements)."""
         if self.share is None:
             return self.find(selector, tolerations, requests)
-        key = (selector, tolerations)
+        return self._find_in(self._share_group((selector, tolerations)), requests)
+
+    def _share_group(self, key: GroupKey) -> NodeGroup:
+        """This replica's share of a group: its nodes sorted by name, every `count`-th from
+        `index` (built on first use, dropped when the group's members change)."""
         shared = self._shares.get(key)
         if shared is None:
-            index, count = self.share
-            group = self._group(selector, tolerations)
-            shared = NodeGroup(selector, tolerations)
-            for name in sorted(group.members)[index::count]:
+            index, count = self.share or (0, 1)
+            shared = NodeGroup(*key)
+            for name in sorted(self._group(*key).members)[index::count]:
                 shared.members[name] = None
             self._shares[key] = shared
-        return self._find_in(shared, requests)
+        return shared
 
     def set_share(self, share: tuple[int, int] | None) -> None:
         """Promise only from every `count`-th node of each group, from `index` (None: all)."""
