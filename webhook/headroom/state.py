@@ -177,8 +177,8 @@ class ClusterState:
         shadow = self.shadows.pop(key, None)
         if shadow is not None:
             self._charge((shadow.node, shadow.requests), -1)
+        self._unhold(key)  # while the pod still says where it is held
         node = self.pods.pop(key, "")
-        self._unhold(key)
         if node:
             self._charge((node, self.pod_requests.pop(key)), -1)
             freed = node
