@@ -216,6 +216,8 @@ class ClusterState:
             and self.pod_requests[key] == pod.requests
         ):
             return  # a status update: same node, same requests
+        held_for = self.holds.get(key)
+        self._unhold(key)  # while the reservation or the pod record says where it is held
         held_on = ""
         reservation = self.reservations.pop(key, None)
         if reservation is not None:
@@ -224,8 +226,6 @@ class ClusterState:
         if previous:
             self._charge((previous, self.pod_requests.pop(key)), -1)
             held_on = held_on or previous
-        held_for = self.holds.get(key)
-        self._unhold(key)
 
         node = ""
         where: GroupKey | None = None
@@ -312,10 +312,10 @@ class ClusterState:
 
     def _drop_reservation(self, key: str) -> str:
         """Release `key`'s reservation; the node it was on, or "" when there was none."""
-        reservation = self.reservations.pop(key, None)
-        if reservation is None:
+        if key not in self.reservations:
             return ""
         self._unhold(key)
+        reservation = self.reservations.pop(key)
         self._charge((reservation.node, reservation.requests), -1)
         return reservation.node
 
