@@ -74,7 +74,13 @@ class BurstCluster:
         self.servers: list[Server] = []
         self.stack = contextlib.ExitStack()
 
-    def start(self, workers: int = 4, worker_cpu: str = "16", replicas: int = 1) -> Cluster:
+    def start(
+        self,
+        workers: int = 4,
+        worker_cpu: str = "16",
+        replicas: int = 1,
+        policy: Path | None = None,
+    ) -> Cluster:
         plane = self.plane
         plane.reset()
         plane.ensure_namespace(NS)
@@ -99,6 +105,8 @@ class BurstCluster:
         args = ["--cluster", "auto", "--kubeconfig", str(plane.kubeconfig)]
         if replicas > 1:
             args += ["--peers", "podtier-test"]
+        if policy is not None:
+            args += ["--policy", str(policy)]
         for i in range(replicas):
             env = {"POD_NAME": f"podtier-{i}", "POD_NAMESPACE": PEERS_NAMESPACE}
             self.servers.append(Server(cert_dir, args, env=env))

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from podtier.policies import DEFAULT_POLICY
 from tests.controlplane import ControlPlane, control_plane  # noqa: F401
 from tests.webhook.headroom.burst import (
     BURST,
@@ -232,3 +233,27 @@ def test_replicas_behind_a_spreader_never_place_more_than_a_pool_fits(
     print(
         f"\n{replicas} replicas: {json.dumps(summary)}, connections {cluster.spreader.connections}"
     )
+
+
+def test_prefer_mode_lets_the_scheduler_spill_a_burst_between_pools(
+    make_cluster: Callable[..., Cluster], tmp_path: Path
+) -> None:
+    """Heavy in `prefer` mode, two replicas: podtier writes affinity over compute and worker,
+    the scheduler resolves the races itself, and every pod binds, compute first."""
+    text = DEFAULT_POLICY.read_text()
+    placement = "      placement: [compute, worker]"
+    assert placement in text
+    policy = tmp_path / "prefer.yaml"
+    policy.write_text(text.replace(placement, f"{placement}\n      placementMode: prefer"))
+    cluster = make_cluster(replicas=2, policy=policy)
+    names = [f"heavy-{i:02d}" for i in range(BURST)]
+    create_burst(cluster.plane, names)
+    outcomes = cluster.plane.wait_settled(NS, names, timeout=120)
+    assert all(o.node for o in outcomes.values()), describe(outcomes)
+    assert sorted(pools_of(outcomes).values()).count("compute") == 4  # preferred, and full
+    for outcome in outcomes.values():
+        assert outcome.node_selector == {}
+        assert (
+            "preferred, scheduler picks among compute, worker"
+            in (outcome.annotations["podtier.io/reason"])
+        )
