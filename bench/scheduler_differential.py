@@ -1,7 +1,7 @@
 """podtier's fit rule against the real kube-scheduler 1.28, on random clusters.
 
     KUBEBUILDER_ASSETS=../shared/kube-assets python bench/scheduler_differential.py \
-        --cases 500 --seed 1 [--no-documented] [--first 0]
+        --cases 500 --seed 1 [--no-documented] [--sidecar-containers] [--first 0]
 
 Starts one control plane on loopback (etcd, kube-apiserver, kube-scheduler from
 `$KUBEBUILDER_ASSETS`), then runs cases `first .. first+cases-1` of the seed, one after the
@@ -44,6 +44,12 @@ def main() -> int:
         help="leave out the shapes where podtier differs on purpose (as the CI sample does)",
     )
     parser.add_argument("--verbose", action="store_true", help="print every case's report")
+    parser.add_argument(
+        "--sidecar-containers",
+        action="store_true",
+        help="turn the SidecarContainers feature gate on (alpha in 1.28, on from 1.29): init "
+        "containers with restartPolicy: Always are then kept, and run as sidecars",
+    )
     args = parser.parse_args()
     why = missing_assets()
     if why:
@@ -52,7 +58,8 @@ def main() -> int:
 
     started = time.monotonic()
     verdicts: list[Verdict] = []
-    with ControlPlane(os.environ[ASSETS_VARIABLE]) as plane:
+    gates = {"SidecarContainers": True} if args.sidecar_containers else None
+    with ControlPlane(os.environ[ASSETS_VARIABLE], feature_gates=gates) as plane:
         print(f"control plane up in {plane.startup_seconds:.1f} s", flush=True)
         runner = Differential(plane)
         cases_started = time.monotonic()
@@ -77,6 +84,7 @@ def summarize(verdicts: list[Verdict], cases_took: float, took: float) -> int:
     unexplained = [v for v in verdicts if not v.agrees and not v.documented]
     bound = sum(1 for v in verdicts if v.scheduler)
     shapes = Counter(shape for v in verdicts for shape in v.case.shapes)
+    shapes.update(f"stored-{kept}" for v in verdicts for kept in v.stored)
     print()
     print(
         f"cases: {len(verdicts)}  agreements: {len(agree)}  disagreements: "

@@ -22,6 +22,7 @@ this one.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -68,7 +69,8 @@ class Verdict:
     scheduler: str | None  # where the scheduler bound the probe
     message: str  # the scheduler's Unschedulable message, "" once bound
     reasons: Mapping[str, str]  # node -> why podtier would not use it ("" when it would)
-    documented: str  # for a disagreement: the documented scheduler rule behind it, or ""
+    stored: frozenset[str]  # what the API server kept: "sidecars", "overhead" (see `stored`)
+    documented: str = ""  # for a disagreement: the documented scheduler rule behind it
 
     @property
     def agrees(self) -> bool:
@@ -124,7 +126,7 @@ class Differential:
         self._nodes(case)
         self._pods(case)
         barrier_nodes = self._barrier(case)
-        headroom = self._podtier_view()
+        headroom, pods = self._podtier_view()
         state = headroom.state
         probe = case.probe
         free = 0
@@ -134,6 +136,7 @@ class Differential:
         manifest = probe.manifest(name, {CASE_LABEL: str(case.index)}, free)
         created = self._create_pod(manifest)
         requests = effective_requests(created["spec"])
+        kept = stored([*pods, created])
 
         selector, tolerations = dict(probe.pool.node_selector), list(probe.pool.tolerations)
         with headroom.transaction(time.monotonic()) as view:
@@ -149,11 +152,10 @@ class Differential:
         }
 
         bound, message = self._settle(name, len(case.nodes) + barrier_nodes)
-        verdict = Verdict(case, requests, found, fitting, bound, message, reasons, "")
-        if not verdict.agrees:
-            documented = documented_rule(case, bound, reasons)
-            verdict = Verdict(case, requests, found, fitting, bound, message, reasons, documented)
-        return verdict
+        verdict = Verdict(case, requests, found, fitting, bound, message, reasons, kept)
+        if verdict.agrees:
+            return verdict
+        return dataclasses.replace(verdict, documented=documented_rule(case, bound, reasons))
 
     def clear(self) -> None:
         """Delete the last case's pods and nodes, and wait until the API no longer has them."""
@@ -241,15 +243,16 @@ class Differential:
             raise HarnessError(f"the barrier pod went to {bound}: {message}")
         return 1
 
-    def _podtier_view(self) -> ClusterHeadroom:
-        """podtier's headroom, fed with a full list of nodes and pods as its watch starts."""
+    def _podtier_view(self) -> tuple[ClusterHeadroom, list[dict[str, Any]]]:
+        """podtier's headroom, fed with a full list of nodes and pods as its watch starts; and
+        the pods listed."""
         headroom = ClusterHeadroom(source="differential")
         nodes = self.core.list_node(_preload_content=False)
-        pods = self.core.list_pod_for_all_namespaces(_preload_content=False)
+        pods = orjson.loads(self.core.list_pod_for_all_namespaces(_preload_content=False).data)
         headroom.relist("Node", [orjson.loads(nodes.data)["items"]])
-        headroom.relist("Pod", [orjson.loads(pods.data)["items"]])
+        headroom.relist("Pod", [pods["items"]])
         assert not headroom.skipped, headroom.skip_errors
-        return headroom
+        return headroom, pods["items"]
 
     # ------------------------------------------------------------------ the scheduler's answer
 
@@ -282,6 +285,20 @@ class Differential:
     def _parallel(self, work: Callable[[Any], None], items: Sequence[Any]) -> None:
         for future in [self.threads.submit(work, item) for item in items]:
             future.result()
+
+
+def stored(pods: Sequence[Mapping[str, Any]]) -> frozenset[str]:
+    """What the API server kept of the shapes it may change: init containers with
+    `restartPolicy: Always` ("sidecars": dropped unless the SidecarContainers gate is on) and
+    `spec.overhead` ("overhead": filled in from the RuntimeClass)."""
+    out = set()
+    for pod in pods:
+        spec = pod.get("spec") or {}
+        if any(c.get("restartPolicy") == "Always" for c in spec.get("initContainers") or ()):
+            out.add("sidecars")
+        if spec.get("overhead"):
+            out.add("overhead")
+    return frozenset(out)
 
 
 def podtier_reason(

@@ -125,17 +125,23 @@ class PodCase:
 
 @dataclass(frozen=True)
 class Boundary:
-    """The probe asks for what podtier sees free of `resource` on `node`, plus `delta` units."""
+    """The probe asks for what podtier sees free of `resource` on `node`, plus `delta` units,
+    put `where`: in its first container, split over two containers, in an init container, in
+    its first container less its RuntimeClass's overhead, or in an init container with
+    `restartPolicy: Always` followed by a small regular one (with the SidecarContainers gate
+    on, a sidecar: the probe then asks for a little more, as the later init container runs
+    beside it)."""
 
     node: str
     resource: str
     delta: int
+    where: str  # "container", "split", "init", "overhead" or "sidecar"
 
 
 @dataclass(frozen=True)
 class Probe:
     pool: Pool
-    containers: tuple[Mapping[str, Any], ...]  # with a boundary, the first gets its amount
+    containers: tuple[Mapping[str, Any], ...]
     init_containers: tuple[Mapping[str, Any], ...]
     runtime_class: str | None
     boundary: Boundary | None
@@ -143,22 +149,45 @@ class Probe:
     def manifest(self, name: str, labels: Mapping[str, str], free: int = 0) -> dict[str, Any]:
         """The probe pod; `free`: what podtier sees free of the boundary's resource (milli)."""
         containers = [_copy(c) for c in self.containers]
+        init = [_copy(c) for c in self.init_containers]
         if self.boundary is not None:
-            amount = boundary_quantity(self.boundary.resource, free, self.boundary.delta)
-            requests = containers[0]["resources"].setdefault("requests", {})
-            requests[self.boundary.resource] = amount
-            if self.boundary.resource == GPU:
-                containers[0]["resources"]["limits"] = {GPU: amount}
+            self._place(self.boundary, free, containers, init)
         spec: dict[str, Any] = {
             "nodeSelector": dict(self.pool.node_selector),
             "tolerations": [dict(t) for t in self.pool.tolerations],
             "containers": containers,
         }
-        if self.init_containers:
-            spec["initContainers"] = [_copy(c) for c in self.init_containers]
+        if init:
+            spec["initContainers"] = init
         if self.runtime_class:
             spec["runtimeClassName"] = self.runtime_class
         return {"metadata": {"name": name, "labels": dict(labels)}, "spec": spec}
+
+    def _place(
+        self,
+        boundary: Boundary,
+        free: int,
+        containers: list[dict[str, Any]],
+        init: list[dict[str, Any]],
+    ) -> None:
+        """Put the boundary amount where the boundary says, by the generator's own sums."""
+        resource = boundary.resource
+        unit = UNIT.get(resource, 1000)
+        target = max((free // unit + boundary.delta) * unit, unit)
+        parts = [(containers[0], target)]
+        if boundary.where == "overhead" and self.runtime_class:
+            overhead = (RUNTIME_CLASSES[self.runtime_class] or {}).get(resource)
+            parts = [(containers[0], max(target - _milli(overhead or "0"), unit))]
+        elif boundary.where == "split":
+            first = target // unit // 2 * unit
+            parts = [(containers[0], first), (containers[1], target - first)]
+        elif boundary.where == "init":
+            parts = [(init[0], target)]
+        elif boundary.where == "sidecar":
+            parts = [(init[0], target), (init[1], unit)]
+        for container, milli in parts:
+            if milli > 0:
+                _request(container, resource, quantity(resource, milli))
 
 
 @dataclass(frozen=True)
@@ -175,11 +204,9 @@ class Case:
         return f"seed {self.seed} case {self.index}"
 
 
-def boundary_quantity(resource: str, free: int, delta: int) -> str:
-    """`free` milli-units plus `delta` of the resource's smallest step, as a quantity the API
-    server takes (at least one step: a zero request is not checked at all)."""
-    unit = UNIT.get(resource, 1000)
-    milli = max((free // unit + delta) * unit, unit)
+def quantity(resource: str, milli: int) -> str:
+    """Milli-units as a quantity the API server takes: millicores for cpu, else whole units
+    when they are whole."""
     if resource == "cpu":
         return f"{milli}m"
     return str(milli // 1000) if milli % 1000 == 0 else f"{milli}m"
@@ -268,11 +295,13 @@ def _node(rng: random.Random, name: str, documented: bool, shapes: set[str]) -> 
 
 
 def _milli(quantity: str) -> int:
-    """Enough of a quantity parser for the generator's own spellings (not podtier's code)."""
-    suffixes = {"Gi": GI, "Mi": 2**20, "G": 10**9, "m": 0.001}
-    for suffix, factor in suffixes.items():
+    """Enough of a quantity parser for the generator's own spellings (a whole number and a
+    suffix), so its sums do not lean on podtier's code."""
+    if quantity.endswith("m"):
+        return int(quantity[:-1])
+    for suffix, factor in (("Gi", GI), ("Mi", 2**20), ("G", 10**9), ("M", 10**6)):
         if quantity.endswith(suffix):
-            return int(float(quantity[: -len(suffix)]) * factor * 1000)
+            return int(quantity[: -len(suffix)]) * factor * 1000
     return int(quantity) * 1000
 
 
@@ -429,25 +458,44 @@ def _probe(rng: random.Random, nodes: Sequence[NodeCase], shapes: set[str]) -> P
 def _boundary_probe(
     rng: random.Random, pool: Pool, nodes: Sequence[NodeCase], shapes: set[str]
 ) -> Probe:
-    candidates = [
-        n for n in nodes if _matches(pool, n) and n.ready == "True" and not n.unschedulable
-    ]
-    node = rng.choice(candidates if candidates and rng.random() < 0.85 else list(nodes))
+    usable = [n for n in nodes if _matches(pool, n) and n.ready == "True" and not n.unschedulable]
+    node = rng.choice(usable if usable and rng.random() < 0.85 else list(nodes))
     resources = ["cpu", "cpu", "memory", "memory"] + [
         r for r in (GPU, STORAGE) if r in node.allocatable
     ]
     resource = rng.choice(resources)
     delta = rng.choice([0, 0, 0, 1, 1, -1])
-    shapes.add(f"boundary-{resource}-{delta:+d}")
+    wheres = ["container", "container", "split", "init", "sidecar"]
+    if resource in ("cpu", "memory"):
+        wheres.append("overhead")
+    where = rng.choice(wheres)
+    shapes.update({f"boundary-{resource}-{delta:+d}", f"boundary-in-{where}"})
     small = {"cpu": _cpu(rng.uniform(10, 200)), "memory": f"{rng.randint(16, 256)}Mi"}
     small.pop(resource, None)
     if pool.name == "gpu" and resource != GPU and rng.random() < 0.5:
         small[GPU] = "1"
     containers = [_container("base", small)]
-    init = ()
-    if rng.random() < 0.2:  # smaller than the boundary container: changes nothing
-        init = (_container("init", {"cpu": "1m", "memory": "1Mi"}),)
-    return Probe(pool, tuple(containers), init, None, Boundary(node.name, resource, delta))
+    init: tuple[Mapping[str, Any], ...] = ()
+    runtime_class = None
+    if where == "split":
+        containers.append(_container("helper", {}))
+    elif where == "init":
+        init = (_container("setup", {}),)
+    elif where == "sidecar":
+        init = ({**_container("proxy", {}), "restartPolicy": "Always"}, _container("setup", {}))
+    elif where == "overhead":
+        runtime_class = rng.choice(["kata", "gvisor"])
+    elif rng.random() < 0.2:  # smaller than the boundary container: changes nothing
+        init = (_container("setup", {"cpu": "1m", "memory": "1Mi"}),)
+    boundary = Boundary(node.name, resource, delta, where)
+    return Probe(pool, tuple(containers), init, runtime_class, boundary)
+
+
+def _request(container: dict[str, Any], resource: str, amount: str) -> None:
+    resources = container.setdefault("resources", {})
+    resources.setdefault("requests", {})[resource] = amount
+    if resource == GPU:  # extended resources: limits == requests
+        resources.setdefault("limits", {})[resource] = amount
 
 
 def _matches(pool: Pool, node: NodeCase) -> bool:
