@@ -820,10 +820,21 @@ def control_plane(
 ) -> Iterator[ControlPlane]:
     """One control plane per test module (tests call `reset()` first); skipped without the binaries.
     Stopped at the end of the module even when a test fails; logs are printed on failure."""
+    yield from running_control_plane(request, tmp_path_factory)
+
+
+def running_control_plane(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    feature_gates: Mapping[str, bool] | None = None,
+) -> Iterator[ControlPlane]:
+    """The body of `control_plane`, for a module fixture of its own (e.g. with feature gates)."""
     why = missing_assets()
     if why is not None:
         pytest.skip(f"no Kubernetes control plane binaries: {why}")
-    plane = ControlPlane(os.environ[ASSETS_VARIABLE], tmp_path_factory.mktemp("controlplane"))
+    plane = ControlPlane(
+        os.environ[ASSETS_VARIABLE], tmp_path_factory.mktemp("controlplane"), feature_gates
+    )
     request.addfinalizer(plane.stop)  # runs even if start() fails half way
     failed_before = request.session.testsfailed
     plane.start()

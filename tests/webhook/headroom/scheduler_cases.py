@@ -257,8 +257,12 @@ def _node(rng: random.Random, name: str, documented: bool, shapes: set[str]) -> 
     if rng.random() < 0.5:
         labels.update(rng.choice(NOISE_LABELS))
     taints: list[Mapping[str, str]] = []
-    if rng.random() < 0.85:
+    taint_roll = rng.random()
+    if taint_roll < 0.75:
         taints.append(POOL_TAINTS[pool.name])
+    elif taint_roll < 0.87:  # the pool's key with another value: an Equal toleration fails
+        taints.append({**POOL_TAINTS[pool.name], "value": "other"})
+        shapes.add("pool-taint-other-value")
     for taint in rng.sample(EXTRA_TAINTS, rng.choices([0, 1, 2], [14, 5, 1])[0]):
         if all((t["key"], t["effect"]) != (taint["key"], taint["effect"]) for t in taints):
             taints.append(taint)  # the API server wants one taint per key and effect
