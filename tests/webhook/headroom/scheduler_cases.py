@@ -185,9 +185,9 @@ class Probe:
             parts = [(init[0], target)]
         elif boundary.where == "sidecar":
             parts = [(init[0], target), (init[1], unit)]
-        for container, milli in parts:
+        for part, milli in parts:
             if milli > 0:
-                _request(container, resource, quantity(resource, milli))
+                _request(part, resource, quantity(resource, milli))
 
 
 @dataclass(frozen=True)
@@ -323,7 +323,9 @@ def _memory(rng: random.Random, milli: float) -> str:
     return f"{max(bytes_ // 10**6, 1)}M"
 
 
-def _container(name: str, requests: Mapping[str, str], limits_only: bool = False) -> dict[str, Any]:
+def container(name: str, requests: Mapping[str, str], limits_only: bool = False) -> dict[str, Any]:
+    """A container asking for `requests` (or with them as limits only, which the API server
+    copies to requests)."""
     resources = {"limits": dict(requests)} if limits_only else {"requests": dict(requests)}
     if GPU in requests and not limits_only:
         resources["limits"] = {GPU: requests[GPU]}  # extended resources: limits == requests
@@ -378,22 +380,22 @@ def _bound_pod(
     limits_only = rng.random() < 0.1
     if limits_only:
         shapes.add("limits-only")
-    containers = [_container("base", main, limits_only)]
+    containers = [container("base", main, limits_only)]
     for k in range(rng.choice([0, 0, 1, 2]) or int(typos)):
         side = {"cpu": _cpu(rng.uniform(10, 300)), "memory": f"{rng.randint(16, 512)}Mi"}
         if typos or rng.random() < 0.05:
             side["memory"] = f"{rng.randint(1, 999)}m"  # 128m meant as 128Mi
             shapes.add("memory-milli")
-        containers.append(_container(f"sidecar-{k}", side))
+        containers.append(container(f"sidecar-{k}", side))
         shapes.add("several-containers")
     init = []
     for k in range(rng.choice([0, 0, 0, 1, 2])):
         requests = {"cpu": _cpu(cpu * rng.uniform(0.2, 1.3)), "memory": _memory(rng, memory * 0.5)}
-        container = _container(f"init-{k}", requests)
+        init_container = container(f"init-{k}", requests)
         if rng.random() < 0.3:
-            container["restartPolicy"] = "Always"  # dropped by a 1.28 API server
+            init_container["restartPolicy"] = "Always"  # dropped by a 1.28 API server
             shapes.add("init-restart-always")
-        init.append(container)
+        init.append(init_container)
         shapes.add("init-containers")
     spec: dict[str, Any] = {"nodeName": node.name, "containers": containers}
     if init:
@@ -422,7 +424,7 @@ def _bound_pod(
 def _pending(rng: random.Random, name: str) -> PodCase:
     """A pod no node will take: the scheduler keeps it waiting and counts it nowhere."""
     requests = {"cpu": _cpu(rng.uniform(100, 8000)), "memory": f"{rng.randint(1, 16)}Gi"}
-    spec = {"nodeSelector": {"node-type": "nowhere"}, "containers": [_container("base", requests)]}
+    spec = {"nodeSelector": {"node-type": "nowhere"}, "containers": [container("base", requests)]}
     return PodCase({"metadata": {"name": name}, "spec": spec}, None, False)
 
 
@@ -446,12 +448,12 @@ def _probe(rng: random.Random, nodes: Sequence[NodeCase], shapes: set[str]) -> P
         main[GPU] = str(rng.choice([1, 1, 2, 4]))
     if rng.random() < 0.1:
         main[STORAGE] = f"{rng.randint(1, 60)}Gi"
-    containers = [_container("base", main)]
+    containers = [container("base", main)]
     if rng.random() < 0.3:
-        containers.append(_container("sidecar", {"cpu": _cpu(rng.uniform(10, 500))}))
+        containers.append(container("sidecar", {"cpu": _cpu(rng.uniform(10, 500))}))
     init = ()
     if rng.random() < 0.25:
-        init = (_container("init", {"cpu": _cpu(rng.uniform(100, 8000)), "memory": "1Gi"}),)
+        init = (container("init", {"cpu": _cpu(rng.uniform(100, 8000)), "memory": "1Gi"}),)
         shapes.add("probe-init")
     runtime_class = rng.choice(sorted(RUNTIME_CLASSES)) if rng.random() < 0.15 else None
     if runtime_class:
@@ -478,19 +480,19 @@ def _boundary_probe(
     small.pop(resource, None)
     if pool.name == "gpu" and resource != GPU and rng.random() < 0.5:
         small[GPU] = "1"
-    containers = [_container("base", small)]
+    containers = [container("base", small)]
     init: tuple[Mapping[str, Any], ...] = ()
     runtime_class = None
     if where == "split":
-        containers.append(_container("helper", {}))
+        containers.append(container("helper", {}))
     elif where == "init":
-        init = (_container("setup", {}),)
+        init = (container("setup", {}),)
     elif where == "sidecar":
-        init = ({**_container("proxy", {}), "restartPolicy": "Always"}, _container("setup", {}))
+        init = ({**container("proxy", {}), "restartPolicy": "Always"}, container("setup", {}))
     elif where == "overhead":
         runtime_class = rng.choice(["kata", "gvisor"])
     elif rng.random() < 0.2:  # smaller than the boundary container: changes nothing
-        init = (_container("setup", {"cpu": "1m", "memory": "1Mi"}),)
+        init = (container("setup", {"cpu": "1m", "memory": "1Mi"}),)
     boundary = Boundary(node.name, resource, delta, where)
     return Probe(pool, tuple(containers), init, runtime_class, boundary)
 
