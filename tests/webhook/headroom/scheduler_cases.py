@@ -6,9 +6,9 @@ both), so a case is reproduced from its seed and index alone. A case has:
 
 - nodes of random size (cpu, memory, a `pods` limit that is sometimes tiny, sometimes
   `nvidia.com/gpu` and `ephemeral-storage`), a `node-type` label from the pools (or a wrong
-  one, or none) and noise labels, the pool's taint (or none) and extra taints of every effect
-  (PreferNoSchedule must not block); some cordoned, some NotReady as a cluster shows it
-  (`NOT_READY`);
+  one, or none) and noise labels, the pool's taint (or its key with another value, or none)
+  and extra taints of every effect (PreferNoSchedule must not block); some cordoned, some
+  NotReady as a cluster shows it (`NOT_READY`);
 - existing pods bound with `spec.nodeName` (the scheduler is not asked), with several
   containers, init containers (some with `restartPolicy: Always`, which a 1.28 API server
   drops: its SidecarContainers feature gate is off), a RuntimeClass with pod overhead, GPUs,
@@ -16,9 +16,11 @@ both), so a case is reproduced from its seed and index alone. A case has:
   (`128m`, a classic typo for 128Mi); some Succeeded or Failed (they must not count), some
   being deleted (they still count), some pending and unschedulable (they use nothing); nodes
   filled up to or past their `pods` limit;
-- a probe pod for one pool: its nodeSelector and tolerations, and random requests, or requests
-  at the edge of one node's free capacity as podtier sees it (`Boundary`): exactly what is
-  free, one unit more or one unit less.
+- a probe pod for one pool (the default policy's, and two with other toleration shapes): its
+  nodeSelector and tolerations, and random requests, or requests at the edge of one node's
+  free capacity as podtier sees it (`Boundary`): exactly what is free, one unit more or one
+  unit less, in one container or spread over containers, init containers, sidecars and pod
+  overhead.
 
 Shapes where podtier deliberately differs from the scheduler (docs/operations.md, "Where
 podtier's fit rule and the scheduler's differ") are only made with `documented=True`: a
