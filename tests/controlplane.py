@@ -175,8 +175,15 @@ class Process:
 class ControlPlane:
     """etcd + kube-apiserver + kube-scheduler on loopback; see the module docstring."""
 
-    def __init__(self, assets: Path | str, workdir: Path | str | None = None) -> None:
+    def __init__(
+        self,
+        assets: Path | str,
+        workdir: Path | str | None = None,
+        feature_gates: Mapping[str, bool] | None = None,
+    ) -> None:
         self.assets = Path(assets)
+        # Given to kube-apiserver and kube-scheduler alike (e.g. {"SidecarContainers": True}).
+        self.feature_gates = dict(feature_gates or {})
         self._own_workdir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="podtier-controlplane-"))
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -338,6 +345,7 @@ class ControlPlane:
             "--service-cluster-ip-range=10.0.0.0/24",
             "--endpoint-reconciler-type=none",
             "--v=1",
+            *self._feature_gate_args(),
         )
 
     def _start_scheduler(self) -> None:
@@ -349,7 +357,14 @@ class ControlPlane:
             f"--secure-port={self.scheduler_port}",
             f"--cert-dir={self.workdir / 'scheduler-certs'}",
             "--v=1",
+            *self._feature_gate_args(),
         )
+
+    def _feature_gate_args(self) -> list[str]:
+        if not self.feature_gates:
+            return []
+        gates = ",".join(f"{k}={str(v).lower()}" for k, v in sorted(self.feature_gates.items()))
+        return [f"--feature-gates={gates}"]
 
     def _wait(
         self, what: str, ready: Callable[[], bool], deadline: float, components: Iterable[str]
@@ -805,10 +820,21 @@ def control_plane(
 ) -> Iterator[ControlPlane]:
     """One control plane per test module (tests call `reset()` first); skipped without the binaries.
     Stopped at the end of the module even when a test fails; logs are printed on failure."""
+    yield from running_control_plane(request, tmp_path_factory)
+
+
+def running_control_plane(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    feature_gates: Mapping[str, bool] | None = None,
+) -> Iterator[ControlPlane]:
+    """The body of `control_plane`, for a module fixture of its own (e.g. with feature gates)."""
     why = missing_assets()
     if why is not None:
         pytest.skip(f"no Kubernetes control plane binaries: {why}")
-    plane = ControlPlane(os.environ[ASSETS_VARIABLE], tmp_path_factory.mktemp("controlplane"))
+    plane = ControlPlane(
+        os.environ[ASSETS_VARIABLE], tmp_path_factory.mktemp("controlplane"), feature_gates
+    )
     request.addfinalizer(plane.stop)  # runs even if start() fails half way
     failed_before = request.session.testsfailed
     plane.start()

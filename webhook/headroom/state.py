@@ -43,6 +43,14 @@ entry is then an over-estimate, corrected when it reaches the top). A query firs
 largest free amount of each requested resource (so "no node fits" is usually answered without
 a scan), then tries the nodes with the most free of each resource, and scans the group only
 when capacity is fragmented (no roomiest node has room in every resource).
+
+Where this differs from the scheduler, on purpose (docs/operations.md, "Where podtier's fit
+rule and the scheduler's differ"; `tests/webhook/headroom/test_scheduler_differential.py`
+checks the rest against the real kube-scheduler): a cordoned node is in no group, although the
+scheduler's NodeUnschedulable plugin admits a pod that tolerates
+`node.kubernetes.io/unschedulable:NoSchedule`; and a NotReady node is in no group, although the
+scheduler never reads the Ready condition, only the `node.kubernetes.io/not-ready` and
+`unreachable` taints (TaintToleration), which the node lifecycle controller adds seconds later.
 """
 
 from __future__ import annotations
