@@ -24,11 +24,23 @@ class ClusterFileError(ValueError):
     """The cluster file cannot be used; the message names the file, the field and the value."""
 
 
+class ClusterObjects(NamedTuple):
+    nodes: list[Mapping[str, Any]]
+    pod_pages: Iterator[list[Mapping[str, Any]]]
+    others: list[Mapping[str, Any]]  # every other kind (TaskProfiles among them)
+
+
 def read_cluster_file(
     path: str | Path,
 ) -> tuple[list[Mapping[str, Any]], Iterator[list[Mapping[str, Any]]]]:
     """The file's Nodes, and its Pods in pages (parsed as they are read when the file is in
     kubectl's own layout, so a 500 MB dump never becomes one 4 GB tree of Python objects)."""
+    objects = read_cluster_objects(path)
+    return objects.nodes, objects.pod_pages
+
+
+def read_cluster_objects(path: str | Path) -> ClusterObjects:
+    """`read_cluster_file`, and the objects of other kinds too."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -62,14 +74,14 @@ def _check_list(path: Path, document: Any, items: Any) -> list[Any]:
     return items
 
 
-def _by_kind(
-    path: Path, document: Mapping[str, Any], items: list[Any]
-) -> tuple[list[Mapping[str, Any]], Iterator[list[Mapping[str, Any]]]]:
-    """Nodes now; pods as pages. `items` holds parsed objects or raw kubectl item bytes."""
+def _by_kind(path: Path, document: Mapping[str, Any], items: list[Any]) -> ClusterObjects:
+    """Nodes and others now; pods as pages. `items` holds parsed objects or raw kubectl item
+    bytes."""
     list_kind = document.get("kind")
     default = list_kind[:-4] if list_kind in ("NodeList", "PodList") else None
     nodes: list[Mapping[str, Any]] = []
     pods: list[Any] = []
+    others: list[Mapping[str, Any]] = []
     for i, item in enumerate(items):
         if isinstance(item, _Piece):
             if item.is_pod:
@@ -83,7 +95,8 @@ def _by_kind(
             nodes.append(item)
         elif kind == POD:
             pods.append(item)
-        # other kinds (kubectl get all, events...) are not capacity and are ignored
+        else:  # not capacity (TaskProfiles, or kubectl get all, events...)
+            others.append(item)
 
     def pod_pages() -> Iterator[list[Mapping[str, Any]]]:
         for at in range(0, len(pods), _PAGE):
@@ -94,7 +107,7 @@ def _by_kind(
             ]
             pods[at : at + _PAGE] = [None] * len(page)  # free as we go
 
-    return nodes, pod_pages()
+    return ClusterObjects(nodes, pod_pages(), others)
 
 
 # kubectl prints JSON indented by 4 spaces with sorted keys: each List item opens and closes

@@ -6,6 +6,8 @@ The package exports the model only, which the pure core reads; loading files is 
 
 from podtier.webhook.policy.model import (
     LabelSelector,
+    Learning,
+    LearningOverride,
     Policy,
     PolicyError,
     Pool,
@@ -18,6 +20,8 @@ from podtier.webhook.policy.model import (
 
 __all__ = [
     "LabelSelector",
+    "Learning",
+    "LearningOverride",
     "Policy",
     "PolicyError",
     "Pool",
