@@ -88,9 +88,9 @@ class ProfileWriter:
 
     def run_once(self) -> RoundResult:
         now = self.clock()
+        self._held = [(t, o) for t, o in self._held if now - t <= self.hold]
         self._held += [(now, outcome) for outcome in self.recorder.drain()]
         if not self.lease.ensure():
-            self._held = [(t, o) for t, o in self._held if now - t <= self.hold]
             return RoundResult(leader=False)
         batch, self._held = [o for _, o in self._held], []
         result = RoundResult(leader=True)
