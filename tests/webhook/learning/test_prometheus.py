@@ -4,8 +4,8 @@ pod's run, the sidecar left out; nothing for an unknown pod; an error when Prome
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
