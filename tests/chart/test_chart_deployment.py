@@ -34,6 +34,7 @@ SERVE_FLAGS = {
     "--policy",
     "--cluster",
     "--stale-after",
+    "--peers",
     "--log-level",
     "--manage-certs",
     "--cert-secret",

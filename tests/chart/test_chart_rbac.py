@@ -10,16 +10,20 @@ from tests.chart.chart_rendering import Manifest, of_kind, one, render, serve_fl
 
 ALL_FEATURES = {"cleanup": {"enabled": True}, "certs": {"mode": "self"}}
 ROLE_KINDS = ("Role", "ClusterRole")
+# Each replica's own peer Lease (headroom on): the nodes it may promise are split by them.
+PEER_LEASES = {("leases", verb, "*any*") for verb in ("get", "list", "create", "patch", "delete")}
 
 
 def rules_of(objects: list[Manifest], kind: str) -> list[Manifest]:
     return [rule for role in of_kind(objects, kind) for rule in role["rules"]]
 
 
-def grants(objects: list[Manifest], kind: str) -> set[tuple[str, str, str]]:
-    """{(resource, verb, name or "*any*")} granted by every role of that kind."""
+def grants(objects: list[Manifest], kind: str, role: str = "") -> set[tuple[str, str, str]]:
+    """{(resource, verb, name or "*any*")} granted by every role of that kind (whose name ends
+    with `role`, when given)."""
     found = set()
-    for rule in rules_of(objects, kind):
+    roles = [r for r in of_kind(objects, kind) if r["metadata"]["name"].endswith(role)]
+    for rule in (rule for r in roles for rule in r["rules"]):
         for resource in rule["resources"]:
             for verb in rule["verbs"]:
                 for name in rule.get("resourceNames") or ["*any*"]:
@@ -68,15 +72,19 @@ def test_every_binding_ties_a_rendered_role_to_the_rendered_service_account(
         ]
 
 
-def test_headroom_reads_nodes_and_pods_and_nothing_more() -> None:
+def test_headroom_reads_nodes_and_pods_and_keeps_its_peer_lease_and_nothing_more() -> None:
     objects = render({"certs": {"mode": "cert-manager"}})
     assert grants(objects, "ClusterRole") == {
         (resource, verb, "*any*")
         for resource in ("nodes", "pods")
         for verb in ("get", "list", "watch")
     }
-    assert of_kind(objects, "Role") == []
-    assert "--namespace-labels" not in serve_flags(objects)
+    (role,) = of_kind(objects, "Role")
+    assert role["metadata"]["namespace"] == "podtier"
+    assert grants(objects, "Role") == PEER_LEASES
+    flags = serve_flags(objects)
+    assert flags["--peers"] == "podtier"
+    assert "--namespace-labels" not in flags
 
 
 def test_namespace_labels_add_read_access_to_namespaces_and_the_flag() -> None:
@@ -93,9 +101,8 @@ def test_self_mode_may_touch_only_its_own_secret_and_webhooks() -> None:
     objects = render()
     flags = serve_flags(objects)
     secret = flags["--cert-secret"]
-    role = one(objects, "Role")
-    assert role["metadata"]["namespace"] == "podtier"
-    assert grants(objects, "Role") == {
+    assert {role["metadata"]["namespace"] for role in of_kind(objects, "Role")} == {"podtier"}
+    assert grants(objects, "Role") - PEER_LEASES == {
         ("secrets", "create", "*any*"),  # a create has no name to match yet
         ("secrets", "get", secret),
         ("secrets", "update", secret),
@@ -120,21 +127,24 @@ def test_other_cert_modes_grant_nothing_on_secrets_or_webhooks(mode: str) -> Non
     objects = render(values)
     for kind in ROLE_KINDS:
         for resource, _, _ in grants(objects, kind):
-            assert resource in {"nodes", "pods"}
+            assert resource in {"nodes", "pods", "leases"}
+    assert grants(objects, "Role") == PEER_LEASES
 
 
-def test_cleanup_off_grants_no_delete_and_no_lease() -> None:
+def test_cleanup_off_grants_no_pod_delete_and_no_leader_lease() -> None:
     objects = render()
     for kind in ROLE_KINDS:
-        assert all(verb != "delete" for _, verb, _ in grants(objects, kind))
-        assert all(resource != "leases" for resource, _, _ in grants(objects, kind))
+        assert ("pods", "delete", "*any*") not in grants(objects, kind)
+    assert grants(objects, "Role", role="-leader") == set()
     assert "--cleanup-after" not in serve_flags(objects)
 
 
 def test_cleanup_on_grants_pod_delete_cluster_wide_and_a_lease_in_the_release_namespace() -> None:
     objects = render({"cleanup": {"enabled": True, "after": "2h"}})
     assert ("pods", "delete", "*any*") in grants(objects, "ClusterRole")
-    lease_roles = [role for role in of_kind(objects, "Role") if "leases" in str(role["rules"])]
+    lease_roles = [
+        role for role in of_kind(objects, "Role") if role["metadata"]["name"].endswith("-leader")
+    ]
     assert len(lease_roles) == 1 and lease_roles[0]["metadata"]["namespace"] == "podtier"
     assert {verb for rule in lease_roles[0]["rules"] for verb in rule["verbs"]} == {
         "get",

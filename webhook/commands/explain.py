@@ -47,6 +47,7 @@ def _explain(path: str, policy: Policy, headroom: Headroom) -> dict[str, Any]:
         return {
             "tier": None,
             "pool": None,
+            "placement": None,
             "node": None,
             "reason": reason,
             "warnings": warnings,
@@ -60,6 +61,7 @@ def _explain(path: str, policy: Policy, headroom: Headroom) -> dict[str, Any]:
     return {
         "tier": decision.tier.name,
         "pool": decision.pool.name,
+        "placement": decision.mode,
         "node": decision.node,
         "reason": decision.reason,
         "warnings": warnings,
@@ -74,7 +76,8 @@ def render_text(result: dict[str, Any], policy: Policy) -> str:
         f"policy:  {policy.ident} ({', '.join(policy.sources)})",
         f"tier:    {result['tier'] or '-'}",
         f"pool:    {result['pool'] or '-'}"
-        + (f" (node {result['node']} fits)" if result["node"] else ""),
+        + (f" ({result['placement']})" if result["placement"] else "")
+        + (f", node {result['node']} fits" if result["node"] else ""),
         f"why:     {result['reason']}",
     ]
     lines += [f"warning: {w}" for w in result["warnings"]]

@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     )
     setup = ServeSetup(policy, headroom, cert_dir, listen)
     warn_unseen_namespace_labels(policy, args.namespace_labels)
+    _add_peers(args, setup)
     _add_insight_cleanup_and_learning(args, setup)
     if cert_manager is not None:
         setup.background.append(lambda state: cert_manager.run)
@@ -135,6 +136,28 @@ def learning_args(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="also ask this Prometheus for each finished pod's memory peak and cpu p95 "
         "(cAdvisor's container_* metrics); needs --learning",
+    )
+
+
+def _add_peers(args: argparse.Namespace, setup: ServeSetup) -> None:
+    """`--peers GROUP`: share the nodes with the other replicas (`headroom.peers`)."""
+    if not args.peers:
+        return
+    from podtier.webhook.headroom import LiveHeadroom
+    from podtier.webhook.headroom.peers import peers_job
+    from podtier.webhook.lease import replica_identity, replica_namespace
+
+    if not isinstance(setup.headroom, LiveHeadroom):
+        raise CliError(f"--peers needs --cluster auto (a live watch), not --cluster {args.cluster}")
+    setup.headroom.use_peers()
+    setup.background.append(
+        peers_job(
+            setup.headroom,
+            setup.headroom.api_client.configuration,
+            group=args.peers,
+            namespace=replica_namespace(),
+            identity=replica_identity(),
+        )
     )
 
 

@@ -31,13 +31,15 @@ from podtier.webhook.core.tiering import (
     downgrade_allowed,
     override_mode,
 )
-from podtier.webhook.policy.model import Policy, Pool, Tier
+from podtier.webhook.policy.model import PlacementMode, Policy, Pool, Rule, Tier
 
 
 @dataclass(frozen=True)
 class Decision:
     tier: Tier
-    pool: Pool
+    pool: Pool  # pinned to; in prefer mode, the pool podtier predicts the scheduler picks
+    pools: tuple[Pool, ...]  # the pools the tier (or rule) allows, in placement order
+    mode: PlacementMode
     sizing: Sizing | None  # None when the pod has no main container to size
     node: str | None  # the node that fits; reserve it unless dryRun
     requests: Resources  # the pod's effective requests after the change
@@ -85,12 +87,16 @@ def decide(
                 f"{placement.pool.name}"
             )
 
-    reason = f"tier {tier.name} ({why_tier}); pool {placement.pool.name}: {placement.why}"
+    pools = allowed_pools(policy, choice.rule, tier)
+    how = placement_how(tier.placement_mode, pools)
+    reason = f"tier {tier.name} ({why_tier}); pool {placement.pool.name} ({how}): {placement.why}"
     if advice.note:
         reason += f"; {advice.note}"
     return Decision(
         tier=tier,
         pool=placement.pool,
+        pools=pools,
+        mode=tier.placement_mode,
         sizing=sizing,
         node=placement.node,
         requests=requests,
@@ -105,6 +111,20 @@ def decide(
         },
         escalation=advice.escalation,
     )
+
+
+def allowed_pools(policy: Policy, rule: Rule | None, tier: Tier) -> tuple[Pool, ...]:
+    """The pools a pod of `tier` may go to, in placement order (a rule's `pools` win)."""
+    names = rule.pools if rule is not None and rule.pools else tier.placement
+    return tuple(policy.pools[name] for name in names)
+
+
+def placement_how(mode: PlacementMode, pools: tuple[Pool, ...]) -> str:
+    """How the pool is applied, for the reason annotation and `explain`."""
+    if mode == "prefer":
+        names = ", ".join(pool.name for pool in pools)
+        return f"preferred, scheduler picks among {names}"
+    return "pinned"
 
 
 def _try_tier(
@@ -124,10 +144,9 @@ def _try_tier(
         sizing = size_container(main, tier, mode, choice.above_every_tier)
         if advice.memory_limit is not None:
             sizing = with_memory_limit(sizing, advice.memory_limit)
-    pool_names = rule.pools if rule is not None and rule.pools else tier.placement
     requests = pod_requests(pod, sizing.requests if sizing is not None else None)
     placement = place(
-        [policy.pools[name] for name in pool_names],
+        allowed_pools(policy, rule, tier),
         requests,
         pod.node_selector,
         pod.tolerations,
@@ -146,7 +165,8 @@ def _earlier_decision(pod: PodView, policy: Policy) -> Decision | None:
     if tier is None or pool is None or POLICY_ANNOTATION not in notes:
         return None
     main = pod.main
-    mode = override_mode(policy.first_rule(pod), tier)
+    rule = policy.first_rule(pod)
+    mode = override_mode(rule, tier)
     # As on the first pass: requests above every tier keep their limits as they are.
     above = (
         main is not None
@@ -160,6 +180,8 @@ def _earlier_decision(pod: PodView, policy: Policy) -> Decision | None:
     return Decision(
         tier=tier,
         pool=pool,
+        pools=allowed_pools(policy, rule, tier),
+        mode=tier.placement_mode,
         sizing=sizing,
         node=None,
         requests=pod_requests(pod, sizing.requests if sizing is not None else None),

@@ -22,7 +22,7 @@ from typing import Any
 
 from podtier.webhook.core.capacity import CapacityView, HeadroomStatus
 from podtier.webhook.headroom.records import RecordError, object_name, pod_key
-from podtier.webhook.headroom.state import NAMESPACE, NODE, POD, ClusterState
+from podtier.webhook.headroom.state import NAMESPACE, NODE, POD, ClusterState, GroupKey, group_key
 from podtier.webhook.observability.metrics import (
     HEADROOM_LAST_SYNC,
     HEADROOM_RESOURCES,
@@ -81,6 +81,23 @@ class ClusterHeadroom:
         self.skipped = 0  # objects that could not be read (logged)
         self.skip_errors: list[str] = []  # the first few of them
         self._pod_listeners: list[PodListener] = []
+        # Peers (`peers.py`): why this replica may not promise capacity now ("" when it may),
+        # and whether it ever agreed with them on a share of the nodes (readiness waits once).
+        self._peers_problem = ""
+        self._peers_agreed = True
+
+    def use_peers(self) -> None:
+        """Share the nodes with peer replicas: promise nothing until `set_peers` says so."""
+        with self.lock:
+            self._peers_problem = "this replica has not yet met its peers"
+            self._peers_agreed = False
+
+    def set_peers(self, share: tuple[int, int] | None, problem: str) -> None:
+        """This replica's share of each pool's nodes, and why it may not promise ("" if it may)."""
+        with self.lock:
+            self.state.set_share(share)
+            self._peers_problem = problem
+            self._peers_agreed = self._peers_agreed or not problem
 
     def add_pod_listener(self, listener: PodListener) -> None:
         """Also tell `listener` about every pod event the state takes (see `PodListener`).
@@ -91,7 +108,7 @@ class ClusterHeadroom:
     # ------------------------------------------------------------------ Headroom protocol
 
     def ready(self) -> bool:
-        return self._synced.is_set()
+        return self._synced.is_set() and self._peers_agreed
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until the first sync is done (e.g. `explain --cluster auto`); False on timeout."""
@@ -119,6 +136,8 @@ class ClusterHeadroom:
             )
         if self.static:
             return HeadroomStatus(True, f"headroom from {self.source}")
+        if self._peers_problem:
+            return HeadroomStatus(False, f"headroom is not promised: {self._peers_problem}")
         for kind, feed in self._feeds.items():
             age = 0.0 if feed.connected else now - feed.last_contact
             if age > self.stale_after:
@@ -257,6 +276,7 @@ class _View:
         self._headroom = headroom
         self._now = now
         self.status = status
+        self._found: dict[str, GroupKey] = {}  # node -> the query it was found for
 
     def find_node(
         self,
@@ -266,9 +286,16 @@ class _View:
     ) -> str | None:
         if not self.status.known:
             return None
-        return self._headroom.state.find_node(node_selector, tolerations, requests)
+        where = group_key(node_selector, tolerations)
+        node = self._headroom.state.find_in_share(*where, requests)
+        if node is not None:
+            self._found[node] = where
+        return node
 
     def reserve(self, node: str, requests: Mapping[str, int], key: str) -> None:
+        """Hold the node found in this transaction; the hold may move within the group it was
+        found for, when the scheduler binds another pod of that group elsewhere."""
         state = self._headroom.state
-        state.reserve(node, requests, key, self._now + self._headroom.reservation_ttl)
+        expires = self._now + self._headroom.reservation_ttl
+        state.reserve(node, requests, key, expires, self._found.get(node))
         RESERVATIONS.set(len(state.reservations))

@@ -30,6 +30,7 @@ from podtier.webhook.policy.fields import (
 )
 from podtier.webhook.policy.model import (
     OVERRIDE_MODES,
+    PLACEMENT_MODES,
     RIGHT_SIZING_MODES,
     VALIDATION_MODES,
     LabelSelector,
@@ -48,7 +49,7 @@ API_VERSION = "podtier.io/v1alpha1"
 KIND = "TierPolicy"
 SETTINGS = ("airflowPods", "tierKeys", "defaultTier", "mode", "ceilings", "learning")
 SPEC_FIELDS = (*SETTINGS, "tiers", "pools", "rules")
-TIER_FIELDS = ("requests", "limits", "placement", "downgradeTo", "override")
+TIER_FIELDS = ("requests", "limits", "placement", "placementMode", "downgradeTo", "override")
 POOL_FIELDS = ("nodeSelector", "tolerations", "scaling")
 SCALING_FIELDS = ("podsPerNode", "minNodes", "maxNodes")
 RULE_FIELDS = ("name", "match", "tier", "pools", "override", "learning")
@@ -210,7 +211,10 @@ def _tier(source: str, name: str, raw: Any) -> Tier:
     override = raw.get("override", "missing")
     if override not in OVERRIDE_MODES:
         raise PolicyError(source, f"{path}.override", expected(override, OVERRIDE_MODES))
-    return Tier(name, requests, limits, placement, downgrade, override)
+    mode = raw.get("placementMode", "pin")
+    if mode not in PLACEMENT_MODES:
+        raise PolicyError(source, f"{path}.placementMode", expected(mode, PLACEMENT_MODES))
+    return Tier(name, requests, limits, placement, downgrade, override, mode)
 
 
 def _pool(source: str, name: str, raw: Any) -> Pool:

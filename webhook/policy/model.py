@@ -14,6 +14,10 @@ OverrideMode = Literal["missing", "always", "never"]
 ValidationMode = Literal["enforce", "audit"]
 RightSizing = Literal["off", "recommend", "apply"]
 OVERRIDE_MODES: tuple[OverrideMode, ...] = ("missing", "always", "never")
+# pin: the chosen pool's nodeSelector and tolerations (podtier's headroom decides);
+# prefer: node affinity over the allowed pools, in order (the scheduler decides).
+PlacementMode = Literal["pin", "prefer"]
+PLACEMENT_MODES: tuple[PlacementMode, ...] = ("pin", "prefer")
 VALIDATION_MODES: tuple[ValidationMode, ...] = ("enforce", "audit")
 RIGHT_SIZING_MODES: tuple[RightSizing, ...] = ("off", "recommend", "apply")
 
@@ -70,6 +74,7 @@ class Tier:
     placement: tuple[str, ...]
     downgrade_to: str | None = None
     override: OverrideMode = "missing"
+    placement_mode: PlacementMode = "pin"
 
     def request_milli(self) -> dict[str, int]:
         return {name: q.milli for name, q in self.requests.items()}

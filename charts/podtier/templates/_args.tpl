@@ -7,6 +7,7 @@
 {{- if .Values.headroom.enabled }}
 - --cluster=auto
 - --stale-after={{ .Values.headroom.staleAfterSeconds }}
+- --peers={{ include "podtier.fullname" . }}
 {{- if .Values.headroom.namespaceLabels }}
 - --namespace-labels
 {{- end }}

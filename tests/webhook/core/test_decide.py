@@ -110,7 +110,7 @@ def test_annotations_and_reason():
         "podtier.io/policy": POLICY.ident,
     }
     assert decision.reason == (
-        "tier medium (policy default); pool worker: first in placement order; "
+        "tier medium (policy default); pool worker (pinned): first in placement order; "
         "headroom unknown: disabled by --cluster none"
     )
 

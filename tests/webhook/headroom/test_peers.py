@@ -1,0 +1,130 @@
+"""Several replicas: each promises only its share of each pool's nodes, learnt from the peers'
+Leases, and promises nothing while it cannot be sure of that share."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from kubernetes import client
+
+from podtier.webhook.headroom import ClusterHeadroom
+from podtier.webhook.headroom.peers import Membership, PeerLeases, share_of
+from tests.conftest import FakeClock
+from tests.kubeapi import KubeAPI
+from tests.webhook.headroom.builders import POOLS, node, requests
+from tests.webhook.headroom.feeds import from_events
+
+HEAVY = requests(cpu="2", memory="4Gi")
+
+
+@pytest.mark.parametrize(
+    ("me", "live", "share"),
+    [
+        pytest.param("b", ["a", "b", "c"], (1, 3), id="middle-of-three"),
+        pytest.param("a", [], (0, 1), id="alone-before-the-first-list"),
+        pytest.param("z", ["a", "b"], (2, 3), id="not-yet-listed-counts-itself"),
+    ],
+)
+def test_share_of(me: str, live: list[str], share: tuple[int, int]) -> None:
+    assert share_of(me, live) == share
+
+
+def test_a_peer_counts_while_its_lease_keeps_changing() -> None:
+    membership = Membership("a", duration=15)
+    assert membership.observe({"a": 1, "b": 1}, now=0) == ["a", "b"]
+    assert membership.observe({"a": 2, "b": 1}, now=10) == ["a", "b"]
+    assert membership.observe({"a": 3, "b": 1}, now=15.5) == ["a"]  # b stopped renewing
+    assert membership.observe({"a": 4, "b": 2}, now=16) == ["a", "b"]  # and came back
+    assert membership.observe({"a": 5}, now=17) == ["a"]  # its Lease was deleted
+
+
+def test_a_replica_promises_only_after_settling_and_stops_when_cut_off() -> None:
+    membership = Membership("a", duration=15)
+    assert "cannot renew" in membership.problem(0, settle=6)
+    membership.renewed(0)
+    membership.observe({"a": 1}, now=0)
+    assert "still agreeing" in membership.problem(3, settle=6)
+    assert membership.problem(6, settle=6) == ""
+    assert "cannot renew" in membership.problem(10, settle=6)  # 2/3 of 15 s without renewal
+
+
+def replica(share: tuple[int, int]) -> ClusterHeadroom:
+    headroom = from_events([node(f"c{i}", "compute", cpu="5", memory="20Gi") for i in range(4)])
+    headroom.use_peers()
+    headroom.set_peers(share, "")
+    return headroom
+
+
+def place(headroom: ClusterHeadroom, key: str) -> str | None:
+    with headroom.transaction(0) as view:
+        chosen = view.find_node(*POOLS["compute"], HEAVY)
+        if chosen is not None:
+            view.reserve(chosen, HEAVY, key)
+        return chosen
+
+
+@pytest.mark.parametrize("count", [2, 3], ids=["two-replicas", "three-replicas"])
+def test_replicas_that_cannot_see_each_other_never_promise_the_same_room(count: int) -> None:
+    """The worst case: a burst in which no replica's watch shows another's pods yet."""
+    replicas = [replica((i, count)) for i in range(count)]
+    placed: list[list[str | None]] = [[] for _ in replicas]
+    barrier = threading.Barrier(count)
+
+    def burst(i: int) -> None:
+        barrier.wait()
+        placed[i] = [place(replicas[i], f"airflow/r{i}-p{n}") for n in range(12)]
+
+    threads = [threading.Thread(target=burst, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    nodes = [n for row in placed for n in row if n is not None]
+    assert len(nodes) <= 8  # four nodes with room for two heavy pods each
+    assert all(nodes.count(name) <= 2 for name in set(nodes))
+    assert len(nodes) >= 8 - 2 * (count - 1)  # shares are whole nodes; none is left unowned
+
+
+def test_a_replica_without_agreement_says_why_and_is_not_ready() -> None:
+    headroom = from_events([node("c0", "compute", cpu="5", memory="20Gi")])
+    assert headroom.ready()
+    headroom.use_peers()
+    assert not headroom.ready()
+    with headroom.transaction(0) as view:
+        assert not view.status.known
+        assert "has not yet met its peers" in view.status.reason
+        assert view.find_node(*POOLS["compute"], HEAVY) is None
+    headroom.set_peers((0, 1), "")
+    assert headroom.ready()
+    headroom.set_peers((0, 1), "this replica cannot renew its peer Lease")
+    assert headroom.ready()  # readiness waits only for the first agreement
+    assert "cannot renew" in headroom.status(0).reason
+
+
+def test_peer_leases_through_the_kubernetes_client() -> None:
+    api = KubeAPI().start()
+    try:
+        config = client.Configuration(host=api.url)
+        clock = FakeClock(1000.0)
+        peers = [
+            PeerLeases(
+                client.ApiClient(config),
+                group="podtier",
+                namespace="podtier",
+                identity=name,
+                wall_clock=clock,
+            )
+            for name in ("b", "a")
+        ]
+        for peer in peers:
+            peer.renew()
+        listed = peers[0].list()
+        assert sorted(listed) == ["a", "b"]
+        clock.now += 5
+        peers[0].renew()
+        assert peers[0].list()["b"] != listed["b"] and peers[0].list()["a"] == listed["a"]
+        peers[1].release()
+        assert sorted(peers[0].list()) == ["b"]
+    finally:
+        api.stop()
