@@ -241,17 +241,20 @@ def _limit_of(run: RunRecord) -> int | None:
 
 def _tier_covering(policy: Policy, tier: Tier, memory: int, requests: Mapping[str, int]) -> Tier:
     """The first tier from `tier` up whose memory limit covers `memory` bytes and that asks
-    for no resource the pod does not; `tier` itself when none does."""
+    for no resource the pod does not; when none covers it, the largest of those (its memory
+    is raised beyond the tier's limit)."""
     names = list(policy.tiers)
     asked = {name for name, value in requests.items() if value} | set(_CPU_MEM)
     asked |= set(tier.requests)
+    largest = tier
     for candidate in [policy.tiers[n] for n in names[names.index(tier.name) :]]:
         if set(candidate.requests) - asked:
             continue
+        largest = candidate
         limit = candidate.limits.get("memory")
         if limit is not None and limit.milli >= memory * MEMORY_UNIT:
             return candidate
-    return tier
+    return largest
 
 
 def with_memory_limit(sizing: Sizing, memory_limit: int) -> Sizing:

@@ -151,6 +151,15 @@ ESCALATIONS = [
         id="no-tier-covers-heavy-gets-more-memory",
     ),
     pytest.param(
+        retry(3),
+        profiles(run(1, limit=4 * GI), run(2, limit=8 * GI, escalated=4916 * MI)),
+        POLICY,
+        "heavy",
+        ("4Gi", "9831Mi"),
+        "previous try OOMKilled at limit 8Gi",
+        id="no-tier-covers-the-largest-one-gets-more-memory",
+    ),
+    pytest.param(
         retry(2, labels={"tier": "heavy"}),
         profiles(run(1, limit=60 * GI)),
         POLICY,
