@@ -14,6 +14,9 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -255,3 +258,46 @@ def test_profiles_survive_a_restart_and_two_replicas_agree(cluster: Cluster) -> 
         "podtier-learning", "podtier"
     )
     assert lease.spec.holder_identity in ("podtier-a", "podtier-b")  # one writer of the two
+
+
+@pytest.mark.skipif(shutil.which("kubectl") is None, reason="kubectl is not installed")
+def test_kubectl_dump_and_the_cli_read_the_same_profiles(cluster: Cluster, tmp_path: Path) -> None:
+    """What the documentation says: `kubectl get nodes,pods,taskprofiles -A -o json` is a file
+    `podtier profiles` and `podtier explain --cluster FILE` read."""
+    if not any(server.process.poll() is None for server in cluster.servers):
+        cluster.serve_webhooks_from(cluster.start_podtier("podtier-a"))
+    cluster.run_and_kill("report-try-1", "report_orders", 1)
+    cluster.wait_oom_kills("report_orders", 1)
+    kubeconfig = str(cluster.plane.kubeconfig)
+    dump = subprocess.run(
+        [
+            "kubectl",
+            "--kubeconfig",
+            kubeconfig,
+            "get",
+            "nodes,pods,taskprofiles",
+            "-A",
+            "-o",
+            "json",
+        ],
+        capture_output=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    path = tmp_path / "cluster.json"
+    path.write_bytes(dump)
+    from_file = run_podtier("profiles", "--cluster", str(path), "--output", "json")
+    from_cluster = run_podtier("profiles", "--kubeconfig", kubeconfig, "--output", "json")
+    assert from_file.returncode == 0 and from_cluster.returncode == 0, from_file.stderr
+    rows = json.loads(from_file.stdout)["profiles"]
+    assert rows == json.loads(from_cluster.stdout)["profiles"]
+    report = next(r for r in rows if r["task_id"] == "report_orders")
+    assert (report["runs"], report["oom_kills"], report["tier"]) == (1, 1, "medium")
+
+    retry = worker_pod("report-try-2", "report_orders", 2)
+    retry["metadata"]["namespace"] = NS
+    pod = tmp_path / "retry.json"
+    pod.write_text(json.dumps(retry))
+    explained = run_podtier("explain", str(pod), "--cluster", str(path), "--output", "json")
+    assert explained.returncode == 0, explained.stderr
+    assert "previous try OOMKilled at limit 4Gi" in json.loads(explained.stdout)["reason"]
