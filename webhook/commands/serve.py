@@ -60,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from podtier.webhook.observability import logs
 
     logs.configure(args.log_level)
+    check_learning_args(args)
     policy = load_policy_paths(args.policy)
     if args.dev:
         cert_dir = args.cert_dir or make_dev_certs()
@@ -139,6 +140,21 @@ def learning_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def check_learning_args(args: argparse.Namespace) -> None:
+    """The learning flags' mistakes, before anything is opened."""
+    if args.usage_prometheus and not args.learning:
+        raise CliError("--usage-prometheus needs --learning")
+    if args.usage_prometheus and not args.usage_prometheus.startswith(("http://", "https://")):
+        raise CliError(
+            f'--usage-prometheus "{args.usage_prometheus}": expected an http:// or https:// URL'
+        )
+    if args.learning and args.cluster == "none":
+        raise CliError(
+            "--learning needs --cluster auto (or a --cluster FILE to read profiles from), "
+            "not --cluster none"
+        )
+
+
 def _add_peers(args: argparse.Namespace, setup: ServeSetup) -> None:
     """`--peers GROUP`: share the nodes with the other replicas (`headroom.peers`)."""
     if not args.peers:
@@ -165,18 +181,6 @@ def _add_insight_cleanup_and_learning(args: argparse.Namespace, setup: ServeSetu
     """Pod insight whenever there is a cluster picture; cleanup and learning when asked."""
     from podtier.webhook.cleanup.duration import DurationError, parse_duration
     from podtier.webhook.headroom import ClusterHeadroom, LiveHeadroom
-
-    if args.usage_prometheus and not args.learning:
-        raise CliError("--usage-prometheus needs --learning")
-    if args.usage_prometheus and not args.usage_prometheus.startswith(("http://", "https://")):
-        raise CliError(
-            f'--usage-prometheus "{args.usage_prometheus}": expected an http:// or https:// URL'
-        )
-    if args.learning and not isinstance(setup.headroom, ClusterHeadroom):
-        raise CliError(
-            "--learning needs --cluster auto (or a --cluster FILE to read profiles from), "
-            f"not --cluster {args.cluster}"
-        )
 
     after = None
     if args.cleanup_after is not None:
