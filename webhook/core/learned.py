@@ -1,7 +1,8 @@
 """What the decision takes from the task's profile: OOM escalation and right-sizing. Pure.
 
     pod ─► task instance ─► profile (ProfilesView, read once per request)
-        ├─► recommend: the smallest tier covering cpu p95 and memory peak x (1 + margin)
+        ├─► recommend: the smallest tier whose cpu request covers the cpu p95 and whose
+        │     memory limit covers the memory peak x (1 + margin)
         │     recommend: podtier.io/recommended-tier · apply: also the tier, for pods that
         │     asked for none and set no resources of their own
         └─► escalate: the instance's previous pod was OOMKilled ─► memory limit at least
@@ -140,25 +141,28 @@ _CPU_MEM = ("cpu", "memory")
 
 
 def recommend(profile: TaskProfile, policy: Policy, settings: Learning) -> Recommendation:
-    """The smallest tier whose requests cover the task's cpu p95 and memory peak x (1 +
-    margin), and any other resource its last run requested (a GPU task stays on GPU tiers;
-    a tier asking for a resource the task never requested is skipped)."""
+    """The smallest tier that covers the task: its cpu request the task's cpu p95 (cpu is
+    shared, not killed: the request is what the task can count on), its memory limit the
+    task's memory peak x (1 + margin) (memory is killed at the limit, as the escalation
+    judges it too), and its requests any other resource the last run requested (a GPU task
+    stays on GPU tiers; a tier asking for a resource the task never requested is skipped)."""
     if profile.runs < settings.min_runs:
         return Recommendation(None, f"{profile.runs} of {settings.min_runs} runs seen")
     cpu, peak = profile.cpu_p95_milli, profile.memory_peak_bytes
     if cpu is None or peak is None:
         return Recommendation(None, "no usage sampled")
-    memory = -(-int(peak * (1 + settings.margin)) // MIB) * MIB
-    need = {name: v for name, v in profile.requests.items() if v and name not in _CPU_MEM}
-    need |= {"cpu": cpu, "memory": memory * MEMORY_UNIT}
+    memory = -(-int(peak * (1 + settings.margin)) // MIB) * MIB * MEMORY_UNIT
+    extras = {name: v for name, v in profile.requests.items() if v and name not in _CPU_MEM}
     why = (
         f"{profile.runs} runs: cpu p95 {format_milli(cpu, 'cpu')}, memory peak "
         f"{_mib(peak)} + {settings.margin:.0%}"
     )
     for tier in policy.tiers.values():
-        if set(tier.requests) - set(need):
+        if set(tier.requests) - set(extras) - set(_CPU_MEM):
             continue
-        if covers(tier.request_milli(), need):
+        requests = tier.request_milli()
+        limit = tier.limits.get("memory") or tier.requests.get("memory")
+        if covers(requests, {"cpu": cpu, **extras}) and limit is not None and limit.milli >= memory:
             return Recommendation(tier, why)
     return Recommendation(None, f"{why} exceed every tier")
 

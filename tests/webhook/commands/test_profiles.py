@@ -84,8 +84,9 @@ def test_a_missing_file_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_explain_reads_the_profiles_of_the_dump(tmp_path: Path) -> None:
-    """The dump's profile says try 1 of the run was OOMKilled at 4Gi: explaining try 2 shows
-    the raise, with the profile's recommended tier."""
+    """The dump's profile says try 2 of the run was OOMKilled at 4Gi: explaining try 3 shows
+    the raise, and the tier recommended from the profile (cpu p95 850m, memory peak 3Gi:
+    medium)."""
     retry = {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -111,7 +112,7 @@ def test_explain_reads_the_profiles_of_the_dump(tmp_path: Path) -> None:
     assert result["tier"] == "heavy"
     assert "previous try OOMKilled at limit 4Gi" in result["reason"]
     assert result["escalated_memory"] == "4916Mi"
-    assert result["recommended_tier"] == "heavy"
+    assert result["recommended_tier"] == "medium"
     text = run_podtier("explain", str(pod), "--cluster", str(cluster)).stdout
     assert "learned: memory raised to 4916Mi after an OOM kill" in text
     without = run_podtier("explain", str(pod), "--output", "json")

@@ -391,8 +391,8 @@ def test_unknown_profiles_fall_back_to_the_rules_and_say_so(status: ProfilesStat
 
 # --------------------------------------------------------------------------- right-sizing
 
-SMALL = {"cpu_p95_milli": 180, "memory_peak_bytes": 300 * MI}  # x 1.15 = 345Mi: light
-BIG = {"cpu_p95_milli": 1500, "memory_peak_bytes": 3 * GI}  # cpu 1.5: heavy
+SMALL = {"cpu_p95_milli": 180, "memory_peak_bytes": 300 * MI}  # light: cpu <= 250m, mem <= 1Gi
+BIG = {"cpu_p95_milli": 1500, "memory_peak_bytes": 3 * GI}  # cpu 1.5 > medium's request 1: heavy
 APPLY = policy_with({"rightSizing": "apply"})
 OFF = policy_with({"rightSizing": "off"})
 SALES_APPLY = {
@@ -420,7 +420,7 @@ SIZING = [
     pytest.param(retry(1), {"runs": 6, **SMALL}, OFF, "medium", None, id="off"),
     pytest.param(
         retry(1),
-        {"runs": 6, "cpu_p95_milli": 100, "memory_peak_bytes": 460 * MI},  # x 1.15 > 512Mi
+        {"runs": 6, "cpu_p95_milli": 100, "memory_peak_bytes": 900 * MI},  # x 1.15 > light's 1Gi
         APPLY,
         "medium",
         "medium",
@@ -428,7 +428,7 @@ SIZING = [
     ),
     pytest.param(
         retry(1),
-        {"runs": 6, "cpu_p95_milli": 100, "memory_peak_bytes": 460 * MI},
+        {"runs": 6, "cpu_p95_milli": 100, "memory_peak_bytes": 900 * MI},
         policy_with({"rightSizing": "apply", "margin": 0.05}),
         "light",
         "light",
@@ -490,11 +490,27 @@ SIZING = [
     ),
     pytest.param(
         retry(1),
+        {"runs": 6, "cpu_p95_milli": 300, "memory_peak_bytes": 5 * GI},  # x 1.15 < heavy's 8Gi
+        APPLY,
+        "heavy",
+        "heavy",
+        id="memory-above-medium-limit-is-heavy",
+    ),
+    pytest.param(
+        retry(1),
         {"runs": 6, "cpu_p95_milli": 9000, "memory_peak_bytes": 3 * GI},
         APPLY,
         "medium",
         None,
         id="above-every-tier",
+    ),
+    pytest.param(
+        retry(1),
+        {"runs": 6, "cpu_p95_milli": 300, "memory_peak_bytes": 7500 * MI},  # x 1.15 > 8Gi
+        APPLY,
+        "medium",
+        None,
+        id="memory-above-every-tier",
     ),
 ]
 
