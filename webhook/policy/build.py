@@ -2,8 +2,8 @@
 `fields`), and check the references between tiers, pools and rules.
 
 Several files merge: tiers and pools are pooled, rules are concatenated in file order, and each
-setting (`airflowPods`, `tierKeys`, `defaultTier`, `mode`, `ceilings`) comes from exactly one
-file. Anything defined twice is an error that names both files.
+setting (`airflowPods`, `tierKeys`, `defaultTier`, `mode`, `ceilings`, `learning`) comes from
+exactly one file. Anything defined twice is an error that names both files.
 """
 
 from __future__ import annotations
