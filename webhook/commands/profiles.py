@@ -48,7 +48,8 @@ def read_objects(objects: Iterable[Mapping[str, Any]], source: str) -> Read:
         try:
             profiles.append(parse_profile(obj))
         except ProfileError as err:
-            meta = obj.get("metadata") if isinstance(obj.get("metadata"), dict) else {}
+            meta = obj.get("metadata")
+            meta = meta if isinstance(meta, dict) else {}
             ignored.append(f"{meta.get('namespace', '')}/{meta.get('name', '')}: {err}")
     profiles.sort(key=lambda p: (p.namespace, p.dag_id, p.task_id))
     return Read(profiles, ignored, source)

@@ -95,7 +95,9 @@ def outcome_of(raw: Mapping[str, Any], policy: Policy) -> Outcome | None:
     instance = task_instance(namespace, labels, annotations)
     if instance is None:
         return None
-    spec = raw.get("spec") if isinstance(raw.get("spec"), dict) else {}
+    spec = raw.get("spec")
+    if not isinstance(spec, dict):
+        spec = {}
     requests, limits = _base_resources(spec)
     exit_code = terminated.get("exitCode")
     reason = terminated.get("reason")
