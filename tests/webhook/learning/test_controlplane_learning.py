@@ -301,3 +301,51 @@ def test_kubectl_dump_and_the_cli_read_the_same_profiles(cluster: Cluster, tmp_p
     explained = run_podtier("explain", str(pod), "--cluster", str(path), "--output", "json")
     assert explained.returncode == 0, explained.stderr
     assert "previous try OOMKilled at limit 4Gi" in json.loads(explained.stdout)["reason"]
+
+
+def test_hostile_profiles_are_ignored_with_a_log_line(cluster: Cluster) -> None:
+    """Objects the CRD's schema lets through but podtier refuses: a huge figure, more OOM kills
+    than runs, a name that is not its task's (a forgery claiming another task's OOM kill)."""
+    for server in cluster.servers:
+        server.stop()
+    cluster.servers.clear()
+    podtier = cluster.start_podtier("podtier-a")
+    cluster.serve_webhooks_from(podtier)
+    forged_run = {
+        "runId": RUN_ID, "tryNumber": 1, "mapIndex": -1, "exitCode": 137, "reason": "OOMKilled",
+        "oomKilled": True, "finishedAt": "2026-11-26T05:05:00Z", "memoryLimitBytes": 4 * 2**30,
+    }  # fmt: skip
+    hostile = {
+        "huge": ("audit_orders", profile_name(task_key(NS, "sales_etl", "audit_orders")),
+                 {"runs": 1, "memoryPeakBytes": 2**62}),
+        "kills": ("count_orders", profile_name(task_key(NS, "sales_etl", "count_orders")),
+                  {"runs": 1, "oomKills": 5}),
+        "forged": ("ship_orders", "ship-orders-forged",
+                   {"runs": 1, "oomKills": 1, "lastRuns": [forged_run]}),
+    }  # fmt: skip
+    for task, name, status in hostile.values():
+        cluster.profiles.create_namespaced_custom_object(
+            "podtier.io", "v1alpha1", NS, "taskprofiles",
+            {
+                "apiVersion": "podtier.io/v1alpha1", "kind": "TaskProfile",
+                "metadata": {"name": name, "namespace": NS},
+                "spec": {"dagId": "sales_etl", "taskId": task}, "status": status,
+            },
+        )  # fmt: skip
+
+    def logged() -> bool:
+        return podtier.logs().count("TaskProfile airflow/") >= 3
+
+    wait("three log lines", logged)
+    logs = podtier.logs()
+    assert "status.memoryPeakBytes: 4611686018427387904 is not a whole number" in logs
+    assert "status.oomKills: 5 is more than status.runs 1" in logs
+    forged = next(line for line in logs.splitlines() if "ship-orders-forged" in line)
+    assert "is not the name of its task" in forged
+    assert 'podtier_profiles{state="ignored"} 3.0' in podtier.client.get("/metrics").text
+    # the forgery's OOM kill does not raise the task's retry
+    pod = cluster.plane.core.create_namespaced_pod(
+        NS, worker_pod("ship-try-2", "ship_orders", 2), dry_run="All"
+    )
+    assert pod.metadata.annotations["podtier.io/tier"] == "medium"
+    assert "OOMKilled" not in pod.metadata.annotations["podtier.io/reason"]
