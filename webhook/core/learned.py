@@ -66,7 +66,6 @@ class Advice:
     why: str = ""  # why that tier, for the reason annotation
     memory_limit: int | None = None  # milli-units: the base container's memory limit at least
     escalation: Escalation | None = None
-    recommended: Tier | None = None
     note: str = ""  # said at the end of the reason (profiles unknown)
     annotations: Mapping[str, str] = field(default_factory=dict)
 
@@ -96,7 +95,6 @@ def advise(
     explicit = main is not None and has_own_resources(main)
     annotations: dict[str, str] = {}
     tier, why = None, ""
-    recommended = None
     if settings.right_sizing != "off":
         recommendation = recommend(profile, policy, settings)
         recommended = recommendation.tier
@@ -124,7 +122,7 @@ def advise(
         tier, why = escalation.tier, escalation.why
         memory_limit = escalation.memory * MEMORY_UNIT
         annotations[ESCALATED_MEMORY_ANNOTATION] = format_milli(memory_limit, "memory")
-    return Advice(tier, why, memory_limit, escalation, recommended, "", annotations)
+    return Advice(tier, why, memory_limit, escalation, "", annotations)
 
 
 def has_own_resources(container: ContainerView) -> bool:

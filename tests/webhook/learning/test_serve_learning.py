@@ -77,8 +77,14 @@ def test_serve_reads_the_profiles_of_a_cluster_file(tmp_path: Path, cert_dir: Pa
         server.wait_ready()
         response = server.post("/mutate", review_of(retry_pod())).json()["response"]
         metrics = server.client.get("/metrics").text
+        logs = server.logs()
     finally:
         server.stop()
+    decided = json.loads(next(line for line in logs.splitlines() if "mutate patched" in line))
+    assert (decided["oom_killed_at_bytes"], decided["memory_raised_to_bytes"]) == (
+        4 * 2**30,
+        4916 * 2**20,
+    )
     notes = patched_annotations(response)
     assert notes["podtier.io/tier"] == "heavy"
     assert "previous try OOMKilled at limit 4Gi" in notes["podtier.io/reason"]
