@@ -4,12 +4,15 @@ Two instant queries over the pod's run, against what cAdvisor exports for the `b
 container (labels namespace, pod, container):
 
     max_over_time(container_memory_working_set_bytes{...}[RUN])           peak working set
-    quantile_over_time(0.95, rate(container_cpu_usage_seconds_total{...}[RATE])[RUN:STEP])
+    quantile_over_time(0.95, irate(container_cpu_usage_seconds_total{...}[WINDOW])[RUN:STEP])
                                                                           cpu p95, in cores
 
 evaluated at the pod's finish (plus `lag`, so the last scrape is in). RUN is the run time
-plus `lag`, at least one RATE. A query that fails or finds nothing gives None: the writer
-keeps what PodMetrics sampled, if anything. Label values are quoted as PromQL wants.
+plus `lag`, at least one WINDOW. `irate` (the rate between the last two scrapes) and not
+`rate`: `rate` divides by its whole window, so for a pod that lived a part of it (any short
+pod) it reads low; WINDOW only has to hold two scrapes (2 minutes: cAdvisor is scraped every
+10 to 60 s). A query that fails or finds nothing gives None: the writer keeps what PodMetrics
+sampled, if anything. Label values are quoted as PromQL wants.
 """
 
 from __future__ import annotations
@@ -48,13 +51,13 @@ class PrometheusUsage:
         self,
         url: str,
         *,
-        rate_window: float = 60.0,
+        window: float = 120.0,
         step: float = 15.0,
         lag: float = 30.0,
         timeout: float = 10.0,
     ) -> None:
         self.url = url.rstrip("/")
-        self.rate_window = rate_window
+        self.window = window
         self.step = step
         self.lag = lag
         self.http = urllib3.PoolManager(
@@ -69,10 +72,10 @@ class PrometheusUsage:
             f'container="{_quote(run.container)}"}}'
         )
         seconds = run.finished_at - run.started_at if run.started_at is not None else 0.0
-        span = f"{max(math.ceil(seconds + self.lag), math.ceil(self.rate_window))}s"
+        span = f"{max(math.ceil(seconds + self.lag), math.ceil(self.window))}s"
         at = run.finished_at + self.lag
         memory = self._scalar(f"max_over_time({MEMORY_METRIC}{selector}[{span}])", at)
-        rate = f"rate({CPU_METRIC}{selector}[{_seconds(self.rate_window)}])"
+        rate = f"irate({CPU_METRIC}{selector}[{_seconds(self.window)}])"
         cpu = self._scalar(
             f"quantile_over_time(0.95, {rate}[{span}:{_seconds(self.step)}])",
             at,

@@ -32,6 +32,13 @@ from podtier.webhook.learning.names import profile_name
 from podtier.webhook.policy.airflow import airflow_label_value
 from tests.conftest import ROOT, Server, review_of, run_podtier
 from tests.controlplane import ControlPlane, control_plane  # noqa: F401
+from tests.webhook.learning.promserver import (
+    PROMETHEUS,
+    SKIP_REASON,
+    PodUsageExporter,
+    ScriptedPod,
+    prometheus_server,
+)
 
 NS = "airflow"
 CRD = ROOT / "charts" / "podtier" / "crds" / "taskprofiles.yaml"
@@ -39,6 +46,7 @@ WORKER_TAINT = {"key": "dedicated", "value": "worker", "effect": "NoSchedule"}
 COMPUTE_TAINT = {"key": "workload", "value": "heavy", "effect": "NoSchedule"}
 RUN_ID = "scheduled__2026-11-26T05:00:00+00:00"
 RUN_LABEL = airflow_label_value(RUN_ID)
+MI = 2**20
 
 
 def wait(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
@@ -67,9 +75,9 @@ class Cluster:
         self.policy.write_text(yaml.safe_dump(doc, sort_keys=False))
         self.servers: list[Server] = []
 
-    def start_podtier(self, identity: str) -> Server:
+    def start_podtier(self, identity: str, *extra: str) -> Server:
         args = ["--cluster", "auto", "--kubeconfig", str(self.plane.kubeconfig)]
-        args += ["--learning", "--policy", str(self.policy)]
+        args += ["--learning", "--policy", str(self.policy), *extra]
         env = {"POD_NAME": identity, "POD_NAMESPACE": "podtier"}
         server = Server(self.cert_dir, args, env=env)
         self.servers.append(server)
@@ -96,14 +104,17 @@ class Cluster:
             raise
         return found
 
-    def run_and_kill(self, name: str, task: str, try_number: int) -> dict[str, Any]:
+    def run_and_kill(
+        self, name: str, task: str, try_number: int, between: Callable[[], None] = lambda: None
+    ) -> dict[str, Any]:
         """Create the worker pod through the API server (podtier admits it), let the scheduler
-        bind it, write Running then OOMKilled as the kubelet would, and delete it at once as
-        Airflow does. Returns the pod as admitted."""
+        bind it, write Running then OOMKilled as the kubelet would (`between` runs while it is
+        Running), and delete it at once as Airflow does. Returns the pod as admitted."""
         core = self.plane.core
         core.create_namespaced_pod(NS, worker_pod(name, task, try_number))
         self.plane.wait_bound(NS, [name])
         admitted = self.plane.set_pod_status(NS, name, "Running")
+        between()
         self.plane.set_pod_status(NS, name, "Failed", exit_code=137, reason="OOMKilled")
         core.delete_namespaced_pod(name, NS, grace_period_seconds=0)
         return admitted
@@ -349,3 +360,34 @@ def test_hostile_profiles_are_ignored_with_a_log_line(cluster: Cluster) -> None:
     )
     assert pod.metadata.annotations["podtier.io/tier"] == "medium"
     assert "OOMKilled" not in pod.metadata.annotations["podtier.io/reason"]
+
+
+@pytest.mark.skipif(PROMETHEUS is None, reason=SKIP_REASON)
+def test_usage_comes_from_prometheus_when_asked(cluster: Cluster, tmp_path: Path) -> None:
+    """`--usage-prometheus URL`: a real Prometheus scrapes cAdvisor's metrics for the pod (a
+    test exporter stands in for the kubelet's cAdvisor); when the pod ends, the writer asks it
+    for the base container's peak and cpu p95, and the profile has them."""
+    for server in cluster.servers:
+        server.stop()
+    cluster.servers.clear()
+    exporter = PodUsageExporter().start()
+    try:
+        with prometheus_server(exporter, tmp_path) as url:
+            podtier = cluster.start_podtier("podtier-a", "--usage-prometheus", url)
+            cluster.serve_webhooks_from(podtier)
+            usage = ScriptedPod(NS, "measure-try-1", "base", [(600, 1500 * MI, 0.75)])
+            other = ScriptedPod(NS, "measure-try-1", "airflow-xcom-sidecar", [(600, 5000 * MI, 2)])
+
+            def run_for_a_while() -> None:
+                usage.started = other.started = time.time()
+                exporter.pods += [usage, other]
+                time.sleep(6)  # a few scrapes of the running pod
+
+            cluster.run_and_kill("measure-try-1", "measure_orders", 1, run_for_a_while)
+            profile = cluster.wait_oom_kills("measure_orders", 1)
+    finally:
+        exporter.stop()
+    run = profile["status"]["lastRuns"][-1]
+    assert run["memoryPeakBytes"] == 1500 * MI  # the base container's, not the sidecar's
+    assert 600 <= run["cpuP95Milli"] <= 900
+    assert profile["status"]["memoryPeakBytes"] >= 4 * 2**30  # OOMKilled: at least its limit

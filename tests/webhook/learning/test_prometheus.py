@@ -54,7 +54,7 @@ def run_of(pod: ScriptedPod, name: str | None = None) -> PodRun:
 
 def test_the_base_containers_peak_and_cpu_p95(scraped: tuple[str, ScriptedPod]) -> None:
     url, pod = scraped
-    usage = PrometheusUsage(url, rate_window=3, step=1, lag=2).usage(run_of(pod))
+    usage = PrometheusUsage(url, window=3, step=1, lag=2).usage(run_of(pod))
     assert usage.memory_peak_bytes == 700 * MI
     assert usage.cpu_p95_milli is not None
     assert 1700 <= usage.cpu_p95_milli <= 2300  # the burst, not the mean
@@ -62,13 +62,13 @@ def test_the_base_containers_peak_and_cpu_p95(scraped: tuple[str, ScriptedPod]) 
 
 def test_an_unknown_pod_has_no_usage(scraped: tuple[str, ScriptedPod]) -> None:
     url, pod = scraped
-    usage = PrometheusUsage(url, rate_window=3, step=1, lag=2).usage(run_of(pod, "other-pod"))
+    usage = PrometheusUsage(url, window=3, step=1, lag=2).usage(run_of(pod, "other-pod"))
     assert (usage.memory_peak_bytes, usage.cpu_p95_milli) == (None, None)
 
 
 def test_a_label_value_cannot_break_the_query(scraped: tuple[str, ScriptedPod]) -> None:
     url, pod = scraped
-    usage = PrometheusUsage(url, rate_window=3, step=1).usage(run_of(pod, 'x"} or vector(1) #'))
+    usage = PrometheusUsage(url, window=3, step=1).usage(run_of(pod, 'x"} or vector(1) #'))
     assert (usage.memory_peak_bytes, usage.cpu_p95_milli) == (None, None)
 
 
