@@ -168,17 +168,17 @@ def _read(cluster: str, kubeconfig: str | None) -> Read:
                 "kubectl get nodes,pods,taskprofiles -A -o json)"
             )
         try:
-            others = read_cluster_objects(cluster).others
+            objects, _ = read_cluster_objects(cluster, (KIND,))
         except ClusterFileError as err:
             raise CliError(str(err)) from None
-        return read_objects((o for o in others if o.get("kind") == KIND), f"file {cluster}")
+        return read_objects(objects[KIND], f"file {cluster}")
 
     from kubernetes import client
 
-    from podtier.webhook.headroom import HeadroomConfigError, _cluster_configuration
+    from podtier.webhook.headroom import HeadroomConfigError, cluster_configuration
 
     try:
-        configuration = _cluster_configuration(kubeconfig)
+        configuration = cluster_configuration(kubeconfig)
     except HeadroomConfigError as err:
         raise CliError(str(err)) from None
     with client.ApiClient(configuration) as api_client:

@@ -70,6 +70,17 @@ def place(
             tried = ", ".join(p.name for p in pools[:i])
             return Placement(pool, node, True, f"no {tried} node has room, node {node} has")
     names = ", ".join(p.name for p in pools)
+    for pool in pools:  # no room in this replica's share: another replica's, as a last resort
+        node = capacity.find_node(
+            pod_node_selector(node_selector, pool),
+            pod_tolerations(tolerations, pool)[0],
+            requests,
+            anywhere=True,
+        )
+        if node is not None:
+            return Placement(
+                pool, node, True, f"no {names} node of this replica's share has room, {node} has"
+            )
     return Placement(first, None, False, f"no node in {names} has {describe(requests)} free")
 
 

@@ -24,23 +24,20 @@ class ClusterFileError(ValueError):
     """The cluster file cannot be used; the message names the file, the field and the value."""
 
 
-class ClusterObjects(NamedTuple):
-    nodes: list[Mapping[str, Any]]
-    pod_pages: Iterator[list[Mapping[str, Any]]]
-    others: list[Mapping[str, Any]]  # every other kind (TaskProfiles among them)
-
-
 def read_cluster_file(
     path: str | Path,
 ) -> tuple[list[Mapping[str, Any]], Iterator[list[Mapping[str, Any]]]]:
     """The file's Nodes, and its Pods in pages (parsed as they are read when the file is in
     kubectl's own layout, so a 500 MB dump never becomes one 4 GB tree of Python objects)."""
-    objects = read_cluster_objects(path)
-    return objects.nodes, objects.pod_pages
+    objects, pod_pages = read_cluster_objects(path, (NODE,))
+    return objects[NODE], pod_pages
 
 
-def read_cluster_objects(path: str | Path) -> ClusterObjects:
-    """`read_cluster_file`, and the objects of other kinds too."""
+def read_cluster_objects(
+    path: str | Path, kinds: tuple[str, ...]
+) -> tuple[dict[str, list[Mapping[str, Any]]], Iterator[list[Mapping[str, Any]]]]:
+    """The file's objects of `kinds` (such as Node, TaskProfile, PodMetrics) by kind, and its
+    Pods in pages, as `read_cluster_file` reads them."""
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -50,11 +47,11 @@ def read_cluster_objects(path: str | Path) -> ClusterObjects:
     if split is not None:
         head, pieces = split
         _check_list(path, head, [])
-        return _by_kind(path, head, pieces)
+        return _by_kind(path, head, pieces, kinds)
     with collector_paused():
         document = _parse(path, data)
     items = _check_list(path, document, None)
-    return _by_kind(path, document, items)
+    return _by_kind(path, document, items, kinds)
 
 
 def _check_list(path: Path, document: Any, items: Any) -> list[Any]:
@@ -74,14 +71,15 @@ def _check_list(path: Path, document: Any, items: Any) -> list[Any]:
     return items
 
 
-def _by_kind(path: Path, document: Mapping[str, Any], items: list[Any]) -> ClusterObjects:
-    """Nodes and others now; pods as pages. `items` holds parsed objects or raw kubectl item
+def _by_kind(
+    path: Path, document: Mapping[str, Any], items: list[Any], kinds: tuple[str, ...]
+) -> tuple[dict[str, list[Mapping[str, Any]]], Iterator[list[Mapping[str, Any]]]]:
+    """Objects of `kinds` now; pods as pages. `items` holds parsed objects or raw kubectl item
     bytes."""
     list_kind = document.get("kind")
     default = list_kind[:-4] if list_kind in ("NodeList", "PodList") else None
-    nodes: list[Mapping[str, Any]] = []
+    objects: dict[str, list[Mapping[str, Any]]] = {kind: [] for kind in kinds}
     pods: list[Any] = []
-    others: list[Mapping[str, Any]] = []
     for i, item in enumerate(items):
         if isinstance(item, _Piece):
             if item.is_pod:
@@ -91,12 +89,11 @@ def _by_kind(path: Path, document: Mapping[str, Any], items: list[Any]) -> Clust
         if not isinstance(item, Mapping):
             raise ClusterFileError(f"{path}: items[{i}]: expected an object")
         kind = item.get("kind") or default
-        if kind == NODE:
-            nodes.append(item)
-        elif kind == POD:
+        if kind == POD:
             pods.append(item)
-        else:  # not capacity (TaskProfiles, or kubectl get all, events...)
-            others.append(item)
+        elif kind in objects:
+            objects[kind].append(item)
+        # other kinds (kubectl get all, events...) are not asked for and are ignored
 
     def pod_pages() -> Iterator[list[Mapping[str, Any]]]:
         for at in range(0, len(pods), _PAGE):
@@ -107,7 +104,7 @@ def _by_kind(path: Path, document: Mapping[str, Any], items: list[Any]) -> Clust
             ]
             pods[at : at + _PAGE] = [None] * len(page)  # free as we go
 
-    return ClusterObjects(nodes, pod_pages(), others)
+    return objects, pod_pages()
 
 
 # kubectl prints JSON indented by 4 spaces with sorted keys: each List item opens and closes

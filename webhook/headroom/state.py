@@ -28,7 +28,11 @@ Replicas: with several podtier replicas, each promises new placements only from 
 each group's nodes (`set_share`: the group's nodes sorted by name, every `count`-th from
 `index`), so two replicas never promise the same room before the watch has shown each the
 other's pods. Holds are not limited to the share: they model where the scheduler may put a
-pod, which is any node of its pool.
+pod, which is any node of its pool. The scheduler does not know the shares either: when it
+binds a pod this replica placed to a node of another replica's share, it may take room that
+replica has just promised to a pod this one cannot see yet, and that pod will then need the room
+this one's pod leaves. So the room stays held, as a *shadow* on the node the pod was held on, for
+`PEER_LAG` seconds (longer than an admission takes to show up in every replica's watch).
 
 Node groups: `find_node` is asked about a few (node selector, tolerations) pairs, one per pool.
 Each pair gets a `NodeGroup`, kept up to date as nodes change: the nodes it may use (Ready,
@@ -64,6 +68,9 @@ POD = "Pod"
 NAMESPACE = "Namespace"  # only labels are kept, for rules with a namespaceSelector
 
 Charge = tuple[str, Resources]  # (node name, requests)
+# How long room a pod of this replica's share left for another replica's node stays held (see
+# "Replicas"): the webhook timeout (at most 10 s) plus the watch's lag, with margin.
+PEER_LAG = 15.0
 Selector = tuple[tuple[str, str], ...]
 
 
@@ -123,18 +130,20 @@ class ClusterState:
         self._groups: dict[GroupKey, NodeGroup] = {}
         # This replica's share of each group (see "Replicas"): (index, count), or None for all.
         self.share: tuple[int, int] | None = None
+        self.mine: set[str] = set()  # pods this replica placed, until they bind
+        self.shadows: dict[str, Reservation] = {}  # pod key -> room held after a cross bind
         self._shares: dict[GroupKey, NodeGroup] = {}  # rebuilt when a group's members change
         self.namespaces: dict[str, Mapping[str, str]] = {}  # name -> labels
 
     # ------------------------------------------------------------------ events
 
-    def apply(self, kind: str, event_type: str, raw: Mapping[str, Any]) -> None:
-        """Apply one ADDED / MODIFIED / DELETED event for a Node or a Pod."""
+    def apply(self, kind: str, event_type: str, raw: Mapping[str, Any], now: float = 0.0) -> None:
+        """Apply one ADDED / MODIFIED / DELETED event for a Node or a Pod, seen at `now`."""
         if kind == POD:
             if event_type == "DELETED":
                 self.delete_pod(pod_key(raw))
             else:
-                self._upsert_pod(raw)
+                self._upsert_pod(raw, now)
         elif kind == NODE:
             if event_type == "DELETED":
                 self.delete_node(object_name(raw))
@@ -164,8 +173,12 @@ class ClusterState:
 
     def delete_pod(self, key: str) -> None:
         freed = self._drop_reservation(key)
+        self.mine.discard(key)
+        shadow = self.shadows.pop(key, None)
+        if shadow is not None:
+            self._charge((shadow.node, shadow.requests), -1)
+        self._unhold(key)  # while the pod still says where it is held
         node = self.pods.pop(key, "")
-        self._unhold(key)
         if node:
             self._charge((node, self.pod_requests.pop(key)), -1)
             freed = node
@@ -191,7 +204,7 @@ class ClusterState:
         if self._over(node.name):
             self._settle(node.name)
 
-    def _upsert_pod(self, raw: Mapping[str, Any]) -> None:
+    def _upsert_pod(self, raw: Mapping[str, Any], now: float) -> None:
         pod = pod_record(raw)
         key = pod.key
         previous = self.pods.get(key, "")
@@ -203,6 +216,8 @@ class ClusterState:
             and self.pod_requests[key] == pod.requests
         ):
             return  # a status update: same node, same requests
+        held_for = self.holds.get(key)
+        self._unhold(key)  # while the reservation or the pod record says where it is held
         held_on = ""
         reservation = self.reservations.pop(key, None)
         if reservation is not None:
@@ -211,7 +226,6 @@ class ClusterState:
         if previous:
             self._charge((previous, self.pod_requests.pop(key)), -1)
             held_on = held_on or previous
-        self._unhold(key)
 
         node = ""
         where: GroupKey | None = None
@@ -228,6 +242,11 @@ class ClusterState:
                 self._hold(key, node, where)
             elif self._over(node):
                 self._settle(node)  # bound where podtier held others: they move
+        if pod.uses_node and key in self.mine:
+            self.mine.discard(key)
+            if held_for and held_on != node and self._crosses_shares(held_for, held_on, node):
+                self._shadow(key, held_on, pod.requests, now + PEER_LAG)
+                held_on = ""  # its room stays held
         if held_on and held_on != node:
             self._retry_overcommitted(held_on)
 
@@ -257,28 +276,46 @@ class ClusterState:
         self._drop_reservation(key)
         held = dict(requests)
         self.reservations[key] = Reservation(node, held, expires)
+        self.mine.add(key)
         self._charge((node, held), +1)
         if where is not None:
             self._hold(key, node, where)
 
     def expire(self, now: float) -> int:
-        """Release reservations whose TTL has passed; returns how many."""
+        """Release reservations and shadows whose time has passed; returns how many
+        reservations lapsed."""
         expired = []
         for key, reservation in self.reservations.items():
             if reservation.expires > now:
                 break  # insertion order is expiry order
             expired.append(key)
         freed = {self._drop_reservation(key) for key in expired}
+        self.mine.difference_update(expired)  # never seen: the pod was not created
+        for key in [k for k, shadow in self.shadows.items() if shadow.expires <= now]:
+            shadow = self.shadows.pop(key)
+            self._charge((shadow.node, shadow.requests), -1)
+            freed.add(shadow.node)
         for node in freed:
             self._retry_overcommitted(node)
         return len(expired)
 
+    def _crosses_shares(self, where: GroupKey, held_on: str, bound_to: str) -> bool:
+        """A pod held on a node of this replica's share, bound outside it (see "Replicas")."""
+        if self.share is None or self.share[1] < 2:
+            return False
+        shared = self._share_group(where).members
+        return held_on in shared and bound_to not in shared
+
+    def _shadow(self, key: str, node: str, requests: Resources, expires: float) -> None:
+        self.shadows[key] = Reservation(node, requests, expires)
+        self._charge((node, requests), +1)
+
     def _drop_reservation(self, key: str) -> str:
         """Release `key`'s reservation; the node it was on, or "" when there was none."""
-        reservation = self.reservations.pop(key, None)
-        if reservation is None:
+        if key not in self.reservations:
             return ""
         self._unhold(key)
+        reservation = self.reservations.pop(key)
         self._charge((reservation.node, reservation.requests), -1)
         return reservation.node
 
@@ -416,16 +453,19 @@ class ClusterState:
         """`find`, among this replica's share of the group's nodes only (for new placements)."""
         if self.share is None:
             return self.find(selector, tolerations, requests)
-        key = (selector, tolerations)
+        return self._find_in(self._share_group((selector, tolerations)), requests)
+
+    def _share_group(self, key: GroupKey) -> NodeGroup:
+        """This replica's share of a group: its nodes sorted by name, every `count`-th from
+        `index` (built on first use, dropped when the group's members change)."""
         shared = self._shares.get(key)
         if shared is None:
-            index, count = self.share
-            group = self._group(selector, tolerations)
-            shared = NodeGroup(selector, tolerations)
-            for name in sorted(group.members)[index::count]:
+            index, count = self.share or (0, 1)
+            shared = NodeGroup(*key)
+            for name in sorted(self._group(*key).members)[index::count]:
                 shared.members[name] = None
             self._shares[key] = shared
-        return self._find_in(shared, requests)
+        return shared
 
     def set_share(self, share: tuple[int, int] | None) -> None:
         """Promise only from every `count`-th node of each group, from `index` (None: all)."""

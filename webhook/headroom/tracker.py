@@ -117,8 +117,9 @@ class ClusterHeadroom:
     @contextmanager
     def transaction(self, now: float) -> Iterator[CapacityView]:
         with self.lock:
-            if self.state.reservations and self.state.expire(now):
-                RESERVATIONS.set(len(self.state.reservations))
+            state = self.state
+            if (state.reservations or state.shadows) and state.expire(now):
+                RESERVATIONS.set(len(state.reservations))
             yield _View(self, self._status(now), now)
 
     def status(self, now: float) -> HeadroomStatus:
@@ -211,7 +212,7 @@ class ClusterHeadroom:
 
     def _apply(self, kind: str, event_type: str, raw: Mapping[str, Any]) -> None:
         try:
-            self.state.apply(kind, event_type, raw)
+            self.state.apply(kind, event_type, raw, self.clock())
         except RecordError as err:
             self.skipped += 1
             if len(self.skip_errors) < 5:
@@ -283,11 +284,13 @@ class _View:
         node_selector: Mapping[str, str],
         tolerations: Sequence[Mapping[str, Any]],
         requests: Mapping[str, int],
+        anywhere: bool = False,
     ) -> str | None:
         if not self.status.known:
             return None
+        state = self._headroom.state
         where = group_key(node_selector, tolerations)
-        node = self._headroom.state.find_in_share(*where, requests)
+        node = state.find(*where, requests) if anywhere else state.find_in_share(*where, requests)
         if node is not None:
             self._found[node] = where
         return node

@@ -14,5 +14,6 @@ from podtier.webhook.learning.watch import ProfileStore
 def load_profiles_file(path: str | Path) -> ProfileStore:
     """Raises `ClusterFileError` when the file cannot be read."""
     store = ProfileStore(source=f"file {path}", static=True)
-    store.relist(obj for obj in read_cluster_objects(path).others if obj.get("kind") == KIND)
+    objects, _ = read_cluster_objects(path, (KIND,))
+    store.relist(objects[KIND])
     return store

@@ -5,6 +5,7 @@ The package exports the model only, which the pure core reads; loading files is 
 """
 
 from podtier.webhook.policy.model import (
+    Cost,
     LabelSelector,
     Learning,
     LearningOverride,
@@ -19,6 +20,7 @@ from podtier.webhook.policy.model import (
 )
 
 __all__ = [
+    "Cost",
     "LabelSelector",
     "Learning",
     "LearningOverride",

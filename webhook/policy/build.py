@@ -17,6 +17,7 @@ from podtier.webhook.policy.fields import (
     as_list,
     as_map,
     as_number,
+    as_price,
     as_quantities,
     as_string_map,
     as_strings,
@@ -33,6 +34,7 @@ from podtier.webhook.policy.model import (
     PLACEMENT_MODES,
     RIGHT_SIZING_MODES,
     VALIDATION_MODES,
+    Cost,
     LabelSelector,
     Learning,
     LearningOverride,
@@ -47,10 +49,11 @@ from podtier.webhook.policy.model import (
 
 API_VERSION = "podtier.io/v1alpha1"
 KIND = "TierPolicy"
-SETTINGS = ("airflowPods", "tierKeys", "defaultTier", "mode", "ceilings", "learning")
+SETTINGS = ("airflowPods", "tierKeys", "defaultTier", "mode", "ceilings", "currency", "learning")
 SPEC_FIELDS = (*SETTINGS, "tiers", "pools", "rules")
 TIER_FIELDS = ("requests", "limits", "placement", "placementMode", "downgradeTo", "override")
-POOL_FIELDS = ("nodeSelector", "tolerations", "scaling")
+POOL_FIELDS = ("nodeSelector", "tolerations", "scaling", "cost")
+COST_FIELDS = ("cpuHour", "memoryGiBHour", "gpuHour")
 SCALING_FIELDS = ("podsPerNode", "minNodes", "maxNodes")
 RULE_FIELDS = ("name", "match", "tier", "pools", "override", "learning")
 OOM_FIELDS = ("enabled", "explicitResources")
@@ -120,6 +123,8 @@ def parse_policy_documents(documents: Sequence[tuple[str, Any]], digest: str) ->
         raise PolicyError(source, "spec.mode", expected(mode, VALIDATION_MODES))
     source, raw = settings.get("ceilings", (first, {}))
     ceilings = as_quantities(source, raw, "spec.ceilings")
+    source, currency = settings.get("currency", (first, None))
+    currency = optional_string(source, currency, "spec.currency") or ""
     learning = Learning()
     if "learning" in settings:
         source, raw = settings["learning"]
@@ -164,6 +169,7 @@ def parse_policy_documents(documents: Sequence[tuple[str, Any]], digest: str) ->
         tiers={name: tier for name, (_, tier) in tiers.items()},
         pools={name: pool for name, (_, pool) in pools.items()},
         rules=tuple(rules),
+        currency=currency,
         learning=learning,
     )
 
@@ -251,7 +257,21 @@ def _pool(source: str, name: str, raw: Any) -> Pool:
     scaling = None
     if raw.get("scaling") is not None:
         scaling = _scaling(source, raw["scaling"], f"{path}.scaling")
-    return Pool(name, selector, tuple(tolerations), scaling)
+    cost = None
+    if raw.get("cost") is not None:
+        cost = _cost(source, raw["cost"], f"{path}.cost")
+    return Pool(name, selector, tuple(tolerations), scaling, cost)
+
+
+def _cost(source: str, raw: Any, path: str) -> Cost:
+    raw = as_map(source, raw, path)
+    check_fields(source, raw, path, COST_FIELDS)
+    if not raw:
+        raise PolicyError(
+            source, path, f"is empty (expected at least one of {', '.join(COST_FIELDS)})"
+        )
+    cpu, memory, gpu = (as_price(source, raw.get(key, 0), f"{path}.{key}") for key in COST_FIELDS)
+    return Cost(cpu, memory, gpu)
 
 
 def _scaling(source: str, raw: Any, path: str) -> Scaling:

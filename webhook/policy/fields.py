@@ -79,6 +79,20 @@ def optional_bool(source: str, raw: Any, path: str) -> bool | None:
     return raw
 
 
+def as_price(source: str, raw: Any, path: str) -> float:
+    """A price per hour: a plain number, zero or more."""
+    if (
+        not isinstance(raw, int | float)
+        or isinstance(raw, bool)
+        or not math.isfinite(raw)
+        or raw < 0
+    ):
+        raise PolicyError(
+            source, path, f"{show(raw)} is not a price (expected a number >= 0, such as 0.045)"
+        )
+    return float(raw)
+
+
 def check_fields(source: str, raw: Mapping[str, Any], path: str, allowed: Sequence[str]) -> None:
     for key in raw:
         if key not in allowed:

@@ -90,11 +90,22 @@ class Scaling:
 
 
 @dataclass(frozen=True)
+class Cost:
+    """What a pool's capacity costs per hour, in the policy's `currency` (`podtier report`):
+    a pod's price per hour is its requests times these."""
+
+    cpu_hour: float  # per cpu core
+    memory_gib_hour: float  # per GiB of memory
+    gpu_hour: float  # per GPU (any `*/gpu` resource)
+
+
+@dataclass(frozen=True)
 class Pool:
     name: str
     node_selector: Mapping[str, str]
     tolerations: tuple[Mapping[str, Any], ...]
     scaling: Scaling | None = None
+    cost: Cost | None = None
 
 
 @dataclass(frozen=True)
@@ -210,6 +221,7 @@ class Policy:
     pools: Mapping[str, Pool]
     rules: tuple[Rule, ...]
     learning: Learning = field(default_factory=Learning)
+    currency: str = ""  # the label of the pools' `cost`; "" when the policy names none
 
     @property
     def ident(self) -> str:

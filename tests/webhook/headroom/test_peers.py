@@ -12,7 +12,7 @@ from podtier.webhook.headroom import ClusterHeadroom
 from podtier.webhook.headroom.peers import Membership, PeerLeases, share_of
 from tests.conftest import FakeClock
 from tests.kubeapi import KubeAPI
-from tests.webhook.headroom.builders import POOLS, node, requests
+from tests.webhook.headroom.builders import POOLS, node, pod, requests
 from tests.webhook.headroom.feeds import from_events
 
 HEAVY = requests(cpu="2", memory="4Gi")
@@ -50,7 +50,9 @@ def test_a_replica_promises_only_after_settling_and_stops_when_cut_off() -> None
 
 
 def replica(share: tuple[int, int]) -> ClusterHeadroom:
-    headroom = from_events([node(f"c{i}", "compute", cpu="5", memory="20Gi") for i in range(4)])
+    """Four compute nodes (room for two heavy pods each), on a clock that stays at 0."""
+    nodes = [node(f"c{i}", "compute", cpu="5", memory="20Gi") for i in range(4)]
+    headroom = from_events(nodes, clock=FakeClock())
     headroom.use_peers()
     headroom.set_peers(share, "")
     return headroom
@@ -128,3 +130,37 @@ def test_peer_leases_through_the_kubernetes_client() -> None:
         assert sorted(peers[0].list()) == ["b"]
     finally:
         api.stop()
+
+
+def test_room_a_pod_leaves_for_another_replicas_node_stays_held_for_the_peer_lag() -> None:
+    """Replica 0 of 2 owns c0 and c2 of c0..c3. Its pod held on c0 binds to c1 (replica 1's):
+    replica 1 may have promised c1's room to a pod replica 0 cannot see yet, which will then
+    need c0's. So c0 keeps the room for PEER_LAG seconds."""
+    from podtier.webhook.headroom.state import PEER_LAG
+
+    headroom = replica((0, 2))
+    assert place(headroom, "airflow/p") == "c0"
+    headroom.apply("Pod", "ADDED", pod("p", "c1", cpu="2", memory="4Gi", pool="compute"))
+    assert headroom.state.free("c0", "cpu") == 3000  # the shadow
+    promised = [place(headroom, f"airflow/q{n}") for n in range(4)]
+    assert sorted(map(str, promised)) == ["None", "c0", "c2", "c2"]  # 3 of the share's 4 slots
+    with headroom.transaction(PEER_LAG + 1):
+        assert headroom.state.free("c0", "cpu") == 3000  # lapsed: only q's reservation is left
+    headroom.apply("Pod", "DELETED", pod("p", "c1"))
+    assert headroom.state.shadows == {}
+
+
+def test_a_replica_whose_share_is_full_borrows_another_share_as_a_last_resort() -> None:
+    from podtier.policies import DEFAULT_POLICY
+    from podtier.webhook.core.placement import place as place_pod
+    from podtier.webhook.policy.load import load_policy
+
+    policy = load_policy([DEFAULT_POLICY])
+    headroom = replica((0, 2))  # owns c0 and c2: room for four heavy pods
+    for n in range(4):
+        assert place(headroom, f"airflow/p{n}") in ("c0", "c2")
+    pools = [policy.pools["compute"]]
+    with headroom.transaction(0) as view:
+        placement = place_pod(pools, HEAVY, {}, [], view)
+    assert placement.fits and placement.node in ("c1", "c3")
+    assert "no compute node of this replica's share has room" in placement.why

@@ -18,160 +18,50 @@ cluster does not have (`test_scheduler_moves.py` has the same events without a c
 from __future__ import annotations
 
 import json
+import threading
 import time
-from collections import Counter
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
-import kubernetes
 import pytest
 
-from tests.conftest import Server, run_podtier
-from tests.controlplane import ControlPlane, PodOutcome, control_plane  # noqa: F401
-
-NS = "airflow"
-WORKER_TAINT = {"key": "dedicated", "value": "worker", "effect": "NoSchedule"}
-COMPUTE_TAINT = {"key": "workload", "value": "heavy", "effect": "NoSchedule"}
-COMPUTE_TOLERATION = {"key": "workload", "operator": "Equal", "value": "heavy"}
-WORKERS = [f"worker-{i}" for i in range(4)]
-COMPUTES = [f"compute-{i}" for i in range(2)]
-BURST = 24
-IN_FLIGHT = 12  # pod creations at a time
-GATE = "podtier.test/hold"
-
-
-def expect_pool_not_overbooked(summary: dict[str, int], expected: dict[str, int], why: str) -> None:
-    assert summary == expected, f"{json.dumps(summary)} != {json.dumps(expected)}\n{why}"
-
-
-class Cluster:
-    def __init__(self, plane: ControlPlane, podtier: Server) -> None:
-        self.plane = plane
-        self.podtier = podtier
-
-    def podtier_free(self, pool: str, resource: str) -> float:
-        """What podtier's headroom has free in `pool`, from its /metrics."""
-        prefix = f'podtier_headroom_free{{pool="{pool}",resource="{resource}"}} '
-        for line in self.podtier.client.get("/metrics").text.splitlines():
-            if line.startswith(prefix):
-                return float(line[len(prefix) :])
-        raise AssertionError(f"no {prefix.strip()} in podtier's /metrics")
-
-    def wait_podtier_free(self, pool: str, resource: str, value: float) -> None:
-        """Wait until podtier's picture shows `value` free (it has seen the events before)."""
-        deadline = time.monotonic() + 30
-        while (free := self.podtier_free(pool, resource)) != value:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"podtier shows {free} {resource} free in {pool}, not {value}")
-            time.sleep(0.05)
+from podtier.policies import DEFAULT_POLICY
+from tests.controlplane import ControlPlane, control_plane  # noqa: F401
+from tests.webhook.headroom.burst import (
+    BURST,
+    COMPUTE_TOLERATION,
+    COMPUTES,
+    NS,
+    BurstCluster,
+    Cluster,
+    assert_bound_in_their_pools,
+    create_burst,
+    describe,
+    expect_pool_not_overbooked,
+    heavy_pod,
+    pools_of,
+    summarize,
+    ungate,
+)
 
 
 @pytest.fixture
-def cluster(control_plane: ControlPlane, tmp_path: Path) -> Iterator[Cluster]:  # noqa: F811
-    plane = control_plane
-    plane.reset()
-    plane.ensure_namespace(NS)
-    for name in WORKERS:
-        plane.add_node(name, {"node-type": "worker"}, [WORKER_TAINT], cpu="16", memory="64Gi")
-    for name in COMPUTES:
-        plane.add_node(
-            name, {"node-type": "compute-optimized"}, [COMPUTE_TAINT], cpu="5", memory="20Gi"
-        )
-
-    cert_dir = tmp_path / "podtier-certs"
-    made = run_podtier("certs", "generate", "--out", str(cert_dir), "--ip", "127.0.0.1")
-    assert made.returncode == 0, made.stderr
-    podtier = Server(cert_dir, ["--cluster", "auto", "--kubeconfig", str(plane.kubeconfig)])
+def make_cluster(
+    control_plane: ControlPlane,  # noqa: F811
+    tmp_path: Path,
+) -> Iterator[Callable[..., Cluster]]:
+    """`make_cluster(workers=4, worker_cpu="16", replicas=1)`: see `BurstCluster.start`."""
+    burst = BurstCluster(control_plane, tmp_path)
     try:
-        podtier.wait_ready()
-        wait_podtier_ready(podtier)
-        plane.register_webhooks(podtier.url, (cert_dir / "ca.crt").read_bytes(), [NS])
-        plane.wait_webhooks_active(NS)
-        yield Cluster(plane, podtier)
+        yield burst.start
     finally:
-        podtier.stop()
-        plane.reset()
+        burst.close()
 
 
-def wait_podtier_ready(podtier: Server, timeout: float = 30.0) -> None:
-    """/readyz: certificates, policy, and the first list of nodes and pods (headroom synced)."""
-    deadline = time.monotonic() + timeout
-    while podtier.client.get("/readyz").status_code != 200:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"podtier not ready: {podtier.client.get('/readyz').text}")
-        time.sleep(0.1)
-
-
-def heavy_pod(name: str, gated: bool = False) -> dict[str, Any]:
-    """A KubernetesExecutor worker pod as Airflow makes it, asking for tier heavy; `gated`:
-    held back from the scheduler by a scheduling gate until `ungate`."""
-    task = f"task_{name.rsplit('-', 1)[-1]}"
-    identity = {"dag_id": "etl_burst", "task_id": task, "try_number": "1"}
-    spec: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "containers": [
-            {
-                "name": "base",
-                "image": "apache/airflow:2.9.1",
-                "args": ["airflow", "tasks", "run", "etl_burst", task, "manual"],
-            }
-        ],
-    }
-    if gated:
-        spec["schedulingGates"] = [{"name": GATE}]
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {
-            "name": name,
-            "labels": {
-                "kubernetes_executor": "True",
-                "podtier.io/tier": "heavy",
-                "airflow-worker": "1",
-                **identity,
-                "run_id": "manual__2024-05-01T0000000000-a1b2c3d4e",
-            },
-            "annotations": {**identity, "run_id": "manual__2024-05-01T00:00:00+00:00"},
-        },
-        "spec": spec,
-    }
-
-
-def ungate(plane: ControlPlane, names: Sequence[str]) -> None:
-    for name in names:
-        plane.core.patch_namespaced_pod(
-            name, NS, [{"op": "remove", "path": "/spec/schedulingGates"}]
-        )
-
-
-def create_burst(plane: ControlPlane, names: Sequence[str]) -> None:
-    """Create the pods with `IN_FLIGHT` creations going on at any time."""
-    with plane.api_client(pool_size=IN_FLIGHT) as api, ThreadPoolExecutor(IN_FLIGHT) as threads:
-        core = kubernetes.client.CoreV1Api(api)
-        list(threads.map(lambda name: core.create_namespaced_pod(NS, heavy_pod(name)), names))
-
-
-def summarize(outcomes: dict[str, PodOutcome]) -> dict[str, int]:
-    pinned = Counter(o.annotations.get("podtier.io/pool") for o in outcomes.values())
-    return {
-        "pinned to compute": pinned["compute"],
-        "pinned to worker": pinned["worker"],
-        "bound": sum(1 for o in outcomes.values() if o.node),
-        "unschedulable": sum(1 for o in outcomes.values() if o.unschedulable),
-    }
-
-
-def describe(outcomes: dict[str, PodOutcome]) -> str:
-    """Per pod: the pool podtier pinned, the node it found room on, where the pod is now."""
-    lines = []
-    for name, outcome in sorted(outcomes.items()):
-        reason = outcome.annotations.get("podtier.io/reason", "").split("; ", 1)[-1]
-        where = outcome.node or f"UNSCHEDULABLE: {outcome.unschedulable}"
-        pool = outcome.annotations.get("podtier.io/pool")
-        lines.append(f"  {name}: pool {pool} ({reason}) -> {where}")
-    return "\n".join(lines)
+@pytest.fixture
+def cluster(make_cluster: Callable[..., Cluster]) -> Cluster:
+    """The issue's cluster: 4 worker nodes (16 cpu), 2 compute nodes (room for 2 heavy each)."""
+    return make_cluster()
 
 
 def test_one_heavy_pod_is_sized_pinned_to_compute_and_bound_there(cluster: Cluster) -> None:
@@ -254,3 +144,116 @@ def test_a_heavy_pod_bound_to_another_compute_node_than_podtier_held_it_on(
 
     expected = {"pinned to compute": 4, "pinned to worker": 1, "bound": 5, "unschedulable": 0}
     expect_pool_not_overbooked(summarize(outcomes), expected, describe(outcomes))
+
+
+def test_two_hundred_heavy_pods_32_at_a_time_fill_compute_exactly(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    """N = 200 with 32 creations in flight; the workers take the other 196 (7 x 32)."""
+    cluster = make_cluster(workers=7, worker_cpu="64")
+    names = [f"heavy-{i:03d}" for i in range(200)]
+    create_burst(cluster.plane, names, in_flight=32)
+    outcomes = cluster.plane.wait_settled(NS, names, timeout=240)
+    expected = {"pinned to compute": 4, "pinned to worker": 196, "bound": 200, "unschedulable": 0}
+    expect_pool_not_overbooked(summarize(outcomes), expected, describe(outcomes))
+    assert_bound_in_their_pools(outcomes)
+
+
+def test_a_burst_of_mixed_tiers_fills_each_pool_within_its_room(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    """Heavy, medium and light pods at once; workers of 8 cpu, so worker is packed with three
+    sizes (heavy 2 cpu, medium 1, light 250m) while compute takes heavy pods only."""
+    cluster = make_cluster(workers=4, worker_cpu="8")
+    tiers = {**{f"heavy-{i:02d}": "heavy" for i in range(10)}}
+    tiers |= {f"medium-{i:02d}": "medium" for i in range(10)}
+    tiers |= {f"light-{i:02d}": "light" for i in range(16)}
+    names = sorted(tiers, key=lambda n: n[-2:])  # interleaved
+    create_burst(cluster.plane, names, in_flight=16, tier_of=tiers.__getitem__)
+    outcomes = cluster.plane.wait_settled(NS, names, timeout=120)
+    assert_bound_in_their_pools(outcomes)
+    in_compute = [n for n, pool in pools_of(outcomes).items() if pool == "compute"]
+    assert sorted(tiers[n] for n in in_compute) == ["heavy"] * 4
+    for name, outcome in outcomes.items():
+        assert outcome.annotations["podtier.io/tier"] == tiers[name]
+
+
+def test_pods_finishing_and_deleted_during_a_burst_free_their_room(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    """As Airflow does: pods end (Succeeded, written as a kubelet would) and are deleted while
+    the burst goes on. The room they free is used again, and never twice."""
+    cluster = make_cluster()
+    plane = cluster.plane
+    names = [f"heavy-{i:02d}" for i in range(36)]
+    finished: set[str] = set()
+    stop = threading.Event()
+
+    def finish_bound_pods() -> None:
+        while not stop.is_set():
+            for name, outcome in plane.outcomes(NS).items():
+                if outcome.node and name not in finished and len(finished) < 12:
+                    plane.set_pod_status(NS, name, "Succeeded", exit_code=0)
+                    plane.core.delete_namespaced_pod(name, NS, grace_period_seconds=0)
+                    finished.add(name)
+            time.sleep(0.05)
+
+    finisher = threading.Thread(target=finish_bound_pods)
+    finisher.start()
+    try:
+        create_burst(plane, names[:18])
+        time.sleep(0.5)
+        create_burst(plane, names[18:])
+    finally:
+        stop.set()
+        finisher.join()
+    left = [n for n in names if n not in finished]
+    outcomes = plane.wait_settled(NS, left, timeout=120)
+    assert_bound_in_their_pools(outcomes)
+    assert len(finished) == 12
+    in_compute = [n for n, pool in pools_of(outcomes).items() if pool == "compute"]
+    assert len(in_compute) <= 4
+
+
+@pytest.mark.parametrize("replicas", [2, 3], ids=["two-replicas", "three-replicas"])
+def test_replicas_behind_a_spreader_never_place_more_than_a_pool_fits(
+    make_cluster: Callable[..., Cluster], replicas: int
+) -> None:
+    """The issue's second row: several replicas, each API server connection to one of them."""
+    cluster = make_cluster(replicas=replicas)
+    names = [f"heavy-{i:02d}" for i in range(BURST)]
+    create_burst(cluster.plane, names)
+    outcomes = cluster.plane.wait_settled(NS, names, timeout=120)
+    summary = summarize(outcomes)
+    assert summary["pinned to compute"] <= 4, describe(outcomes)
+    assert summary["unschedulable"] == 0 and summary["bound"] == BURST, describe(outcomes)
+    assert_bound_in_their_pools(outcomes)
+    assert cluster.spreader is not None
+    assert all(cluster.spreader.connections), cluster.spreader.connections  # each one answered
+    print(
+        f"\n{replicas} replicas: {json.dumps(summary)}, connections {cluster.spreader.connections}"
+    )
+
+
+def test_prefer_mode_lets_the_scheduler_spill_a_burst_between_pools(
+    make_cluster: Callable[..., Cluster], tmp_path: Path
+) -> None:
+    """Heavy in `prefer` mode, two replicas: podtier writes affinity over compute and worker,
+    the scheduler resolves the races itself, and every pod binds, compute first."""
+    text = DEFAULT_POLICY.read_text()
+    placement = "      placement: [compute, worker]"
+    assert placement in text
+    policy = tmp_path / "prefer.yaml"
+    policy.write_text(text.replace(placement, f"{placement}\n      placementMode: prefer"))
+    cluster = make_cluster(replicas=2, policy=policy)
+    names = [f"heavy-{i:02d}" for i in range(BURST)]
+    create_burst(cluster.plane, names)
+    outcomes = cluster.plane.wait_settled(NS, names, timeout=120)
+    assert all(o.node for o in outcomes.values()), describe(outcomes)
+    assert sorted(pools_of(outcomes).values()).count("compute") == 4  # preferred, and full
+    for outcome in outcomes.values():
+        assert outcome.node_selector == {}
+        assert (
+            "preferred, scheduler picks among compute, worker"
+            in (outcome.annotations["podtier.io/reason"])
+        )

@@ -64,6 +64,7 @@ def lint(file: Path) -> PolicyError | None:
 
 RULE = {"name": "etl", "match": {"namespaces": ["data-*"]}, "tier": "heavy"}
 SCALING = {"podsPerNode": 4, "minNodes": 1, "maxNodes": 10}
+COST = {"cpuHour": 0.031, "memoryGiBHour": 0.004, "gpuHour": 2.48}
 
 # (edit, field path lint names, the value as lint shows it, what lint says it expected)
 BROKEN = [
@@ -313,6 +314,41 @@ BROKEN = [
         id="scaling-unknown-field",
     ),
     pytest.param(
+        edit(("spec", "pools", "worker", "cost"), {**COST, "cpuHour": -0.1}),
+        "spec.pools.worker.cost.cpuHour",
+        "-0.1",
+        "expected a number >= 0",
+        id="cost-negative",
+    ),
+    pytest.param(
+        edit(("spec", "pools", "worker", "cost"), {**COST, "memoryGiBHour": "0.004"}),
+        "spec.pools.worker.cost.memoryGiBHour",
+        '"0.004"',
+        "is not a price",
+        id="cost-string",
+    ),
+    pytest.param(
+        edit(("spec", "pools", "gpu", "cost"), {"gpu": 2.5}),
+        "spec.pools.gpu.cost.gpu",
+        "unknown field",
+        "expected one of cpuHour, memoryGiBHour, gpuHour",
+        id="cost-unknown-field",
+    ),
+    pytest.param(
+        edit(("spec", "pools", "gpu", "cost"), {}),
+        "spec.pools.gpu.cost",
+        "is empty",
+        "at least one of cpuHour",
+        id="cost-empty",
+    ),
+    pytest.param(
+        edit(("spec", "currency"), ""),
+        "spec.currency",
+        '""',
+        "non-empty string",
+        id="currency-empty",
+    ),
+    pytest.param(
         edit(("spec", "rules"), {"etl": RULE}),
         "spec.rules",
         "{'etl'",
@@ -505,6 +541,12 @@ VALID = [
         id="rules-with-every-match-field",
     ),
     pytest.param(edit(("spec", "pools", "worker", "scaling"), SCALING), id="scaling"),
+    pytest.param(edit(("spec", "pools", "gpu", "cost"), COST), id="cost"),
+    pytest.param(
+        edit(("spec", "pools", "worker", "cost"), {"cpuHour": 0, "memoryGiBHour": 1}),
+        id="cost-partial-and-zero",
+    ),
+    pytest.param(edit(("spec", "currency"), "EUR"), id="currency"),
     pytest.param(
         edit(("spec", "pools", "gpu", "scaling"), {"podsPerNode": 1, "maxNodes": 0}),
         id="scaling-min-defaults-to-zero",
