@@ -43,6 +43,8 @@ SERVE_FLAGS = {
     "--mutating-webhook",
     "--validating-webhook",
     "--cleanup-after",
+    "--learning",
+    "--usage-prometheus",
 }
 SECRET_MODE = {"certs": {"mode": "secret", "secret": {"name": "mine", "caBundle": "Q0E="}}}
 MODES = [

@@ -19,6 +19,7 @@ from podtier.webhook.core.placement import (
     pool_tolerations,
 )
 from podtier.webhook.core.pod import PodView
+from podtier.webhook.core.tiering import LEARNED_ANNOTATIONS
 
 Op = dict[str, Any]
 
@@ -69,7 +70,14 @@ def build_patch(pod: PodView, decision: Decision) -> list[Op]:
             {"op": "add", "path": "/metadata", "value": {"annotations": dict(decision.annotations)}}
         )
     else:
-        _merge_map(ops, "/metadata/annotations", metadata.get("annotations"), decision.annotations)
+        current = metadata.get("annotations")
+        _merge_map(ops, "/metadata/annotations", current, decision.annotations)
+        if isinstance(current, Mapping):
+            # What podtier learned, present on the pod but not true of this decision: a
+            # leftover of a copied spec (or a forgery), removed.
+            for key in LEARNED_ANNOTATIONS:
+                if key in current and key not in decision.annotations:
+                    ops.append({"op": "remove", "path": f"/metadata/annotations/{escape(key)}"})
     return ops
 
 

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import orjson
 from kubernetes import client
 
-from podtier.webhook.cleanup.lease import micro_time
+from podtier.webhook.lease import micro_time
 
 log = logging.getLogger("podtier.headroom")
 

@@ -94,7 +94,7 @@ class ClusterWatcher:
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         for response in list(self._responses.values()):
-            _interrupt(response)
+            interrupt(response)
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
@@ -122,7 +122,7 @@ class ClusterWatcher:
             except Exception as err:  # noqa: BLE001 - every failure is retried, after a wait
                 if self._stop.is_set():
                     return
-                reason = _describe(err)
+                reason = describe_failure(err)
                 self.headroom.disconnected(kind, reason)
                 if isinstance(err, ReadTimeoutError) or "Read timed out" in str(err):
                     # a silent stream: resume at once from the last resourceVersion
@@ -184,7 +184,7 @@ class ClusterWatcher:
         rvs = self._rvs
         headroom.connected(kind)
         try:
-            for line in _lines(response):
+            for line in watch_lines(response):
                 event = orjson.loads(line)
                 event_type = event.get("type")
                 obj = event.get("object") or {}
@@ -205,7 +205,7 @@ class ClusterWatcher:
             response.release_conn()
 
 
-def _lines(response: Any) -> Iterator[bytes]:
+def watch_lines(response: Any) -> Iterator[bytes]:
     buffer = b""
     for chunk in response.stream(65536, decode_content=True):
         buffer += chunk
@@ -218,7 +218,7 @@ def _lines(response: Any) -> Iterator[bytes]:
         yield buffer
 
 
-def _interrupt(response: Any) -> None:
+def interrupt(response: Any) -> None:
     try:
         shutdown = getattr(response, "shutdown", None)
         if shutdown is not None:
@@ -228,7 +228,7 @@ def _interrupt(response: Any) -> None:
         pass
 
 
-def _describe(err: Exception) -> str:
+def describe_failure(err: Exception) -> str:
     if isinstance(err, client.ApiException):
         return f"API server answered {err.status} {err.reason}"
     text = str(err) or type(err).__name__

@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from podtier.webhook.core import admission, review
 from podtier.webhook.core.capacity import Headroom
+from podtier.webhook.core.profile import ProfilesSource
 from podtier.webhook.observability import logs, metrics
 from podtier.webhook.policy import Policy
 
@@ -39,6 +40,7 @@ class AppState:
 
     policy: Policy
     headroom: Headroom
+    profiles: ProfilesSource | None = None  # learned task profiles; None: learning off
     clock: Callable[[], float] = time.monotonic
     tls_ready: Callable[[], bool] = lambda: True
     shutting_down: bool = False
@@ -149,11 +151,15 @@ async def _admit(request: Request, state: AppState, webhook: str) -> Response:
 def _mutate(
     request: Any, policy: Policy, state: AppState, labels: Mapping[str, str] | None
 ) -> admission.Answer:
-    with state.headroom.transaction(state.clock()) as view:
-        answer = admission.mutate(request, policy, view, labels)
+    now = state.clock()
+    profiles = state.profiles.view(now) if state.profiles is not None else None
+    with state.headroom.transaction(now) as view:
+        answer = admission.mutate(request, policy, view, labels, profiles)
         decision = answer.decision
         if decision is not None and decision.node and answer.pod and not request.get("dryRun"):
             view.reserve(decision.node, decision.requests, answer.pod.key)
+    if decision is not None and decision.escalation is not None and not request.get("dryRun"):
+        metrics.OOM_ESCALATIONS.labels(decision.tier.name).inc()
     return answer
 
 

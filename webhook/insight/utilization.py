@@ -5,13 +5,16 @@ The API is discovered (`GET /apis`, as kubectl does); while it is absent, or ans
 absent, not zero. Discovery is retried every `rediscover_every` polls. When it exists, one
 list of PodMetrics per poll (raw JSON, orjson) is matched against the census's Running
 Airflow pods: only pods with both a usage sample and requests count, on both sides.
+
+Other users of the same samples (learning's per-pod peaks) subscribe as a `UsageSink`: each
+poll's PodMetrics items are handed to them, and they hear when the API is not there.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from kubernetes import client
@@ -67,6 +70,16 @@ def metrics_version(apis: Any) -> str | None:
     return None
 
 
+class UsageSink(Protocol):
+    def observe(self, items: list[Mapping[str, Any]]) -> None:
+        """One poll's PodMetrics items (called from the poller's thread)."""
+        ...
+
+    def unavailable(self, why: str) -> None:
+        """The metrics API is absent or down: no samples this poll."""
+        ...
+
+
 class UtilizationPoller:
     def __init__(
         self,
@@ -75,6 +88,7 @@ class UtilizationPoller:
         *,
         rediscover_every: int = 10,
     ) -> None:
+        self.sinks: list[UsageSink] = []
         self.apis: Any = client.ApisApi(api_client)  # raw JSON, no models
         self.custom: Any = client.CustomObjectsApi(api_client)
         self.census = census
@@ -98,17 +112,26 @@ class UtilizationPoller:
         self._polls += 1
         if self.version is None:
             self._readings = None
+            self._tell_unavailable(f"the API server serves no {GROUP} API")
             return
         try:
-            usage = pod_usage(self._list())
+            items = self._list()
         except ListError as err:
             if err.status in (404, 503):
                 log.info("metrics.k8s.io answered %s: pool utilization off", err.status)
                 self.version = None
                 self._readings = None
+                self._tell_unavailable(f"{GROUP} answered {err.status}")
                 return
+            self._tell_unavailable(str(err))
             raise
-        self._readings = ratios(self.census.usage_by_pool(usage))
+        for sink in self.sinks:
+            sink.observe(items)
+        self._readings = ratios(self.census.usage_by_pool(pod_usage(items)))
+
+    def _tell_unavailable(self, why: str) -> None:
+        for sink in self.sinks:
+            sink.unavailable(why)
 
     def _list(self) -> list[Mapping[str, Any]]:
         call = self.custom.list_cluster_custom_object

@@ -90,6 +90,19 @@ CLEANUP_DELETED = Counter(
     ["phase"],
 )
 
+# Learning (webhook.learning): no dag_id or task_id labels, so the series stay few.
+OOM_ESCALATIONS = Counter(
+    "podtier_oom_escalations",
+    "Pods given more memory because their task instance's previous pod was OOMKilled, by the "
+    "tier they were given.",
+    ["tier"],
+)
+PROFILES = Gauge(
+    "podtier_profiles",
+    "TaskProfile objects this replica reads: valid ones, and ignored ones (unreadable, logged).",
+    ["state"],
+)
+
 
 # --- the admission path -------------------------------------------------------------------
 

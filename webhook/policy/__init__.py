@@ -7,6 +7,8 @@ The package exports the model only, which the pure core reads; loading files is 
 from podtier.webhook.policy.model import (
     Cost,
     LabelSelector,
+    Learning,
+    LearningOverride,
     Policy,
     PolicyError,
     Pool,
@@ -20,6 +22,8 @@ from podtier.webhook.policy.model import (
 __all__ = [
     "Cost",
     "LabelSelector",
+    "Learning",
+    "LearningOverride",
     "Policy",
     "PolicyError",
     "Pool",

@@ -44,6 +44,41 @@ def as_count(source: str, raw: Any, path: str, least: int) -> int:
     return raw
 
 
+def as_number(
+    source: str,
+    raw: Any,
+    path: str,
+    *,
+    least: float | None = None,
+    above: float | None = None,
+    most: float | None = None,
+) -> float:
+    """A number within bounds (`least` <= n, `above` < n, n <= `most`)."""
+    ok = isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw)
+    if ok and least is not None and raw < least:
+        ok = False
+    if ok and above is not None and raw <= above:
+        ok = False
+    if ok and most is not None and raw > most:
+        ok = False
+    if not ok:
+        bounds = []
+        if least is not None:
+            bounds.append(f">= {least:g}")
+        if above is not None:
+            bounds.append(f"> {above:g}")
+        if most is not None:
+            bounds.append(f"<= {most:g}")
+        raise PolicyError(source, path, f"{show(raw)} is not a number {' and '.join(bounds)}")
+    return float(raw)
+
+
+def optional_bool(source: str, raw: Any, path: str) -> bool | None:
+    if raw is not None and not isinstance(raw, bool):
+        raise PolicyError(source, path, f"{show(raw)} is not true or false")
+    return raw
+
+
 def as_price(source: str, raw: Any, path: str) -> float:
     """A price per hour: a plain number, zero or more."""
     if (

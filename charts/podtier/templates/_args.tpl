@@ -29,6 +29,12 @@
 {{- if .Values.cleanup.enabled }}
 - --cleanup-after={{ .Values.cleanup.after }}
 {{- end }}
+{{- if include "podtier.learning" . }}
+- --learning
+{{- with .Values.learning.prometheusURL }}
+- --usage-prometheus={{ . }}
+{{- end }}
+{{- end }}
 {{- with .Values.extraArgs }}
 {{ toYaml . }}
 {{- end }}

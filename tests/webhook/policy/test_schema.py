@@ -444,6 +444,62 @@ BROKEN = [
         "known: light, medium, heavy, gpu",
         id="default-tier-number",
     ),
+    pytest.param(
+        edit(("spec", "learning"), {"rightsizing": "apply"}),
+        "spec.learning.rightsizing",
+        "unknown field",
+        "expected one of oomEscalation, rightSizing",
+        id="learning-unknown-field",
+    ),
+    pytest.param(
+        edit(("spec", "learning"), {"rightSizing": "always"}),
+        "spec.learning.rightSizing",
+        '"always"',
+        "one of off, recommend, apply",
+        id="right-sizing-mode",
+    ),
+    pytest.param(
+        edit(("spec", "learning"), {"minRuns": 0}),
+        "spec.learning.minRuns",
+        "0",
+        "whole number >= 1",
+        id="min-runs-zero",
+    ),
+    pytest.param(
+        edit(("spec", "learning"), {"margin": -0.1}),
+        "spec.learning.margin",
+        "-0.1",
+        "not a number >= 0",
+        id="margin-negative",
+    ),
+    pytest.param(
+        edit(("spec", "learning"), {"halfLifeHours": 0}),
+        "spec.learning.halfLifeHours",
+        "0",
+        "not a number > 0",
+        id="half-life-zero",
+    ),
+    pytest.param(
+        edit(("spec", "learning"), {"oomEscalation": {"enabled": "yes"}}),
+        "spec.learning.oomEscalation.enabled",
+        '"yes"',
+        "not true or false",
+        id="oom-enabled-string",
+    ),
+    pytest.param(
+        edit(("spec", "learning"), {"oomEscalation": {"factor": 2}}),
+        "spec.learning.oomEscalation.factor",
+        "unknown field",
+        "expected one of enabled, explicitResources",
+        id="oom-unknown-field",
+    ),
+    pytest.param(
+        edit(("spec", "rules"), [{**RULE, "learning": {"halfLifeHours": 12}}]),
+        "spec.rules[0].learning.halfLifeHours",
+        "unknown field",
+        "expected one of oomEscalation, rightSizing, minRuns, margin",
+        id="rule-learning-half-life",
+    ),
 ]
 
 VALID = [
@@ -498,6 +554,32 @@ VALID = [
     pytest.param(
         edit(("spec",), {"tiers": {"xl": {"requests": {"cpu": "8"}, "placement": ["compute"]}}}),
         id="partial-file-for-a-set",
+    ),
+    pytest.param(
+        edit(
+            ("spec", "learning"),
+            {
+                "oomEscalation": {"enabled": True, "explicitResources": True},
+                "rightSizing": "apply",
+                "minRuns": 3,
+                "margin": 0.25,
+                "halfLifeHours": 12.5,
+            },
+        ),
+        id="learning-every-field",
+    ),
+    pytest.param(
+        edit(
+            ("spec", "rules"),
+            [
+                {
+                    "name": "experiments are left alone",
+                    "match": {"dagId": "experiment_*"},
+                    "learning": {"oomEscalation": {"enabled": False}, "rightSizing": "off"},
+                }
+            ],
+        ),
+        id="rule-with-learning-only",
     ),
 ]
 

@@ -49,6 +49,7 @@ def test_pods_and_pod_metrics_from_the_api_without_task_profiles(tmp_path: Path)
     objects = [o for o in small_cluster() if o["kind"] != "TaskProfile"]
     with KubeAPI() as api:
         api.metrics_api = True
+        api.taskprofiles_api = False  # the CRD is not installed
         for obj in objects:
             api.put(obj)
         clock = iter([NOW + 5]).__next__
