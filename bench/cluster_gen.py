@@ -329,11 +329,16 @@ def kubectl_item(obj: dict[str, Any]) -> bytes:
     return b"        " + text.replace(b"\t", b"    ").replace(b"\n", b"\n        ")
 
 
-def write_dump(path: str, per_pool: tuple[int, int, int] = (2000, 2000, 1000)) -> int:
-    """Write what `kubectl get nodes,pods -A -o json` prints; returns its size in bytes."""
+def write_dump(
+    path: str,
+    per_pool: tuple[int, int, int] = (2000, 2000, 1000),
+    objects: Iterator[dict[str, Any]] | None = None,
+) -> int:
+    """Write what `kubectl get nodes,pods -A -o json` prints for `cluster(per_pool)` (or for
+    `objects`); returns its size in bytes."""
     with open(path, "wb") as out:
         out.write(b'{\n    "apiVersion": "v1",\n    "items": [\n')
-        for i, obj in enumerate(cluster(per_pool)):
+        for i, obj in enumerate(cluster(per_pool) if objects is None else objects):
             out.write((b",\n" if i else b"") + kubectl_item(obj))
         out.write(b'\n    ],\n    "kind": "List",\n')
         out.write(b'    "metadata": {\n        "resourceVersion": ""\n    }\n}\n')

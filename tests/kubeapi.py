@@ -13,6 +13,8 @@ Resources (cluster-scoped unless marked namespaced):
     admissionregistration.k8s.io/v1 mutatingwebhookconfigurations, validatingwebhookconfigurations
     coordination.k8s.io/v1          leases (ns)
     metrics.k8s.io/v1beta1          pods (ns; PodMetrics, only while `metrics_api` is True)
+    podtier.io/v1alpha1             taskprofiles (ns; as if its CRD were registered, only while
+                                    `taskprofiles_api` is True)
 
 Discovery: `GET /apis` lists the API groups (metrics.k8s.io only while `metrics_api` is True).
 
@@ -103,8 +105,11 @@ KINDS = [
     Kind("coordination.k8s.io", "v1", "leases", "Lease", True),
     # Served only while `KubeAPI.metrics_api` is True, as when metrics-server is installed.
     Kind("metrics.k8s.io", "v1beta1", "pods", "PodMetrics", True),
+    # podtier's custom resource, served only while `KubeAPI.taskprofiles_api` is True.
+    Kind("podtier.io", "v1alpha1", "taskprofiles", "TaskProfile", True),
 ]
 METRICS_GROUP = "metrics.k8s.io"
+PODTIER_GROUP = "podtier.io"
 _BY_PATH = {(k.group, k.version, k.plural): k for k in KINDS}
 _BY_KIND = {k.kind: k for k in KINDS}
 
@@ -282,6 +287,7 @@ class KubeAPI:
         self.requests: list[tuple[str, str]] = []  # (method, path?query) seen, for assertions
         self.open_watches = 0
         self.metrics_api = False  # serve metrics.k8s.io (PodMetrics), as metrics-server does
+        self.taskprofiles_api = True  # serve podtier.io (TaskProfiles), as if the CRD were in
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -620,7 +626,7 @@ class KubeAPI:
         if len(rest) >= 3 and rest[0] == "namespaces":
             namespace, rest = rest[1], rest[2:]
         kind = _BY_PATH.get((group, version, rest[0]))
-        if kind is not None and kind.group == METRICS_GROUP and not self.metrics_api:
+        if kind is not None and not self._serves(kind.group):
             kind = None
         if kind is None or len(rest) > 3:
             raise ApiError(
@@ -636,11 +642,18 @@ class KubeAPI:
             raise ApiError(404, "NotFound", f"{kind.plural} is namespaced")
         return kind, namespace, name, sub
 
+    def _serves(self, group: str) -> bool:
+        if group == METRICS_GROUP:
+            return self.metrics_api
+        if group == PODTIER_GROUP:
+            return self.taskprofiles_api
+        return True
+
     def api_groups(self) -> dict[str, Any]:
         """`GET /apis`: the APIGroupList discovery answers with."""
         groups: dict[str, list[str]] = {}
         for kind in KINDS:
-            if kind.group and (kind.group != METRICS_GROUP or self.metrics_api):
+            if kind.group and self._serves(kind.group):
                 versions = groups.setdefault(kind.group, [])
                 if kind.version not in versions:
                     versions.append(kind.version)
@@ -852,7 +865,10 @@ _VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "updat
 def discovery(path: str) -> dict[str, Any] | None:
     """Legacy discovery documents (`/api`, `/apis`, `/api/v1`, `/apis/GROUP/VERSION`), enough
     for `kubectl get` to find the resources served here."""
-    groups = sorted({k.group for k in KINDS if k.group})
+    versions: dict[str, str] = {}
+    for k in KINDS:
+        if k.group:
+            versions.setdefault(k.group, k.version)
     if path == "/api":
         return {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []}
     if path == "/apis":
@@ -862,17 +878,17 @@ def discovery(path: str) -> dict[str, Any] | None:
             "groups": [
                 {
                     "name": group,
-                    "versions": [{"groupVersion": f"{group}/v1", "version": "v1"}],
-                    "preferredVersion": {"groupVersion": f"{group}/v1", "version": "v1"},
+                    "versions": [{"groupVersion": f"{group}/{version}", "version": version}],
+                    "preferredVersion": {"groupVersion": f"{group}/{version}", "version": version},
                 }
-                for group in groups
+                for group, version in sorted(versions.items())
             ],
         }
     parts = path.split("/")
     if path == "/api/v1":
         group_version = "v1"
-    elif len(parts) == 4 and parts[1] == "apis" and parts[2] in groups and parts[3] == "v1":
-        group_version = f"{parts[2]}/v1"
+    elif len(parts) == 4 and parts[1] == "apis" and versions.get(parts[2]) == parts[3]:
+        group_version = f"{parts[2]}/{parts[3]}"
     else:
         return None
     resources = [

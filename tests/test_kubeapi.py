@@ -377,6 +377,10 @@ def test_down_refuses_connections_and_up_serves_the_same_state(api: KubeAPI) -> 
 def test_discovery_lists_the_served_resources(core: client.CoreV1Api) -> None:
     assert client.CoreApi(core.api_client).get_api_versions().versions == ["v1"]
     groups = client.ApisApi(core.api_client).get_api_versions().groups
-    assert {g.name for g in groups} == {"admissionregistration.k8s.io", "coordination.k8s.io"}
+    assert {g.name for g in groups} == {
+        "admissionregistration.k8s.io",
+        "coordination.k8s.io",
+        "podtier.io",  # as if podtier's CRD were registered
+    }
     names = {r.name for r in core.get_api_resources().resources}
     assert {"nodes", "pods", "namespaces", "secrets"} <= names

@@ -3,6 +3,7 @@ installed distribution lives under the one import name `podtier.`."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -106,9 +107,19 @@ def _all_sources() -> dict[str, Path]:
 def installed_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel `pip wheel .` builds, installed into a fresh venv without its dependencies."""
     tmp = tmp_path_factory.mktemp("wheel")
+    # From a clean copy of what the wheel is built from (as the Dockerfile copies it), so a
+    # stale build/ folder in the work tree cannot add modules that are gone.
+    source = tmp / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO_ROOT / name, source / name)
+    for package in PACKAGES:
+        shutil.copytree(
+            REPO_ROOT / package, source / package, ignore=shutil.ignore_patterns("__pycache__")
+        )
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run(
-        [*pip, "wheel", "--no-deps", "--wheel-dir", str(tmp / "dist"), str(REPO_ROOT)],
+        [*pip, "wheel", "--no-deps", "--wheel-dir", str(tmp / "dist"), str(source)],
         check=True,
         capture_output=True,
     )

@@ -34,6 +34,7 @@ SERVE_FLAGS = {
     "--policy",
     "--cluster",
     "--stale-after",
+    "--peers",
     "--log-level",
     "--manage-certs",
     "--cert-secret",
@@ -42,6 +43,8 @@ SERVE_FLAGS = {
     "--mutating-webhook",
     "--validating-webhook",
     "--cleanup-after",
+    "--learning",
+    "--usage-prometheus",
 }
 SECRET_MODE = {"certs": {"mode": "secret", "secret": {"name": "mine", "caBundle": "Q0E="}}}
 MODES = [

@@ -73,6 +73,11 @@ def test_values_yaml_passes_its_own_schema() -> None:
         pytest.param({"policies": {"mode": "warn"}}, "/policies/mode", id="policy-mode"),
         pytest.param({"service": {"targetPort": 443}}, "/service/targetPort", id="privileged"),
         pytest.param({"cleanup": {"after": "soon"}}, "/cleanup/after", id="cleanup-after"),
+        pytest.param(
+            {"learning": {"prometheusURL": "prometheus:9090"}},
+            "/learning/prometheusURL",
+            id="prometheus-not-a-url",
+        ),
     ],
 )
 def test_schema_refuses_bad_values_naming_the_key(values: dict[str, Any], path: str) -> None:
@@ -153,6 +158,11 @@ def test_install_refuses_what_the_schema_refuses() -> None:
             {"networkPolicy": {"enabled": True}}, "needs networkPolicy.apiServerCIDRs", id="netpol"
         ),
         pytest.param({"metrics": {"port": 8443}}, "choose another port", id="metrics-on-https"),
+        pytest.param(
+            {"learning": {"enabled": False, "prometheusURL": "http://prometheus:9090"}},
+            "learning.prometheusURL is set but learning is off",
+            id="prometheus-without-learning",
+        ),
     ],
 )
 def test_conflicting_values_fail_saying_what_to_set(values: dict[str, Any], message: str) -> None:

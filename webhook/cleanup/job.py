@@ -10,34 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from kubernetes import client
 
 from podtier.webhook.cleanup.cleaner import Cleaner, CleanupSettings, PodDeleter
-from podtier.webhook.cleanup.lease import LeaderLease
 from podtier.webhook.insight.census import PodCensus
+from podtier.webhook.lease import LeaderLease
 from podtier.webhook.policy.reload import HoldsPolicy
 
 log = logging.getLogger("podtier.cleanup")
-
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
-
-
-def replica_identity() -> str:
-    return os.environ.get("POD_NAME") or socket.gethostname()
-
-
-def replica_namespace() -> str:
-    if os.environ.get("POD_NAMESPACE"):
-        return os.environ["POD_NAMESPACE"]
-    try:
-        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
-    except OSError:
-        return "default"
 
 
 def cleanup_job(

@@ -49,6 +49,13 @@ def cluster_args(parser: argparse.ArgumentParser) -> None:
         "(needs --cluster auto, and list/watch on namespaces)",
     )
     parser.add_argument(
+        "--peers",
+        metavar="GROUP",
+        help="several replicas: share each pool's nodes with the live replicas that keep a "
+        "Lease labelled podtier.io/peers=GROUP in $POD_NAMESPACE (needs --cluster auto, and "
+        "leases get/list/create/patch/delete there)",
+    )
+    parser.add_argument(
         "--reservation-ttl",
         type=float,
         default=30.0,

@@ -1,4 +1,8 @@
-"""`podtier explain FILE`: what podtier would do to one pod, and why, without a server."""
+"""`podtier explain FILE`: what podtier would do to one pod, and why, without a server.
+
+With `--cluster FILE` (`kubectl get nodes,pods,taskprofiles -A -o json`) it reads headroom and
+the learned task profiles from the same dump, so an OOM escalation or a recommended tier shows
+as the server would give it."""
 
 from __future__ import annotations
 
@@ -18,6 +22,8 @@ from podtier.webhook.commands.args import CliError, load_policy_paths, open_clus
 from podtier.webhook.commands.documents import pod_and_request
 from podtier.webhook.core import admission
 from podtier.webhook.core.capacity import Headroom
+from podtier.webhook.core.profile import ProfilesView
+from podtier.webhook.core.tiering import ESCALATED_MEMORY_ANNOTATION, RECOMMENDED_TIER_ANNOTATION
 from podtier.webhook.policy import Policy
 
 
@@ -26,19 +32,23 @@ def explain(
     policy: Policy,
     headroom: Headroom,
     desired_nodes: Mapping[str, int] | None = None,
+    profiles: ProfilesView | None = None,
 ) -> dict[str, Any]:
     """What podtier would do to the pod in `path`; `desired_nodes` (each scaled pool's
-    signal, known only with a cluster file) is passed through as is."""
-    result = _explain(path, policy, headroom)
+    signal, known only with a cluster file) is passed through as is; `profiles`: the learned
+    task profiles (None: learning not considered)."""
+    result = _explain(path, policy, headroom, profiles)
     result["desired_nodes"] = None if desired_nodes is None else dict(desired_nodes)
     return result
 
 
-def _explain(path: str, policy: Policy, headroom: Headroom) -> dict[str, Any]:
+def _explain(
+    path: str, policy: Policy, headroom: Headroom, profiles: ProfilesView | None
+) -> dict[str, Any]:
     pod, request = pod_and_request(path)
     request = {**request, "uid": request.get("uid") or "explain", "dryRun": True}
     with headroom.transaction(time.monotonic()) as view:
-        answer = admission.mutate(request, policy, view)
+        answer = admission.mutate(request, policy, view, None, profiles)
     decision = answer.decision
     response = answer.review["response"]
     warnings = list(response.get("warnings", []))
@@ -47,7 +57,10 @@ def _explain(path: str, policy: Policy, headroom: Headroom) -> dict[str, Any]:
         return {
             "tier": None,
             "pool": None,
+            "placement": None,
             "node": None,
+            "recommended_tier": None,
+            "escalated_memory": None,
             "reason": reason,
             "warnings": warnings,
             "patch": [],
@@ -60,7 +73,10 @@ def _explain(path: str, policy: Policy, headroom: Headroom) -> dict[str, Any]:
     return {
         "tier": decision.tier.name,
         "pool": decision.pool.name,
+        "placement": decision.mode,
         "node": decision.node,
+        "recommended_tier": decision.annotations.get(RECOMMENDED_TIER_ANNOTATION),
+        "escalated_memory": decision.annotations.get(ESCALATED_MEMORY_ANNOTATION),
         "reason": decision.reason,
         "warnings": warnings,
         "patch": patch,
@@ -74,9 +90,14 @@ def render_text(result: dict[str, Any], policy: Policy) -> str:
         f"policy:  {policy.ident} ({', '.join(policy.sources)})",
         f"tier:    {result['tier'] or '-'}",
         f"pool:    {result['pool'] or '-'}"
-        + (f" (node {result['node']} fits)" if result["node"] else ""),
+        + (f" ({result['placement']})" if result["placement"] else "")
+        + (f", node {result['node']} fits" if result["node"] else ""),
         f"why:     {result['reason']}",
     ]
+    if result.get("recommended_tier"):
+        lines.append(f"learned: recommended tier {result['recommended_tier']}")
+    if result.get("escalated_memory"):
+        lines.append(f"learned: memory raised to {result['escalated_memory']} after an OOM kill")
     lines += [f"warning: {w}" for w in result["warnings"]]
     verdict = "allowed" if result["allowed"] else "DENIED"
     lines.append(f"validate: {verdict}")
@@ -109,7 +130,12 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     explain = sub.add_parser("explain", help="show what podtier would do to a pod, and why")
     explain.add_argument("file", metavar="FILE", help="a Pod or an AdmissionReview, JSON or YAML")
     policy_arg(explain)
-    explain.add_argument("--cluster", default="none", metavar="none|FILE")
+    explain.add_argument(
+        "--cluster",
+        default="none",
+        metavar="none|FILE",
+        help="kubectl get nodes,pods,taskprofiles -A -o json: headroom and learned profiles",
+    )
     explain.add_argument("--output", choices=["text", "json"], default="text")
 
     explain.set_defaults(func=run)
@@ -118,17 +144,20 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 def run(args: argparse.Namespace) -> int:
     policy = load_policy_paths(args.policy)
     desired = None
+    profiles = None
     if args.cluster not in ("none", "auto") and Path(args.cluster).is_file():
         from podtier.webhook.commands.pods import headroom_with_desired_nodes
-        from podtier.webhook.headroom import HeadroomConfigError
+        from podtier.webhook.headroom import ClusterFileError, HeadroomConfigError
+        from podtier.webhook.learning.snapshot import load_profiles_file
 
         try:
             headroom, desired = headroom_with_desired_nodes(args.cluster, policy)
-        except HeadroomConfigError as err:
+            profiles = load_profiles_file(args.cluster).view(time.monotonic())
+        except (HeadroomConfigError, ClusterFileError) as err:
             raise CliError(str(err)) from None
     else:
         headroom = open_cluster(args.cluster)
-    result = explain(args.file, policy, headroom, desired)
+    result = explain(args.file, policy, headroom, desired, profiles)
     if args.output == "json":
         sys.stdout.write(orjson.dumps(result, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:

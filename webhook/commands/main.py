@@ -1,4 +1,5 @@
-"""podtier's command line: `serve`, `explain`, `pods`, `policy lint|test`, `certs generate|show`.
+"""podtier's command line: `serve`, `explain`, `pods`, `profiles`, `report`, `policy
+lint|test`, `certs ...`.
 
 One module per command; each adds its parser and sets `func`, the function that runs it.
 Every error a user can cause is one line naming the file, field or flag and the value, and exit
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 
 from podtier.certs import cli as certs_cli
 from podtier.webhook import __version__
-from podtier.webhook.commands import explain, pods, policy, serve
+from podtier.webhook.commands import explain, pods, policy, profiles, report, serve
 from podtier.webhook.commands.args import USAGE_ERROR, CliError
 from podtier.webhook.commands.documents import DocumentError
 from podtier.webhook.policy import PolicyError
@@ -26,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"podtier {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in (serve, explain, pods, policy):
+    for command in (serve, explain, pods, profiles, report, policy):
         command.add_command(sub)
     certs_cli.add_commands(sub)
     return parser

@@ -197,38 +197,19 @@ def _read_pods(cluster: str, kubeconfig: str | None) -> tuple[list[Mapping[str, 
         return [raw for page in pages for raw in page], f"file {cluster}"
     from kubernetes import client
 
-    from podtier.webhook.headroom import _cluster_configuration
+    from podtier.webhook.headroom import cluster_configuration
 
-    configuration = _cluster_configuration(kubeconfig)
+    configuration = cluster_configuration(kubeconfig)
     with client.ApiClient(configuration) as api_client:
         return _list_pods(client.CoreV1Api(api_client)), configuration.host
 
 
-def _list_pods(core: Any, page_size: int = 500) -> list[Mapping[str, Any]]:
-    from kubernetes import client
+def _list_pods(core: Any) -> list[Mapping[str, Any]]:
+    from podtier.webhook.insight.listing import list_pages
 
-    pods: list[Mapping[str, Any]] = []
-    token = None
-    while True:
-        kwargs: dict[str, Any] = {"limit": page_size, "_preload_content": False}
-        if token:
-            kwargs["_continue"] = token
-        try:
-            response = core.list_pod_for_all_namespaces(**kwargs)
-            page = orjson.loads(response.data)
-            response.release_conn()
-        except client.ApiException as err:
-            raise ValueError(
-                f"listing pods: the API server answered {err.status} {err.reason}"
-            ) from None
-        except Exception as err:  # noqa: BLE001 - connection trouble, said in one line
-            raise ValueError(
-                f"listing pods at {core.api_client.configuration.host}: {err}"
-            ) from None
-        pods += page.get("items") or []
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            return pods
+    host = core.api_client.configuration.host
+    pages = list_pages(core.list_pod_for_all_namespaces, what=f"pods at {host}")
+    return [raw for page in pages for raw in page]
 
 
 def _round(value: float | None) -> float | None:

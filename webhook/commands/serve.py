@@ -1,5 +1,6 @@
 """`podtier serve`: the admission webhook over HTTPS, with the background jobs the flags ask for
-(headroom watch, pod insight, finished-pod cleanup, certificate management, policy reload)."""
+(headroom watch, pod insight, finished-pod cleanup, learning, certificate management, policy
+reload)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from podtier.webhook.policy import Policy
 
 if TYPE_CHECKING:
     from podtier.webhook.http.serve import ServeSetup
+    from podtier.webhook.insight.job import Insight
 
 
 def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,6 +49,7 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     )
     serve.add_argument("--log-level", choices=["debug", "info", "warning"], default="info")
     cleanup_args(serve)
+    learning_args(serve)
 
     serve.set_defaults(func=run)
 
@@ -57,6 +60,7 @@ def run(args: argparse.Namespace) -> int:
     from podtier.webhook.observability import logs
 
     logs.configure(args.log_level)
+    check_learning_args(args)
     policy = load_policy_paths(args.policy)
     if args.dev:
         cert_dir = args.cert_dir or make_dev_certs()
@@ -79,7 +83,8 @@ def run(args: argparse.Namespace) -> int:
     )
     setup = ServeSetup(policy, headroom, cert_dir, listen)
     warn_unseen_namespace_labels(policy, args.namespace_labels)
-    _add_insight_and_cleanup(args, setup)
+    _add_peers(args, setup)
+    _add_insight_cleanup_and_learning(args, setup)
     if cert_manager is not None:
         setup.background.append(lambda state: cert_manager.run)
     if args.policy:
@@ -113,8 +118,67 @@ def cleanup_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_insight_and_cleanup(args: argparse.Namespace, setup: ServeSetup) -> None:
-    """Pod insight whenever there is a cluster picture; cleanup when asked (live only)."""
+def learning_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--learning",
+        action="store_true",
+        help="learn what each Airflow task uses from its finished pods (TaskProfile objects: "
+        "more memory after an OOM kill, a recommended tier); needs --cluster auto and the "
+        "TaskProfile CRD, or reads the profiles of a --cluster FILE",
+    )
+    parser.add_argument(
+        "--learning-lease",
+        default="podtier-learning",
+        metavar="NAME",
+        help="the Lease (in $POD_NAMESPACE) that elects the one replica writing TaskProfiles",
+    )
+    parser.add_argument(
+        "--usage-prometheus",
+        metavar="URL",
+        help="also ask this Prometheus for each finished pod's memory peak and cpu p95 "
+        "(cAdvisor's container_* metrics); needs --learning",
+    )
+
+
+def check_learning_args(args: argparse.Namespace) -> None:
+    """The learning flags' mistakes, before anything is opened."""
+    if args.usage_prometheus and not args.learning:
+        raise CliError("--usage-prometheus needs --learning")
+    if args.usage_prometheus and not args.usage_prometheus.startswith(("http://", "https://")):
+        raise CliError(
+            f'--usage-prometheus "{args.usage_prometheus}": expected an http:// or https:// URL'
+        )
+    if args.learning and args.cluster == "none":
+        raise CliError(
+            "--learning needs --cluster auto (or a --cluster FILE to read profiles from), "
+            "not --cluster none"
+        )
+
+
+def _add_peers(args: argparse.Namespace, setup: ServeSetup) -> None:
+    """`--peers GROUP`: share the nodes with the other replicas (`headroom.peers`)."""
+    if not args.peers:
+        return
+    from podtier.webhook.headroom import LiveHeadroom
+    from podtier.webhook.headroom.peers import peers_job
+    from podtier.webhook.lease import replica_identity, replica_namespace
+
+    if not isinstance(setup.headroom, LiveHeadroom):
+        raise CliError(f"--peers needs --cluster auto (a live watch), not --cluster {args.cluster}")
+    setup.headroom.use_peers()
+    setup.background.append(
+        peers_job(
+            setup.headroom,
+            setup.headroom.api_client.configuration,
+            group=args.peers,
+            namespace=replica_namespace(),
+            identity=replica_identity(),
+        )
+    )
+
+
+def _add_insight_cleanup_and_learning(args: argparse.Namespace, setup: ServeSetup) -> None:
+    """Pod insight whenever there is a cluster picture; cleanup and learning when asked."""
     from podtier.webhook.cleanup.duration import DurationError, parse_duration
     from podtier.webhook.headroom import ClusterHeadroom, LiveHeadroom
 
@@ -136,13 +200,16 @@ def _add_insight_and_cleanup(args: argparse.Namespace, setup: ServeSetup) -> Non
     from podtier.webhook.insight.job import Insight
 
     insight = Insight(setup.headroom, setup.policy)
+    if args.learning:
+        _add_learning(args, setup, insight)
     if not isinstance(setup.headroom, LiveHeadroom):
         insight.load_file(args.cluster)
     setup.background.append(insight.job)
     if after is None or not isinstance(setup.headroom, LiveHeadroom):
         return
     from podtier.webhook.cleanup.cleaner import CleanupSettings
-    from podtier.webhook.cleanup.job import cleanup_job, replica_identity, replica_namespace
+    from podtier.webhook.cleanup.job import cleanup_job
+    from podtier.webhook.lease import replica_identity, replica_namespace
 
     rate = args.cleanup_rate
     settings = CleanupSettings(after=after, rate=rate, burst=max(1, int(rate)))
@@ -157,6 +224,35 @@ def _add_insight_and_cleanup(args: argparse.Namespace, setup: ServeSetup) -> Non
             synced=setup.headroom.ready,
         )
     )
+
+
+def _add_learning(args: argparse.Namespace, setup: ServeSetup, insight: Insight) -> None:
+    from podtier.webhook.headroom import LiveHeadroom
+    from podtier.webhook.lease import replica_identity, replica_namespace
+
+    if not isinstance(setup.headroom, LiveHeadroom):
+        from podtier.webhook.headroom import ClusterFileError
+        from podtier.webhook.learning.snapshot import load_profiles_file
+
+        try:
+            setup.profiles = load_profiles_file(args.cluster)
+        except ClusterFileError as err:
+            raise CliError(str(err)) from None
+        return
+    from podtier.webhook.learning.job import LiveLearning
+
+    # Faster than utilization needs: a pod's memory peak is only as good as its samples.
+    insight.utilization_interval = min(insight.utilization_interval, 30.0)
+    learning = LiveLearning(
+        setup.headroom,
+        insight,
+        lease_name=args.learning_lease,
+        namespace=replica_namespace(),
+        identity=replica_identity(),
+        prometheus_url=args.usage_prometheus,
+    )
+    setup.profiles = learning.store
+    setup.background.append(learning.job)
 
 
 def warn_unseen_namespace_labels(policy: Policy, watched: bool) -> None:

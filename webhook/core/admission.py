@@ -12,9 +12,10 @@ from typing import Any
 
 from podtier.webhook.core import review
 from podtier.webhook.core.capacity import CapacityView
-from podtier.webhook.core.decide import Decision, decide
+from podtier.webhook.core.decide import Decision, decide, escalated_memory
 from podtier.webhook.core.patch import build_patch
 from podtier.webhook.core.pod import PodError, PodView, view_pod
+from podtier.webhook.core.profile import ProfilesView
 from podtier.webhook.core.tiering import TIER_ANNOTATION, choose_tier
 from podtier.webhook.core.validation import Violation, find_violations
 from podtier.webhook.policy.model import Policy
@@ -34,8 +35,10 @@ def mutate(
     policy: Policy,
     capacity: CapacityView,
     namespace_labels: Mapping[str, str] | None = None,
+    profiles: ProfilesView | None = None,
 ) -> Answer:
-    """`namespace_labels`: the labels of the request's namespace, if the edge knows them."""
+    """`namespace_labels`: the labels of the request's namespace, if the edge knows them;
+    `profiles`: the learned task profiles (None: learning off)."""
     uid = request["uid"]
     pod, skip = _admissible_pod(request, policy, namespace_labels)
     if skip is not None:
@@ -43,7 +46,7 @@ def mutate(
             review.response(uid, True, warnings=skip), "skipped" if not skip else "unreadable"
         )
     assert pod is not None
-    decision = decide(pod, policy, capacity)
+    decision = decide(pod, policy, capacity, profiles)
     patch = build_patch(pod, decision)
     answer = review.response(
         uid,
@@ -70,7 +73,7 @@ def validate(
     tier = (
         policy.tiers.get(pod.annotations.get(TIER_ANNOTATION, "")) or choose_tier(pod, policy).tier
     )
-    violations = tuple(find_violations(pod, policy, tier))
+    violations = tuple(find_violations(pod, policy, tier, escalated_memory(pod.annotations)))
     if not violations:
         return Answer(review.response(uid, True), "allowed", pod)
     messages = [v.message for v in violations]

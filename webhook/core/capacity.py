@@ -34,9 +34,12 @@ class CapacityView(Protocol):
         node_selector: Mapping[str, str],
         tolerations: Sequence[Mapping[str, Any]],
         requests: Mapping[str, int],
+        anywhere: bool = False,
     ) -> str | None:
         """A schedulable, Ready node matching `node_selector`, whose NoSchedule/NoExecute
-        taints `tolerations` tolerate, with `requests` (milli-units) free; None if none."""
+        taints `tolerations` tolerate, with `requests` (milli-units) free; None if none.
+        With several replicas, only nodes of this replica's share count, unless `anywhere`
+        (the last resort, when no pool has room in the share)."""
         ...
 
     def reserve(self, node: str, requests: Mapping[str, int], key: str) -> None:
@@ -79,6 +82,7 @@ class _UnknownView:
         node_selector: Mapping[str, str],
         tolerations: Sequence[Mapping[str, Any]],
         requests: Mapping[str, int],
+        anywhere: bool = False,
     ) -> str | None:
         return None
 

@@ -1,7 +1,9 @@
 """The decision: tier, sizing and pool for one Airflow pod. Pure: no clock, no I/O.
 
-choose_tier ─► size_container ─► place (per node, from the CapacityView)
-                                   └─ nothing fits: downgrade (heavy → medium) and retry
+choose_tier ─► advise (the task's profile: applied tier, OOM escalation; `core.learned`)
+   ─► size_container ─► place (per node, from the CapacityView)
+                          └─ nothing fits: downgrade (heavy → medium) and retry, unless the
+                             tier was learned (a step down would undo it)
 """
 
 from __future__ import annotations
@@ -10,11 +12,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from podtier.webhook.core.capacity import CapacityView
+from podtier.webhook.core.learned import NO_ADVICE, Advice, Escalation, advise, with_memory_limit
 from podtier.webhook.core.placement import Placement, place
 from podtier.webhook.core.pod import PodView, pod_requests
+from podtier.webhook.core.profile import ProfilesView
+from podtier.webhook.core.quantity import QuantityError, to_milli
 from podtier.webhook.core.resources import Resources, covers
 from podtier.webhook.core.sizing import Sizing, size_container
 from podtier.webhook.core.tiering import (
+    ESCALATED_MEMORY_ANNOTATION,
+    LEARNED_ANNOTATIONS,
     POLICY_ANNOTATION,
     POOL_ANNOTATION,
     REASON_ANNOTATION,
@@ -22,23 +29,30 @@ from podtier.webhook.core.tiering import (
     TierChoice,
     choose_tier,
     downgrade_allowed,
+    override_mode,
 )
-from podtier.webhook.policy.model import OverrideMode, Policy, Pool, Rule, Tier
+from podtier.webhook.policy.model import PlacementMode, Policy, Pool, Rule, Tier
 
 
 @dataclass(frozen=True)
 class Decision:
     tier: Tier
-    pool: Pool
+    pool: Pool  # pinned to; in prefer mode, the pool podtier predicts the scheduler picks
+    pools: tuple[Pool, ...]  # the pools the tier (or rule) allows, in placement order
+    mode: PlacementMode
     sizing: Sizing | None  # None when the pod has no main container to size
     node: str | None  # the node that fits; reserve it unless dryRun
     requests: Resources  # the pod's effective requests after the change
     reason: str
     warnings: tuple[str, ...]
     annotations: Mapping[str, str]
+    escalation: Escalation | None = None  # the memory raise after an OOM kill, if any
 
 
-def decide(pod: PodView, policy: Policy, capacity: CapacityView) -> Decision:
+def decide(
+    pod: PodView, policy: Policy, capacity: CapacityView, profiles: ProfilesView | None = None
+) -> Decision:
+    """`profiles`: what podtier learned of each task (None: learning off)."""
     earlier = _earlier_decision(pod, policy)
     if earlier is not None:
         return earlier
@@ -50,14 +64,16 @@ def decide(pod: PodView, policy: Policy, capacity: CapacityView) -> Decision:
         warnings.append(
             "podtier: the pod has no container named base; its resources were left alone"
         )
-    tier, sizing, placement, requests = _try_tier(pod, policy, choice, choice.tier, capacity)
-    why_tier = choice.why
+    advice = advise(pod, policy, choice, profiles) if main is not None else NO_ADVICE
+    first = advice.tier or choice.tier
+    tier, sizing, placement, requests = _try_tier(pod, policy, choice, first, capacity, advice)
+    why_tier = advice.why or choice.why
 
     if not placement.fits and capacity.status.known:
         lower = tier.downgrade_to
         explicit = sizing is not None and not sizing.tier_filled
-        if lower is not None and not explicit and downgrade_allowed(pod):
-            low = _try_tier(pod, policy, choice, policy.tiers[lower], capacity)
+        if lower is not None and not explicit and advice.tier is None and downgrade_allowed(pod):
+            low = _try_tier(pod, policy, choice, policy.tiers[lower], capacity, advice)
             low_placement = low[2]
             if low_placement.fits:
                 warnings.append(
@@ -71,10 +87,16 @@ def decide(pod: PodView, policy: Policy, capacity: CapacityView) -> Decision:
                 f"{placement.pool.name}"
             )
 
-    reason = f"tier {tier.name} ({why_tier}); pool {placement.pool.name}: {placement.why}"
+    pools = allowed_pools(policy, choice.rule, tier)
+    how = placement_how(tier.placement_mode, pools)
+    reason = f"tier {tier.name} ({why_tier}); pool {placement.pool.name} ({how}): {placement.why}"
+    if advice.note:
+        reason += f"; {advice.note}"
     return Decision(
         tier=tier,
         pool=placement.pool,
+        pools=pools,
+        mode=tier.placement_mode,
         sizing=sizing,
         node=placement.node,
         requests=requests,
@@ -85,18 +107,33 @@ def decide(pod: PodView, policy: Policy, capacity: CapacityView) -> Decision:
             POOL_ANNOTATION: placement.pool.name,
             REASON_ANNOTATION: reason,
             POLICY_ANNOTATION: policy.ident,
+            **advice.annotations,
         },
+        escalation=advice.escalation,
     )
 
 
-def override_mode(rule: Rule | None, tier: Tier) -> OverrideMode:
-    if rule is not None and rule.override is not None:
-        return rule.override
-    return tier.override
+def allowed_pools(policy: Policy, rule: Rule | None, tier: Tier) -> tuple[Pool, ...]:
+    """The pools a pod of `tier` may go to, in placement order (a rule's `pools` win)."""
+    names = rule.pools if rule is not None and rule.pools else tier.placement
+    return tuple(policy.pools[name] for name in names)
+
+
+def placement_how(mode: PlacementMode, pools: tuple[Pool, ...]) -> str:
+    """How the pool is applied, for the reason annotation and `explain`."""
+    if mode == "prefer":
+        names = ", ".join(pool.name for pool in pools)
+        return f"preferred, scheduler picks among {names}"
+    return "pinned"
 
 
 def _try_tier(
-    pod: PodView, policy: Policy, choice: TierChoice, tier: Tier, capacity: CapacityView
+    pod: PodView,
+    policy: Policy,
+    choice: TierChoice,
+    tier: Tier,
+    capacity: CapacityView,
+    advice: Advice,
 ) -> tuple[Tier, Sizing | None, Placement, Resources]:
     """The tier's sizing and placement, and the pod's effective requests once sized."""
     rule = choice.rule
@@ -105,10 +142,11 @@ def _try_tier(
     sizing = None
     if main is not None:
         sizing = size_container(main, tier, mode, choice.above_every_tier)
-    pool_names = rule.pools if rule is not None and rule.pools else tier.placement
+        if advice.memory_limit is not None:
+            sizing = with_memory_limit(sizing, advice.memory_limit)
     requests = pod_requests(pod, sizing.requests if sizing is not None else None)
     placement = place(
-        [policy.pools[name] for name in pool_names],
+        allowed_pools(policy, rule, tier),
         requests,
         pod.node_selector,
         pod.tolerations,
@@ -127,7 +165,8 @@ def _earlier_decision(pod: PodView, policy: Policy) -> Decision | None:
     if tier is None or pool is None or POLICY_ANNOTATION not in notes:
         return None
     main = pod.main
-    mode = override_mode(policy.first_rule(pod), tier)
+    rule = policy.first_rule(pod)
+    mode = override_mode(rule, tier)
     # As on the first pass: requests above every tier keep their limits as they are.
     above = (
         main is not None
@@ -135,9 +174,14 @@ def _earlier_decision(pod: PodView, policy: Policy) -> Decision | None:
         and not any(covers(t.request_milli(), main.requests) for t in policy.tiers.values())
     )
     sizing = size_container(main, tier, mode, above) if main is not None else None
+    escalated = escalated_memory(notes)
+    if sizing is not None and escalated is not None:
+        sizing = with_memory_limit(sizing, escalated)
     return Decision(
         tier=tier,
         pool=pool,
+        pools=allowed_pools(policy, rule, tier),
+        mode=tier.placement_mode,
         sizing=sizing,
         node=None,
         requests=pod_requests(pod, sizing.requests if sizing is not None else None),
@@ -148,5 +192,17 @@ def _earlier_decision(pod: PodView, policy: Policy) -> Decision | None:
             POOL_ANNOTATION: pool.name,
             REASON_ANNOTATION: notes.get(REASON_ANNOTATION, ""),
             POLICY_ANNOTATION: notes[POLICY_ANNOTATION],
+            **{key: notes[key] for key in LEARNED_ANNOTATIONS if key in notes},
         },
     )
+
+
+def escalated_memory(annotations: Mapping[str, str]) -> int | None:
+    """The memory limit (milli-units) podtier raised the pod to after an OOM kill, if any."""
+    text = annotations.get(ESCALATED_MEMORY_ANNOTATION)
+    if text is None:
+        return None
+    try:
+        return to_milli(text)
+    except QuantityError:
+        return None

@@ -1,29 +1,31 @@
 """A memo of `/mutate` answers for pods that look alike to the decision. Pure: no clock, no I/O.
 
 Airflow pods of one task template differ in their names and in a few per-run labels and
-annotations the decision does not read (`VOLATILE_KEYS`). Parsing such a pod, choosing its
-tier, sizing it and writing its patch give the same result each time; only headroom changes.
+annotations (`VOLATILE_KEYS`). Parsing such a pod, choosing its tier, sizing it and writing its
+patch give the same result each time; only headroom (and the learned profiles) change.
 
-    request ─► key: every input the decision reads, as bytes ─► the key's replay tree
-      ├─ replay: ask the current CapacityView the questions the first such pod asked
-      │  (status, find_node ...) in order; where every reply is one seen before, the answer
-      │  made under those replies is this pod's too (with its own uid and names)
-      └─ a new key, or a reply not seen before: `admission.mutate` on a recording view,
-         whose questions, replies and answer are stored
+    request ─► key: every input the decision reads from it, as bytes ─► the key's replay tree
+      ├─ replay: ask the current views the questions the first such pod asked, in order
+      │  (headroom: status, find_node; profiles: status, get; and, once a task profile was
+      │  found, the pod's per-run labels, which OOM escalation reads); where every reply is
+      │  one seen before, the answer made under those replies is this pod's too (with its
+      │  own uid and names)
+      └─ a new key, or a reply not seen before: `admission.mutate` on recording views, whose
+         questions, replies and answer are stored
 
-Headroom is consulted on every request, and every answer is the one `admission.mutate` gives
-for these inputs and these replies: the decision is a pure function of both. A memo belongs to
-one policy; the edge makes a new one when the policy is reloaded.
+Headroom and profiles are consulted on every request, and every answer is the one
+`admission.mutate` gives for these inputs and these replies: the decision is a pure function of
+both. A memo belongs to one policy; the edge makes a new one when the policy is reloaded.
 
-Adding an input to the decision (a profiles view's version, a label it starts to read) is one
-line in `_key`, or one key taken out of `VOLATILE_KEYS`. Answers share their parts with the
+Adding an input to the decision is one line in `_key` (a pod field), or one more recorded
+question (a view), or one key taken out of `VOLATILE_KEYS`. Answers share their parts with the
 memo: treat them as read-only.
 """
 
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,17 +36,24 @@ from podtier.webhook.core.admission import Answer, mutate
 from podtier.webhook.core.capacity import CapacityView, HeadroomStatus
 from podtier.webhook.core.decide import Decision
 from podtier.webhook.core.pod import PodError, PodView, pod_identity, with_identity
+from podtier.webhook.core.profile import ProfilesStatus, ProfilesView, TaskKey, TaskProfile
 from podtier.webhook.policy.model import Policy
 
-# Labels and annotations that differ between runs of one task, and which the decision does not
-# read; every other label and annotation is part of the key. One the policy names anywhere (a
+# Labels and annotations that differ between runs of one task: left out of the key, and asked
+# as a question of their own once the decision has found a task profile (OOM escalation reads
+# them). Every other label and annotation is part of the key; one the policy names anywhere (a
 # selector, a rule, a tier key) is kept in the key all the same.
 VOLATILE_KEYS = frozenset({"run_id", "try_number", "map_index"})
 
 MAX_ANSWERS = 8192  # stored answers over all keys; beyond it the memo starts afresh
 
-# A question to the capacity view: None for `status`, else find_node's arguments.
-Question = tuple[Mapping[str, str], Sequence[Mapping[str, Any]], Mapping[str, int]] | None
+# The questions replayed: (what is asked, its arguments).
+STATUS = "status"  # capacity.status
+FIND = "find_node"  # capacity.find_node(selector, tolerations, requests, anywhere)
+PROFILES_STATUS = "profiles.status"
+PROFILE = "profiles.get"  # profiles.get(task key)
+RUN = "run"  # the pod's VOLATILE_KEYS values
+Question = tuple[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +69,23 @@ class _Step:
     """One question, and what follows each reply seen to it."""
 
     question: Question
-    replies: dict[HeadroomStatus | str | None, _Step | _Stored]
+    replies: dict[Hashable, _Step | _Stored]
+
+
+class _Same:
+    """A reply compared by identity (a TaskProfile: frozen, but holding dicts). The step keeps
+    the object, so its id is not reused while the step lives."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.value is self.value
+
+    def __hash__(self) -> int:
+        return id(self.value)
 
 
 class AdmissionMemo:
@@ -80,28 +105,39 @@ class AdmissionMemo:
         request: Mapping[str, Any],
         capacity: CapacityView,
         namespace_labels: Mapping[str, str] | None = None,
+        profiles: ProfilesView | None = None,
     ) -> Answer:
-        """What `admission.mutate(request, policy, capacity, namespace_labels)` answers."""
-        key = self._key(request, namespace_labels)
+        """What `admission.mutate(request, policy, capacity, namespace_labels, profiles)`
+        answers."""
+        key = self._key(request, namespace_labels, profiles)
         if key is None:
-            return mutate(request, self.policy, capacity, namespace_labels)
+            return mutate(request, self.policy, capacity, namespace_labels, profiles)
         tree = self._trees.get(key)
         if tree is not None:
-            stored = _replay(tree, capacity)
+            stored = _replay(tree, _Asker(capacity, profiles, request))
             if stored is not None:
                 answer = _answer_for(stored, request, namespace_labels)
                 if answer is not None:
                     self.hits += 1
                     return answer
         self.misses += 1
-        recorder = _Recorder(capacity)
-        answer = mutate(request, self.policy, recorder, namespace_labels)
+        asked: list[tuple[Question, Hashable]] = []
+        answer = mutate(
+            request,
+            self.policy,
+            _CapacityRecorder(capacity, asked),
+            namespace_labels,
+            None if profiles is None else _ProfilesRecorder(profiles, asked, request),
+        )
         if answer.pod is not None and answer.outcome in ("patched", "unchanged"):
-            self._store(key, recorder.asked, answer)
+            self._store(key, asked, answer)
         return answer
 
     def _key(
-        self, request: Mapping[str, Any], namespace_labels: Mapping[str, str] | None
+        self,
+        request: Mapping[str, Any],
+        namespace_labels: Mapping[str, str] | None,
+        profiles: ProfilesView | None,
     ) -> bytes | None:
         """Every input of the decision, one line each; None for a request the memo leaves to
         `admission.mutate` (not a Pod CREATE, or not in the shape of one)."""
@@ -147,12 +183,14 @@ class AdmissionMemo:
                     # placement and the patch
                     spec.get("nodeSelector"),
                     spec.get("tolerations"),
+                    # learning on or off (the profiles themselves are asked, not keyed)
+                    profiles is not None,
                 )
             )
         except (AttributeError, TypeError):  # a container that is not an object, not plain JSON
             return None
 
-    def _store(self, key: bytes, asked: list[tuple[Question, Any]], answer: Answer) -> None:
+    def _store(self, key: bytes, asked: list[tuple[Question, Hashable]], answer: Answer) -> None:
         assert answer.pod is not None
         if self._stored >= MAX_ANSWERS:
             self._trees.clear()
@@ -177,17 +215,17 @@ class AdmissionMemo:
             step = next_step
 
 
-class _Recorder:
+class _CapacityRecorder:
     """A CapacityView that passes every question on, and notes it with its reply."""
 
-    def __init__(self, view: CapacityView) -> None:
+    def __init__(self, view: CapacityView, asked: list[tuple[Question, Hashable]]) -> None:
         self._view = view
-        self.asked: list[tuple[Question, Any]] = []
+        self._asked = asked
 
     @property
     def status(self) -> HeadroomStatus:
         status = self._view.status
-        self.asked.append((None, status))
+        self._asked.append(((STATUS, None), status))
         return status
 
     def find_node(
@@ -195,13 +233,86 @@ class _Recorder:
         node_selector: Mapping[str, str],
         tolerations: Sequence[Mapping[str, Any]],
         requests: Mapping[str, int],
+        anywhere: bool = False,
     ) -> str | None:
-        node = self._view.find_node(node_selector, tolerations, requests)
-        self.asked.append(((node_selector, tolerations, requests), node))
+        node = self._view.find_node(node_selector, tolerations, requests, anywhere)
+        self._asked.append(((FIND, (node_selector, tolerations, requests, anywhere)), node))
         return node
 
     def reserve(self, node: str, requests: Mapping[str, int], key: str) -> None:
         raise AssertionError("the decision does not reserve: the edge does, after it")
+
+
+class _ProfilesRecorder:
+    """A ProfilesView that passes every question on and notes it with its reply; once a task
+    profile is found, it notes the pod's per-run labels too (the escalation reads them)."""
+
+    def __init__(
+        self,
+        view: ProfilesView,
+        asked: list[tuple[Question, Hashable]],
+        request: Mapping[str, Any],
+    ) -> None:
+        self._view = view
+        self._asked = asked
+        self._request = request
+
+    @property
+    def status(self) -> ProfilesStatus:
+        status = self._view.status
+        self._asked.append(((PROFILES_STATUS, None), status))
+        return status
+
+    def get(self, key: TaskKey) -> TaskProfile | None:
+        profile = self._view.get(key)
+        self._asked.append(((PROFILE, key), None if profile is None else _Same(profile)))
+        if profile is not None:
+            self._asked.append(((RUN, None), _run(self._request)))
+        return profile
+
+
+class _Asker:
+    """Asks a recorded question of the current views (and request)."""
+
+    __slots__ = ("capacity", "profiles", "request")
+
+    def __init__(
+        self,
+        capacity: CapacityView,
+        profiles: ProfilesView | None,
+        request: Mapping[str, Any],
+    ) -> None:
+        self.capacity = capacity
+        self.profiles = profiles
+        self.request = request
+
+    def reply(self, question: Question) -> Hashable:
+        what, args = question
+        if what == FIND:
+            return self.capacity.find_node(*args)
+        if what == STATUS:
+            return self.capacity.status
+        profiles = self.profiles
+        if profiles is None:  # not asked without profiles: the key says learning is on
+            return _NOT_ASKED
+        if what == PROFILE:
+            profile = profiles.get(args)
+            return None if profile is None else _Same(profile)
+        if what == PROFILES_STATUS:
+            return profiles.status
+        return _run(self.request)
+
+
+_NOT_ASKED = object()
+
+
+def _run(request: Mapping[str, Any]) -> bytes:
+    """The pod's VOLATILE_KEYS values, labels and annotations, as one reply."""
+    metadata = request["object"]["metadata"]
+    labels = metadata.get("labels") or {}
+    annotations = metadata.get("annotations") or {}
+    keys = sorted(VOLATILE_KEYS)
+    return orjson.dumps([[labels.get(k) for k in keys], [annotations.get(k) for k in keys]])
 
 
 def _step(question: Question) -> _Step:
@@ -210,12 +321,10 @@ def _step(question: Question) -> _Step:
     return _Step(copy.deepcopy(question), {})
 
 
-def _replay(tree: _Step | _Stored, capacity: CapacityView) -> _Stored | None:
+def _replay(tree: _Step | _Stored, asker: _Asker) -> _Stored | None:
     node = tree
     while isinstance(node, _Step):
-        question = node.question
-        reply = capacity.status if question is None else capacity.find_node(*question)
-        following = node.replies.get(reply)
+        following = node.replies.get(asker.reply(node.question))
         if following is None:
             return None
         node = following

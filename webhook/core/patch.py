@@ -12,8 +12,14 @@ from collections.abc import Mapping
 from typing import Any
 
 from podtier.webhook.core.decide import Decision
-from podtier.webhook.core.placement import pod_node_selector, pod_tolerations
+from podtier.webhook.core.placement import (
+    pod_affinity,
+    pod_node_selector,
+    pod_tolerations,
+    pool_tolerations,
+)
 from podtier.webhook.core.pod import PodView
+from podtier.webhook.core.tiering import LEARNED_ANNOTATIONS
 
 Op = dict[str, Any]
 
@@ -45,10 +51,13 @@ def build_patch(pod: PodView, decision: Decision) -> list[Op]:
             for section, values in wanted.items():
                 _merge_map(ops, f"{base}/{section}", resources.get(section), values)
 
-    selector = pod_node_selector(pod.node_selector, decision.pool)
-    _merge_map(ops, "/spec/nodeSelector", spec.get("nodeSelector"), selector)
-
-    tolerations, added = pod_tolerations(pod.tolerations, decision.pool)
+    if decision.mode == "prefer":
+        _set_affinity(ops, spec, pod_affinity(spec.get("affinity"), decision.pools))
+        tolerations, added = pool_tolerations(pod.tolerations, decision.pools)
+    else:
+        selector = pod_node_selector(pod.node_selector, decision.pool)
+        _merge_map(ops, "/spec/nodeSelector", spec.get("nodeSelector"), selector)
+        tolerations, added = pod_tolerations(pod.tolerations, decision.pool)
     if added:
         if spec.get("tolerations") is None:
             ops.append({"op": "add", "path": "/spec/tolerations", "value": tolerations})
@@ -61,8 +70,32 @@ def build_patch(pod: PodView, decision: Decision) -> list[Op]:
             {"op": "add", "path": "/metadata", "value": {"annotations": dict(decision.annotations)}}
         )
     else:
-        _merge_map(ops, "/metadata/annotations", metadata.get("annotations"), decision.annotations)
+        current = metadata.get("annotations")
+        _merge_map(ops, "/metadata/annotations", current, decision.annotations)
+        if isinstance(current, Mapping):
+            # What podtier learned, present on the pod but not true of this decision: a
+            # leftover of a copied spec (or a forgery), removed.
+            for key in LEARNED_ANNOTATIONS:
+                if key in current and key not in decision.annotations:
+                    ops.append({"op": "remove", "path": f"/metadata/annotations/{escape(key)}"})
     return ops
+
+
+def _set_affinity(ops: list[Op], spec: Mapping[str, Any], wanted: Mapping[str, Any]) -> None:
+    current = spec.get("affinity")
+    if not isinstance(current, Mapping):
+        ops.append(
+            {
+                "op": "add" if current is None else "replace",
+                "path": "/spec/affinity",
+                "value": dict(wanted),
+            }
+        )
+    elif current.get("nodeAffinity") != wanted["nodeAffinity"]:
+        op = "add" if current.get("nodeAffinity") is None else "replace"
+        ops.append(
+            {"op": op, "path": "/spec/affinity/nodeAffinity", "value": wanted["nodeAffinity"]}
+        )
 
 
 def _merge_map(ops: list[Op], path: str, current: Any, wanted: Mapping[str, Any]) -> None:

@@ -1,4 +1,6 @@
-"""Which pool a pod goes to: the first pool in placement order with a node that fits it now."""
+"""Which pool a pod goes to: the first pool in placement order with a node that fits it now,
+and how the pod is told so: pinned (the pool's nodeSelector and tolerations) or preferred (node
+affinity over every allowed pool, the scheduler choosing; see `pod_affinity`)."""
 
 from __future__ import annotations
 
@@ -68,6 +70,17 @@ def place(
             tried = ", ".join(p.name for p in pools[:i])
             return Placement(pool, node, True, f"no {tried} node has room, node {node} has")
     names = ", ".join(p.name for p in pools)
+    for pool in pools:  # no room in this replica's share: another replica's, as a last resort
+        node = capacity.find_node(
+            pod_node_selector(node_selector, pool),
+            pod_tolerations(tolerations, pool)[0],
+            requests,
+            anywhere=True,
+        )
+        if node is not None:
+            return Placement(
+                pool, node, True, f"no {names} node of this replica's share has room, {node} has"
+            )
     return Placement(first, None, False, f"no node in {names} has {describe(requests)} free")
 
 
@@ -76,3 +89,55 @@ def describe(requests: Mapping[str, int]) -> str:
         f"{name} {format_milli(v, name)}" for name, v in requests.items() if v and name != POD_SLOT
     ]
     return ", ".join(parts) or "a pod slot"
+
+
+def pool_tolerations(
+    existing: Sequence[Mapping[str, Any]], pools: Sequence[Pool]
+) -> tuple[list[Mapping[str, Any]], list[Mapping[str, Any]]]:
+    """`pod_tolerations` over several pools: every allowed pool's tolerations, once each."""
+    tolerations, added = list(existing), []
+    for pool in pools:
+        tolerations, more = pod_tolerations(tolerations, pool)
+        added += more
+    return tolerations, added
+
+
+def preference_weight(rank: int) -> int:
+    """Preferred-affinity weight of the pool at `rank` in placement order: 100, 50, 25, ... 1."""
+    return max(1, 100 >> rank)
+
+
+def _pool_term(pool: Pool) -> dict[str, Any]:
+    return {
+        "matchExpressions": [
+            {"key": key, "operator": "In", "values": [value]}
+            for key, value in sorted(pool.node_selector.items())
+        ]
+    }
+
+
+def pod_affinity(existing: Mapping[str, Any] | None, pools: Sequence[Pool]) -> dict[str, Any]:
+    """The pod's `affinity` in prefer mode.
+
+    Required node affinity: one node selector term per allowed pool (terms are ORed), unless
+    the pod brings its own required node affinity (kept as is: explicit placement wins) or a
+    pool has no node selector (it allows any node). Preferred: one term per pool, weighted in
+    placement order, added where missing. Applying it to its own output changes nothing, so a
+    reinvocation yields an empty patch."""
+    affinity = dict(existing or {})
+    node_affinity = dict(affinity.get("nodeAffinity") or {})
+    required = "requiredDuringSchedulingIgnoredDuringExecution"
+    preferred = "preferredDuringSchedulingIgnoredDuringExecution"
+    if not node_affinity.get(required) and all(pool.node_selector for pool in pools):
+        node_affinity[required] = {"nodeSelectorTerms": [_pool_term(pool) for pool in pools]}
+    terms = list(node_affinity.get(preferred) or [])
+    for rank, pool in enumerate(pools):
+        if not pool.node_selector:
+            continue
+        term = {"weight": preference_weight(rank), "preference": _pool_term(pool)}
+        if term not in terms:
+            terms.append(term)
+    if terms:
+        node_affinity[preferred] = terms
+    affinity["nodeAffinity"] = node_affinity
+    return affinity

@@ -4,6 +4,13 @@
 the sum of the app containers, with restartable init containers (sidecars) added, or the
 largest regular init container plus the sidecars started before it, whichever is larger, plus
 the pod's `overhead`. Each pod also takes one unit of the node's `pods` capacity.
+
+Rounding, as the scheduler's `Resource.Add` does it: a pod's cpu counts in whole millicores,
+every other resource (memory, ephemeral-storage, GPUs) in whole units, rounded up once for the
+pod's sum. Memory written as `128m` (0.128 bytes, a classic typo for 128Mi) is one byte to the
+scheduler, so two such pods on a node take two bytes, not 0.256. (Each container's quantity is
+first rounded up to a milli-unit: sub-millicore cpu such as `500u` may count up to 1m more per
+container than the scheduler counts.)
 """
 
 from __future__ import annotations
@@ -86,7 +93,16 @@ def combine_requests(
     max_into(total, largest_init)
     add_into(total, overhead)
     total[POD_SLOT] = total.get(POD_SLOT, 0) + 1000
-    return total
+    return whole_units(total)
+
+
+def whole_units(resources: Resources) -> Resources:
+    """Round every resource but cpu up to a whole unit, in place (the scheduler counts memory
+    in bytes and cpu in millicores); returns `resources`."""
+    for name, value in resources.items():
+        if name != "cpu" and value % 1000:
+            resources[name] = value - value % 1000 + 1000
+    return resources
 
 
 def add_into(target: Resources, delta: Mapping[str, int], sign: int = 1) -> None:

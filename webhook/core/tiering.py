@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from podtier.webhook.core.pod import PodView
 from podtier.webhook.core.quantity import format_milli
 from podtier.webhook.core.resources import covers
-from podtier.webhook.policy.model import Policy, Rule, Tier
+from podtier.webhook.policy.model import OverrideMode, Policy, Rule, Tier
 
 ANNOTATION_PREFIX = "podtier.io/"
 TIER_ANNOTATION = "podtier.io/tier"
@@ -16,6 +16,11 @@ POOL_ANNOTATION = "podtier.io/pool"
 REASON_ANNOTATION = "podtier.io/reason"
 POLICY_ANNOTATION = "podtier.io/policy"
 DOWNGRADE_KEY = "podtier.io/downgrade"
+# What podtier learned, written only when it has something to say (see core.learned); a fresh
+# decision drops them when they are present but no longer true.
+RECOMMENDED_TIER_ANNOTATION = "podtier.io/recommended-tier"
+ESCALATED_MEMORY_ANNOTATION = "podtier.io/escalated-memory"
+LEARNED_ANNOTATIONS = (RECOMMENDED_TIER_ANNOTATION, ESCALATED_MEMORY_ANNOTATION)
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,7 @@ class TierChoice:
     # True when the pod's own requests exceed every tier: its limits are left alone.
     above_every_tier: bool
     warnings: tuple[str, ...]
+    asked: bool = False  # the pod asked for this tier by label or annotation
 
 
 def choose_tier(pod: PodView, policy: Policy) -> TierChoice:
@@ -37,7 +43,9 @@ def choose_tier(pod: PodView, policy: Policy) -> TierChoice:
             if asked is None:
                 continue
             if asked in policy.tiers:
-                return TierChoice(policy.tiers[asked], f"asked by {where} {key}", rule, False, ())
+                return TierChoice(
+                    policy.tiers[asked], f"asked by {where} {key}", rule, False, (), asked=True
+                )
             warnings.append(
                 f'podtier: {where} {key}="{asked}" names no tier of policy {policy.name} '
                 f"(known: {', '.join(policy.tiers)}); the tier was chosen as if none were asked"
@@ -61,6 +69,12 @@ def choose_tier(pod: PodView, policy: Policy) -> TierChoice:
     return TierChoice(
         policy.tiers[policy.default_tier], "policy default", rule, False, tuple(warnings)
     )
+
+
+def override_mode(rule: Rule | None, tier: Tier) -> OverrideMode:
+    if rule is not None and rule.override is not None:
+        return rule.override
+    return tier.override
 
 
 def downgrade_allowed(pod: PodView) -> bool:

@@ -20,12 +20,22 @@ class Violation:
     message: str
 
 
-def find_violations(pod: PodView, policy: Policy, tier: Tier) -> list[Violation]:
+def find_violations(
+    pod: PodView, policy: Policy, tier: Tier, escalated_memory: int | None = None
+) -> list[Violation]:
+    """`escalated_memory`: the memory limit (milli-units) podtier raised the pod to after an
+    OOM kill, which the base container may have above its tier's limit (not above the
+    ceiling)."""
     found: list[Violation] = []
+    limits = dict(tier.limits)
+    memory = limits.get("memory")
+    if escalated_memory is not None and memory is not None and escalated_memory > memory.milli:
+        limits["memory"] = Quantity(format_milli(escalated_memory, "memory"), escalated_memory)
     for container in (*pod.init_containers, *pod.containers):
         found += _limit_below_request(container)
         if container.name == MAIN_CONTAINER and not container.init:
-            found += _above(container, tier.limits, f"tier {tier.name}'s limit")
+            what = f"tier {tier.name}'s limit"
+            found += _above(container, limits, what)
         found += _above(container, policy.ceilings, "the policy ceiling")
     return found
 

@@ -69,7 +69,7 @@ def open_headroom(
         return NoHeadroom()
     if cluster == "auto":
         return LiveHeadroom(
-            _cluster_configuration(kubeconfig),
+            cluster_configuration(kubeconfig),
             stale_after=stale_after,
             reservation_ttl=reservation_ttl,
             clock=clock,
@@ -91,7 +91,7 @@ def open_headroom(
     return headroom
 
 
-def _cluster_configuration(kubeconfig: str | None) -> client.Configuration:
+def cluster_configuration(kubeconfig: str | None) -> client.Configuration:
     configuration = client.Configuration()
     try:
         config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]

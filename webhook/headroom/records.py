@@ -19,6 +19,7 @@ from podtier.webhook.core.resources import (
     Resources,
     effective_requests,
     parse_resource_map,
+    whole_units,
 )
 from podtier.webhook.headroom.taints import Taint, Toleration, blocking_taints, parse_tolerations
 
@@ -173,7 +174,8 @@ def _allocatable(raw: object) -> Resources:
     shape = orjson.dumps(raw)
     cached = _REQUEST_CACHE.get(shape)
     if cached is None:
-        cached = parse_resource_map(raw, "status.allocatable")
+        # whole units as the scheduler counts them (memory in bytes), as for pods' requests
+        cached = whole_units(parse_resource_map(raw, "status.allocatable"))
         if len(_REQUEST_CACHE) >= _REQUEST_CACHE_LIMIT:
             _REQUEST_CACHE.clear()
         _REQUEST_CACHE[shape] = cached

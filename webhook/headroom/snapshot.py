@@ -34,6 +34,15 @@ def read_cluster_file(
     read, and each pod is decoded when its page is taken, so a 1.4 GB dump never becomes one
     tree of Python objects (nor one 1.4 GB bytes object). `lean`: pods keep only what headroom
     reads (`headroom.decode`)."""
+    objects, pod_pages = read_cluster_objects(path, (NODE,), lean=lean)
+    return objects[NODE], pod_pages
+
+
+def read_cluster_objects(
+    path: str | Path, kinds: tuple[str, ...], *, lean: bool = False
+) -> tuple[dict[str, list[Mapping[str, Any]]], Iterator[list[Mapping[str, Any]]]]:
+    """The file's objects of `kinds` (such as Node, TaskProfile, PodMetrics) by kind, and its
+    Pods in pages, as `read_cluster_file` reads them."""
     path = Path(path)
     try:
         data = _map(path)
@@ -43,11 +52,11 @@ def read_cluster_file(
     if split is not None:
         head, pieces = split
         _check_list(path, head, [])
-        return _by_kind(path, head, pieces, lean)
+        return _by_kind(path, head, pieces, kinds, lean)
     with collector_paused():
         document = _parse(path, data[:])
     items = _check_list(path, document, None)
-    return _by_kind(path, document, items, lean)
+    return _by_kind(path, document, items, kinds, lean)
 
 
 def _map(path: Path) -> bytes | mmap.mmap:
@@ -79,12 +88,17 @@ def _check_list(path: Path, document: Any, items: Any) -> list[Any]:
 
 
 def _by_kind(
-    path: Path, document: Mapping[str, Any], items: list[Any], lean: bool
-) -> tuple[list[Mapping[str, Any]], Iterator[list[Mapping[str, Any]]]]:
-    """Nodes now; pods as pages. `items` holds parsed objects or raw kubectl item bytes."""
+    path: Path,
+    document: Mapping[str, Any],
+    items: list[Any],
+    kinds: tuple[str, ...],
+    lean: bool,
+) -> tuple[dict[str, list[Mapping[str, Any]]], Iterator[list[Mapping[str, Any]]]]:
+    """Objects of `kinds` now; pods as pages. `items` holds parsed objects or raw kubectl item
+    bytes."""
     list_kind = document.get("kind")
     default = list_kind[:-4] if list_kind in ("NodeList", "PodList") else None
-    nodes: list[Mapping[str, Any]] = []
+    objects: dict[str, list[Mapping[str, Any]]] = {kind: [] for kind in kinds}
     pods: list[Any] = []
     for i, item in enumerate(items):
         if isinstance(item, _Piece):
@@ -95,11 +109,11 @@ def _by_kind(
         if not isinstance(item, Mapping):
             raise ClusterFileError(f"{path}: items[{i}]: expected an object")
         kind = item.get("kind") or default
-        if kind == NODE:
-            nodes.append(item)
-        elif kind == POD:
+        if kind == POD:
             pods.append(item)
-        # other kinds (kubectl get all, events...) are not capacity and are ignored
+        elif kind in objects:
+            objects[kind].append(item)
+        # other kinds (kubectl get all, events...) are not asked for and are ignored
 
     def pod_pages() -> Iterator[list[Mapping[str, Any]]]:
         for at in range(0, len(pods), _PAGE):
@@ -110,7 +124,7 @@ def _by_kind(
             ]
             pods[at : at + _PAGE] = [None] * len(page)  # free as we go
 
-    return nodes, pod_pages()
+    return objects, pod_pages()
 
 
 # kubectl prints JSON indented by 4 spaces with sorted keys: each List item opens and closes

@@ -7,13 +7,32 @@ it touches one pod's charge, one node's usage and the few node groups that node 
 
 What uses a node's capacity (a pod's *charge*):
 - a pod bound to it (`spec.nodeName`) that has not Succeeded or Failed;
-- a reservation: a placement podtier just made, held until the watch shows the pod, or until
-  it expires (TTL);
-- a Pending pod with the `podtier.io/pool` annotation and no node yet (placed by any podtier
-  replica): it is held on one node of its pool, the node its own reservation was on if this
+- a *hold*: a pod podtier placed that the scheduler has not bound yet. It is either a
+  reservation (a placement this replica just made, held until the watch shows the pod, or until
+  it expires) or a Pending pod with the `podtier.io/pool` annotation and no node yet (placed by
+  any replica). A hold sits on one node of its pool: the node its reservation was on if this
   replica made it, otherwise the node `find_node` picks for its own nodeSelector, tolerations
-  and requests. If no node fits, it holds nothing (it waits for capacity like any other).
-  The hold moves to the real node when the pod binds.
+  and requests. The hold moves to the real node when the pod binds.
+
+Holds are a packing of the pool's waiting pods onto its nodes, and the scheduler need not agree
+with it node by node: it may bind a pod to another node of the pool than the one podtier held it
+on. The capacity is then taken on the node it bound to and freed on the other, so the packing is
+mended at once, as the scheduler will have to place the rest: holds on a node that is now over
+its allocatable move to nodes with room (the newest first), and a hold that fits nowhere stays
+*overcommitted* on the roomiest node of its pool. An overcommitted hold is a pod that will wait
+for capacity; it keeps its pool full for new placements (no pod is promised room that a waiting
+pod will take first) and moves as soon as capacity comes back anywhere in the pool. The same
+happens when a node leaves the pool (deleted, cordoned, NotReady) while holds sit on it.
+
+Replicas: with several podtier replicas, each promises new placements only from its *share* of
+each group's nodes (`set_share`: the group's nodes sorted by name, every `count`-th from
+`index`), so two replicas never promise the same room before the watch has shown each the
+other's pods. Holds are not limited to the share: they model where the scheduler may put a
+pod, which is any node of its pool. The scheduler does not know the shares either: when it
+binds a pod this replica placed to a node of another replica's share, it may take room that
+replica has just promised to a pod this one cannot see yet, and that pod will then need the room
+this one's pod leaves. So the room stays held, as a *shadow* on the node the pod was held on, for
+`PEER_LAG` seconds (longer than an admission takes to show up in every replica's watch).
 
 Node groups: `find_node` is asked about a few (node selector, tolerations) pairs, one per pool.
 Each pair gets a `NodeGroup`, kept up to date as nodes change: the nodes it may use (Ready,
@@ -26,6 +45,14 @@ an over-estimate, corrected when it reaches the top). A query first reads the la
 amount of each requested resource (so "no node fits" is usually answered without a scan), then
 tries the nodes with the most free of each resource, and scans the group only
 when capacity is fragmented (no roomiest node has room in every resource).
+
+Where this differs from the scheduler, on purpose (docs/operations.md, "Where podtier's fit
+rule and the scheduler's differ"; `tests/webhook/headroom/test_scheduler_differential.py`
+checks the rest against the real kube-scheduler): a cordoned node is in no group, although the
+scheduler's NodeUnschedulable plugin admits a pod that tolerates
+`node.kubernetes.io/unschedulable:NoSchedule`; and a NotReady node is in no group, although the
+scheduler never reads the Ready condition, only the `node.kubernetes.io/not-ready` and
+`unreachable` taints (TaintToleration), which the node lifecycle controller adds seconds later.
 """
 
 from __future__ import annotations
@@ -53,12 +80,15 @@ POD = "Pod"
 NAMESPACE = "Namespace"  # only labels are kept, for rules with a namespaceSelector
 
 Charge = tuple[str, Resources]  # (node name, requests)
+# How long room a pod of this replica's share left for another replica's node stays held (see
+# "Replicas"): the webhook timeout (at most 10 s) plus the watch's lag, with margin.
+PEER_LAG = 15.0
 Selector = tuple[tuple[str, str], ...]
 
-# find_node's questions as asked (JSON of the selector and the tolerations) -> their node group.
-# The core asks the same few again and again (a pod template's own tolerations plus its pool's),
-# and canonicalising them costs more than the search; bounded all the same.
-_ASKED_LIMIT = 4096
+_ASKED_LIMIT = 4096  # questions remembered by `asked_key`
+
+
+GroupKey = tuple[Selector, tuple[Toleration, ...]]
 
 
 @dataclass(slots=True)
@@ -66,6 +96,14 @@ class Reservation:
     node: str
     requests: Resources
     expires: float
+
+
+def group_key(
+    node_selector: Mapping[str, str], tolerations: Sequence[Mapping[str, Any]]
+) -> GroupKey:
+    """The (selector, tolerations) pair a query or a hold is indexed by."""
+    selector = tuple(sorted((str(k), str(v)) for k, v in node_selector.items()))
+    return selector, parse_tolerations(list(tolerations))
 
 
 class NodeGroup:
@@ -100,19 +138,30 @@ class ClusterState:
         self.pod_requests: dict[str, Resources] = {}
         self.used: dict[str, Resources] = {}  # node name -> summed charges
         self.reservations: dict[str, Reservation] = {}  # pod key -> podtier placement, not yet seen
-        self._groups: dict[tuple[Selector, tuple[Toleration, ...]], NodeGroup] = {}
-        self._asked: dict[bytes, NodeGroup] = {}
+        # Holds (reservations and waiting pods) that may move: pod key -> the group it may use,
+        # and node -> the keys held on it (in the order they came).
+        self.holds: dict[str, GroupKey] = {}
+        self.holds_on: dict[str, dict[str, None]] = {}
+        # Holds that fit nowhere, per group, oldest first: pods that will wait for capacity.
+        self.overcommitted: dict[GroupKey, dict[str, None]] = {}
+        self._groups: dict[GroupKey, NodeGroup] = {}
+        self._asked: dict[bytes, GroupKey] = {}  # see asked_key
+        # This replica's share of each group (see "Replicas"): (index, count), or None for all.
+        self.share: tuple[int, int] | None = None
+        self.mine: set[str] = set()  # pods this replica placed, until they bind
+        self.shadows: dict[str, Reservation] = {}  # pod key -> room held after a cross bind
+        self._shares: dict[GroupKey, NodeGroup] = {}  # rebuilt when a group's members change
         self.namespaces: dict[str, Mapping[str, str]] = {}  # name -> labels
 
     # ------------------------------------------------------------------ events
 
-    def apply(self, kind: str, event_type: str, raw: Mapping[str, Any]) -> None:
-        """Apply one ADDED / MODIFIED / DELETED event for a Node or a Pod."""
+    def apply(self, kind: str, event_type: str, raw: Mapping[str, Any], now: float = 0.0) -> None:
+        """Apply one ADDED / MODIFIED / DELETED event for a Node or a Pod, seen at `now`."""
         if kind == POD:
             if event_type == "DELETED":
                 self.delete_pod(pod_key(raw))
             else:
-                self._upsert_pod(raw)
+                self._upsert_pod(raw, now)
         elif kind == NODE:
             if event_type == "DELETED":
                 self.delete_node(object_name(raw))
@@ -141,23 +190,39 @@ class ClusterState:
             self.delete_node(key)
 
     def delete_pod(self, key: str) -> None:
-        self._drop_reservation(key)
+        freed = self._drop_reservation(key)
+        self.mine.discard(key)
+        shadow = self.shadows.pop(key, None)
+        if shadow is not None:
+            self._charge((shadow.node, shadow.requests), -1)
+        self._unhold(key)  # while the pod still says where it is held
         node = self.pods.pop(key, "")
         if node:
             self._charge((node, self.pod_requests.pop(key)), -1)
+            freed = node
+        if freed:
+            self._retry_overcommitted(freed)
 
     def delete_node(self, name: str) -> None:
-        # Pods bound to it keep their charge until they are deleted themselves.
+        # Pods bound to it keep their charge until they are deleted themselves; holds move.
         if self.nodes.pop(name, None) is not None:
             self._refresh_groups(name)
+            self._evacuate(name)
 
     def _set_node(self, node: NodeRecord) -> None:
-        if self.nodes.get(node.name) == node:
+        before = self.nodes.get(node.name)
+        if before == node:
             return  # a heartbeat or a field headroom does not keep
         self.nodes[node.name] = node
         self._refresh_groups(node.name)
+        if not node.schedulable:
+            self._evacuate(node.name)
+        elif before is None or not before.schedulable or before.allocatable != node.allocatable:
+            self._retry_overcommitted(node.name)  # room appeared (or moved)
+        if self._over(node.name):
+            self._settle(node.name)
 
-    def _upsert_pod(self, raw: Mapping[str, Any]) -> None:
+    def _upsert_pod(self, raw: Mapping[str, Any], now: float) -> None:
         pod = pod_record(raw)
         key = pod.key
         previous = self.pods.get(key, "")
@@ -165,9 +230,12 @@ class ClusterState:
             pod.uses_node
             and previous == pod.node
             and key not in self.reservations
+            and key not in self.holds
             and self.pod_requests[key] == pod.requests
         ):
             return  # a status update: same node, same requests
+        held_for = self.holds.get(key)
+        self._unhold(key)  # while the reservation or the pod record says where it is held
         held_on = ""
         reservation = self.reservations.pop(key, None)
         if reservation is not None:
@@ -178,44 +246,194 @@ class ClusterState:
             held_on = held_on or previous
 
         node = ""
+        where: GroupKey | None = None
         if pod.uses_node:
             node = pod.node
         elif pod.waits_in_pool:
-            if not held_on or held_on not in self.nodes:
-                held_on = self._find(pod.node_selector, pod.tolerations, pod.requests) or ""
-            node = held_on
+            where = (pod.node_selector, pod.tolerations)
+            node = self._hold_node(where, pod.requests, held_on)
         self.pods[key] = node
         if node:
             self.pod_requests[key] = pod.requests
             self._charge((node, pod.requests), +1)
+            if where is not None:
+                self._hold(key, node, where)
+            elif self._over(node):
+                self._settle(node)  # bound where podtier held others: they move
+        if pod.uses_node and key in self.mine:
+            self.mine.discard(key)
+            if held_for and held_on != node and self._crosses_shares(held_for, held_on, node):
+                self._shadow(key, held_on, pod.requests, now + PEER_LAG)
+                held_on = ""  # its room stays held
+        if held_on and held_on != node:
+            self._retry_overcommitted(held_on)
+
+    def _hold_node(self, where: GroupKey, requests: Resources, held_on: str) -> str:
+        """Where a waiting pod's hold goes: where it was, if that node is still in its group;
+        else a node with room; else the roomiest (overcommitted); "" for an empty group."""
+        group = self._group(*where)
+        if held_on and held_on in group.members:
+            return held_on
+        return self._find_in(group, requests) or self._roomiest(group, requests)
 
     # ------------------------------------------------------------------ reservations
 
-    def reserve(self, node: str, requests: Mapping[str, int], key: str, expires: float) -> None:
+    def reserve(
+        self,
+        node: str,
+        requests: Mapping[str, int],
+        key: str,
+        expires: float,
+        where: GroupKey | None = None,
+    ) -> None:
         """Hold `requests` on `node` for pod `key` until it is seen or `expires` passes.
-        A pod the watch already shows is counted already and gets no reservation."""
+        A pod the watch already shows is counted already and gets no reservation. `where`,
+        the (selector, tolerations) the node was found for, lets the hold move (see above)."""
         if key in self.pods:
             return
         self._drop_reservation(key)
         held = dict(requests)
         self.reservations[key] = Reservation(node, held, expires)
+        self.mine.add(key)
         self._charge((node, held), +1)
+        if where is not None:
+            self._hold(key, node, where)
 
     def expire(self, now: float) -> int:
-        """Release reservations whose TTL has passed; returns how many."""
+        """Release reservations and shadows whose time has passed; returns how many
+        reservations lapsed."""
         expired = []
         for key, reservation in self.reservations.items():
             if reservation.expires > now:
                 break  # insertion order is expiry order
             expired.append(key)
-        for key in expired:
-            self._drop_reservation(key)
+        freed = {self._drop_reservation(key) for key in expired}
+        self.mine.difference_update(expired)  # never seen: the pod was not created
+        for key in [k for k, shadow in self.shadows.items() if shadow.expires <= now]:
+            shadow = self.shadows.pop(key)
+            self._charge((shadow.node, shadow.requests), -1)
+            freed.add(shadow.node)
+        for node in freed:
+            self._retry_overcommitted(node)
         return len(expired)
 
-    def _drop_reservation(self, key: str) -> None:
-        reservation = self.reservations.pop(key, None)
+    def _crosses_shares(self, where: GroupKey, held_on: str, bound_to: str) -> bool:
+        """A pod held on a node of this replica's share, bound outside it (see "Replicas")."""
+        if self.share is None or self.share[1] < 2:
+            return False
+        shared = self._share_group(where).members
+        return held_on in shared and bound_to not in shared
+
+    def _shadow(self, key: str, node: str, requests: Resources, expires: float) -> None:
+        self.shadows[key] = Reservation(node, requests, expires)
+        self._charge((node, requests), +1)
+
+    def _drop_reservation(self, key: str) -> str:
+        """Release `key`'s reservation; the node it was on, or "" when there was none."""
+        if key not in self.reservations:
+            return ""
+        self._unhold(key)
+        reservation = self.reservations.pop(key)
+        self._charge((reservation.node, reservation.requests), -1)
+        return reservation.node
+
+    # ------------------------------------------------------------------ holds that move
+
+    def _hold(self, key: str, node: str, where: GroupKey) -> None:
+        self.holds[key] = where
+        self.holds_on.setdefault(node, {})[key] = None
+        if self._over(node):
+            self.overcommitted.setdefault(where, {})[key] = None
+
+    def _unhold(self, key: str) -> None:
+        where = self.holds.pop(key, None)
+        if where is None:
+            return
+        node = self._held_node(key)
+        keys = self.holds_on.get(node)
+        if keys is not None:
+            keys.pop(key, None)
+            if not keys:
+                del self.holds_on[node]
+        waiting = self.overcommitted.get(where)
+        if waiting is not None:
+            waiting.pop(key, None)
+            if not waiting:
+                del self.overcommitted[where]
+
+    def _held_node(self, key: str) -> str:
+        reservation = self.reservations.get(key)
+        return reservation.node if reservation is not None else self.pods.get(key, "")
+
+    def _move(self, key: str, to: str) -> None:
+        """Move hold `key` to node `to` (its charge with it)."""
+        where = self.holds[key]
+        self._unhold(key)
+        reservation = self.reservations.get(key)
         if reservation is not None:
-            self._charge((reservation.node, reservation.requests), -1)
+            requests = reservation.requests
+            self._charge((reservation.node, requests), -1)
+            reservation.node = to
+        else:
+            requests = self.pod_requests[key]
+            self._charge((self.pods[key], requests), -1)
+            self.pods[key] = to
+        self._charge((to, requests), +1)
+        self._hold(key, to, where)
+
+    def _requests_of(self, key: str) -> Resources:
+        reservation = self.reservations.get(key)
+        return reservation.requests if reservation is not None else self.pod_requests[key]
+
+    def _settle(self, node: str) -> None:
+        """`node` is over its allocatable: move holds off it (newest first) to nodes with room,
+        until it is not; a hold that fits nowhere stays, overcommitted."""
+        for key in reversed(list(self.holds_on.get(node, ()))):
+            if not self._over(node):
+                return
+            where = self.holds[key]
+            target = self._find_in(self._group(*where), self._requests_of(key))
+            if target is not None and target != node:
+                self._move(key, target)
+            else:
+                self.overcommitted.setdefault(where, {})[key] = None
+
+    def _evacuate(self, node: str) -> None:
+        """`node` left every pool (deleted, cordoned, NotReady): its holds go elsewhere."""
+        for key in list(self.holds_on.get(node, ())):
+            where = self.holds[key]
+            group = self._group(*where)
+            requests = self._requests_of(key)
+            target = self._find_in(group, requests) or self._roomiest(group, requests)
+            if target:
+                self._move(key, target)
+
+    def _retry_overcommitted(self, node: str) -> None:
+        """Capacity came back on `node`: waiting holds of groups that may use it move to a node
+        with room, oldest first; each group stops at its first hold that still fits nowhere."""
+        for where in list(self.overcommitted):
+            group = self._group(*where)
+            if node not in group.members:
+                continue
+            for key in list(self.overcommitted.get(where, ())):
+                held = self._held_node(key)
+                if not self._over(held):
+                    self.overcommitted.get(where, {}).pop(key, None)
+                    continue
+                target = self._find_in(group, self._requests_of(key))
+                if target is None or target == held:
+                    break
+                self._move(key, target)
+            if not self.overcommitted.get(where):
+                self.overcommitted.pop(where, None)
+
+    def _over(self, node: str) -> bool:
+        used = self.used.get(node)
+        if not used:
+            return False
+        record = self.nodes.get(node)
+        allocatable = record.allocatable if record is not None else {}
+        return any(value > allocatable.get(r, 0) for r, value in used.items() if value > 0)
 
     # ------------------------------------------------------------------ queries
 
@@ -239,27 +457,56 @@ class ClusterState:
         tolerations: Sequence[Mapping[str, Any]],
         requests: Mapping[str, int],
     ) -> str | None:
-        return self._find_in(self._asked_group(node_selector, tolerations), requests)
+        return self.find(*self.asked_key(node_selector, tolerations), requests)
 
-    def _asked_group(
+    def asked_key(
         self, node_selector: Mapping[str, str], tolerations: Sequence[Mapping[str, Any]]
-    ) -> NodeGroup:
+    ) -> GroupKey:
+        """`group_key`, remembered by the JSON of what was asked: the core asks the same few
+        (a pod template's own tolerations plus its pool's) request after request, and parsing
+        and sorting them cost more than the search."""
         try:
             asked = orjson.dumps((node_selector, tolerations))
         except TypeError:  # not plain JSON values: canonicalise every time
-            return self._group(_selector(node_selector), parse_tolerations(list(tolerations)))
-        group = self._asked.get(asked)
-        if group is None:
+            return group_key(node_selector, tolerations)
+        key = self._asked.get(asked)
+        if key is None:
             if len(self._asked) >= _ASKED_LIMIT:
                 self._asked.clear()
-            group = self._group(_selector(node_selector), parse_tolerations(list(tolerations)))
-            self._asked[asked] = group
-        return group
+            key = self._asked[asked] = group_key(node_selector, tolerations)
+        return key
 
-    def _find(
+    def find(
         self, selector: Selector, tolerations: tuple[Toleration, ...], requests: Mapping[str, int]
     ) -> str | None:
+        """`find_node` for a group key already made (see `group_key`)."""
         return self._find_in(self._group(selector, tolerations), requests)
+
+    def find_in_share(
+        self, selector: Selector, tolerations: tuple[Toleration, ...], requests: Mapping[str, int]
+    ) -> str | None:
+        """`find`, among this replica's share of the group's nodes only (for new placements)."""
+        if self.share is None:
+            return self.find(selector, tolerations, requests)
+        return self._find_in(self._share_group((selector, tolerations)), requests)
+
+    def _share_group(self, key: GroupKey) -> NodeGroup:
+        """This replica's share of a group: its nodes sorted by name, every `count`-th from
+        `index` (built on first use, dropped when the group's members change)."""
+        shared = self._shares.get(key)
+        if shared is None:
+            index, count = self.share or (0, 1)
+            shared = NodeGroup(*key)
+            for name in sorted(self._group(*key).members)[index::count]:
+                shared.members[name] = None
+            self._shares[key] = shared
+        return shared
+
+    def set_share(self, share: tuple[int, int] | None) -> None:
+        """Promise only from every `count`-th node of each group, from `index` (None: all)."""
+        if share != self.share:
+            self.share = share
+            self._shares.clear()
 
     def _find_in(self, group: NodeGroup, requests: Mapping[str, int]) -> str | None:
         if not group.members:
@@ -280,11 +527,24 @@ class ClusterState:
                 return node
         return None
 
+    def _roomiest(self, group: NodeGroup, requests: Mapping[str, int]) -> str:
+        """The node of `group` with the most free of the resource the pod is shortest of (where
+        a pod that fits nowhere is held); "" for an empty group."""
+        best = ""
+        shortest = None
+        for resource, value in requests.items():
+            if value <= 0:
+                continue
+            top = self._largest_free(group, resource)
+            if top is not None and (shortest is None or top[0] - value < shortest):
+                shortest, best = top[0] - value, top[1]
+        return best or next(iter(group.members), "")
+
     def eligible_nodes(
         self, node_selector: Mapping[str, str], tolerations: Sequence[Mapping[str, Any]]
     ) -> list[str]:
         """The nodes a pod with this selector and these tolerations may use (for explanations)."""
-        return list(self._asked_group(node_selector, tolerations).members)
+        return list(self._group(*self.asked_key(node_selector, tolerations)).members)
 
     # ------------------------------------------------------------------ index upkeep
 
@@ -343,12 +603,18 @@ class ClusterState:
 
     def _refresh_groups(self, name: str) -> None:
         node = self.nodes.get(name)
-        for group in self._groups.values():
+        for key, group in self._groups.items():
+            was_member = name in group.members
             if node is not None and group.admits(node):
                 group.members[name] = None
                 group.freed.add(name)
             else:
                 group.members.pop(name, None)
+            if was_member != (name in group.members):
+                self._shares.pop(key, None)  # the split of the group's nodes changes
+        for shared in self._shares.values():
+            if name in shared.members:
+                shared.freed.add(name)
 
     def _charge(self, charge: Charge, sign: int) -> None:
         node, requests = charge
@@ -361,10 +627,7 @@ class ClusterState:
             return  # less free: the heaps' entries for the node become over-estimates
         if not any(used.values()):
             del self.used[node]
-        for group in self._groups.values():
-            if node in group.members:
-                group.freed.add(node)
-
-
-def _selector(node_selector: Mapping[str, str]) -> Selector:
-    return tuple(sorted((str(k), str(v)) for k, v in node_selector.items()))
+        for groups in (self._groups, self._shares):
+            for group in groups.values():
+                if node in group.members:
+                    group.freed.add(node)

@@ -22,7 +22,7 @@ from typing import Any
 
 from podtier.webhook.core.capacity import CapacityView, HeadroomStatus
 from podtier.webhook.headroom.records import RecordError, object_name, pod_key
-from podtier.webhook.headroom.state import NAMESPACE, NODE, POD, ClusterState
+from podtier.webhook.headroom.state import NAMESPACE, NODE, POD, ClusterState, GroupKey
 from podtier.webhook.observability.metrics import (
     HEADROOM_LAST_SYNC,
     HEADROOM_RESOURCES,
@@ -81,6 +81,23 @@ class ClusterHeadroom:
         self.skip_errors: list[str] = []  # the first few of them
         self._pod_listeners: list[PodListener] = []
         self._current = HeadroomStatus(True, f"headroom from {source}")
+        # Peers (`peers.py`): why this replica may not promise capacity now ("" when it may),
+        # and whether it ever agreed with them on a share of the nodes (readiness waits once).
+        self._peers_problem = ""
+        self._peers_agreed = True
+
+    def use_peers(self) -> None:
+        """Share the nodes with peer replicas: promise nothing until `set_peers` says so."""
+        with self.lock:
+            self._peers_problem = "this replica has not yet met its peers"
+            self._peers_agreed = False
+
+    def set_peers(self, share: tuple[int, int] | None, problem: str) -> None:
+        """This replica's share of each pool's nodes, and why it may not promise ("" if it may)."""
+        with self.lock:
+            self.state.set_share(share)
+            self._peers_problem = problem
+            self._peers_agreed = self._peers_agreed or not problem
 
     @property
     def lean_pods(self) -> bool:
@@ -97,7 +114,7 @@ class ClusterHeadroom:
     # ------------------------------------------------------------------ Headroom protocol
 
     def ready(self) -> bool:
-        return self._synced.is_set()
+        return self._synced.is_set() and self._peers_agreed
 
     def wait_ready(self, timeout: float | None = None) -> bool:
         """Block until the first sync is done (e.g. `explain --cluster auto`); False on timeout."""
@@ -122,6 +139,8 @@ class ClusterHeadroom:
             )
         if self.static:
             return self._current
+        if self._peers_problem:
+            return HeadroomStatus(False, f"headroom is not promised: {self._peers_problem}")
         for kind, feed in self._feeds.items():
             age = 0.0 if feed.connected else now - feed.last_contact
             if age > self.stale_after:
@@ -199,7 +218,7 @@ class ClusterHeadroom:
 
     def _apply(self, kind: str, event_type: str, raw: Mapping[str, Any]) -> None:
         try:
-            self.state.apply(kind, event_type, raw)
+            self.state.apply(kind, event_type, raw, self.clock())
         except RecordError as err:
             self.skipped += 1
             if len(self.skip_errors) < 5:
@@ -272,7 +291,7 @@ class _Transaction:
         headroom.lock.acquire()
         try:
             state = headroom.state
-            if state.reservations:
+            if state.reservations or state.shadows:
                 state.expire(now)
             return _View(headroom, headroom._status(now), now)
         except BaseException:
@@ -286,23 +305,33 @@ class _Transaction:
 class _View:
     """One transaction's view; valid only inside `ClusterHeadroom.transaction`."""
 
-    __slots__ = ("_headroom", "_now", "status")
+    __slots__ = ("_headroom", "_now", "status", "_found")
 
     def __init__(self, headroom: ClusterHeadroom, status: HeadroomStatus, now: float) -> None:
         self._headroom = headroom
         self._now = now
         self.status = status
+        self._found: dict[str, GroupKey] = {}  # node -> the query it was found for
 
     def find_node(
         self,
         node_selector: Mapping[str, str],
         tolerations: Sequence[Mapping[str, Any]],
         requests: Mapping[str, int],
+        anywhere: bool = False,
     ) -> str | None:
         if not self.status.known:
             return None
-        return self._headroom.state.find_node(node_selector, tolerations, requests)
+        state = self._headroom.state
+        where = state.asked_key(node_selector, tolerations)
+        node = state.find(*where, requests) if anywhere else state.find_in_share(*where, requests)
+        if node is not None:
+            self._found[node] = where
+        return node
 
     def reserve(self, node: str, requests: Mapping[str, int], key: str) -> None:
+        """Hold the node found in this transaction; the hold may move within the group it was
+        found for, when the scheduler binds another pod of that group elsewhere."""
         headroom = self._headroom
-        headroom.state.reserve(node, requests, key, self._now + headroom.reservation_ttl)
+        expires = self._now + headroom.reservation_ttl
+        headroom.state.reserve(node, requests, key, expires, self._found.get(node))

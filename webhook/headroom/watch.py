@@ -96,7 +96,7 @@ class ClusterWatcher:
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
         for response in list(self._responses.values()):
-            _interrupt(response)
+            interrupt(response)
         for thread in self._threads:
             thread.join(timeout)
         self._threads.clear()
@@ -124,7 +124,7 @@ class ClusterWatcher:
             except Exception as err:  # noqa: BLE001 - every failure is retried, after a wait
                 if self._stop.is_set():
                     return
-                reason = _describe(err)
+                reason = describe_failure(err)
                 self.headroom.disconnected(kind, reason)
                 if isinstance(err, ReadTimeoutError) or "Read timed out" in str(err):
                     # a silent stream: resume at once from the last resourceVersion
@@ -187,7 +187,7 @@ class ClusterWatcher:
         headroom.connected(kind)
         lean = headroom.lean_pods
         try:
-            for line in _lines(response):
+            for line in watch_lines(response):
                 event = decode_event(kind, line, lean)
                 event_type = event.get("type")
                 obj = event.get("object") or {}
@@ -208,7 +208,7 @@ class ClusterWatcher:
             response.release_conn()
 
 
-def _lines(response: Any) -> Iterator[bytes]:
+def watch_lines(response: Any) -> Iterator[bytes]:
     buffer = b""
     for chunk in response.stream(65536, decode_content=True):
         buffer += chunk
@@ -221,7 +221,7 @@ def _lines(response: Any) -> Iterator[bytes]:
         yield buffer
 
 
-def _interrupt(response: Any) -> None:
+def interrupt(response: Any) -> None:
     try:
         shutdown = getattr(response, "shutdown", None)
         if shutdown is not None:
@@ -231,7 +231,7 @@ def _interrupt(response: Any) -> None:
         pass
 
 
-def _describe(err: Exception) -> str:
+def describe_failure(err: Exception) -> str:
     if isinstance(err, client.ApiException):
         return f"API server answered {err.status} {err.reason}"
     text = str(err) or type(err).__name__

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from podtier.webhook.core import admission, review
 from podtier.webhook.core.capacity import Headroom
 from podtier.webhook.core.memo import AdmissionMemo
+from podtier.webhook.core.profile import ProfilesSource
 from podtier.webhook.http.protocol import LOOP_KEY
 from podtier.webhook.observability import logs, metrics
 from podtier.webhook.policy import Policy
@@ -47,6 +48,7 @@ class AppState:
 
     policy: Policy
     headroom: Headroom
+    profiles: ProfilesSource | None = None  # learned task profiles; None: learning off
     clock: Callable[[], float] = time.monotonic
     tls_ready: Callable[[], bool] = lambda: True
     shutting_down: bool = False
@@ -184,11 +186,15 @@ def _mutate(
     memo = state.memo
     if memo is None or memo.policy is not policy:
         memo = state.memo = AdmissionMemo(policy)
-    with state.headroom.transaction(state.clock()) as view:
-        answer = memo.mutate(request, view, labels)
+    now = state.clock()
+    profiles = state.profiles.view(now) if state.profiles is not None else None
+    with state.headroom.transaction(now) as view:
+        answer = memo.mutate(request, view, labels, profiles)
         decision = answer.decision
         if decision is not None and decision.node and answer.pod and not request.get("dryRun"):
             view.reserve(decision.node, decision.requests, answer.pod.key)
+    if decision is not None and decision.escalation is not None and not request.get("dryRun"):
+        metrics.OOM_ESCALATIONS.labels(decision.tier.name).inc()
     return answer
 
 

@@ -17,6 +17,7 @@ from podtier.certs.generate import make_ca, make_serving_cert, write_pair
 from podtier.certs.reload import Reloader
 from podtier.certs.tls import server_context
 from podtier.webhook.core.capacity import StartableHeadroom
+from podtier.webhook.core.profile import ProfilesSource
 from podtier.webhook.http.app import AppState
 from podtier.webhook.http.sample import sample_review
 from podtier.webhook.http.server import Listen, run
@@ -35,6 +36,7 @@ class ServeSetup:
     background: list[Callable[[AppState], Callable[[], Awaitable[None]]]] = field(
         default_factory=list
     )
+    profiles: ProfilesSource | None = None  # learned task profiles (--learning)
 
 
 def make_dev_certs() -> Path:
@@ -65,7 +67,12 @@ def run_server(setup: ServeSetup, on_started: Callable[[], None] | None = None) 
     # Keep the live context on the newest valid pair in cert_dir (kubelet Secret updates too).
     reloader = Reloader(ctx, setup.cert_dir)
     reloader.reload()
-    state = AppState(policy=setup.policy, headroom=setup.headroom, tls_ready=reloader.ready)
+    state = AppState(
+        policy=setup.policy,
+        headroom=setup.headroom,
+        profiles=setup.profiles,
+        tls_ready=reloader.ready,
+    )
     jobs = [make(state) for make in setup.background] + [reloader.watch]
     log.info(
         "serving",

@@ -74,7 +74,7 @@ def airflow_facts(raw: Mapping[str, Any], policy: Policy) -> PodFacts | None:
         or pool_by_selector(spec.get("nodeSelector"), policy),
         bound=bound,
         created=parse_time(meta.get("creationTimestamp")),
-        scheduled=_scheduled_at(status) if bound else None,
+        scheduled=scheduled_at(status) if bound else None,
         finished=finished_at(status) if phase in FINISHED_PHASES else None,
         dag_id=str(annotations.get("dag_id") or labels.get("dag_id") or ""),
         task_id=str(annotations.get("task_id") or labels.get("task_id") or ""),
@@ -109,7 +109,7 @@ def finished_at(status: Mapping[str, Any]) -> float | None:
     return latest
 
 
-def _scheduled_at(status: Mapping[str, Any]) -> float | None:
+def scheduled_at(status: Mapping[str, Any]) -> float | None:
     for condition in status.get("conditions") or ():
         if (
             isinstance(condition, dict)

@@ -5,19 +5,23 @@ The API is discovered (`GET /apis`, as kubectl does); while it is absent, or ans
 absent, not zero. Discovery is retried every `rediscover_every` polls. When it exists, one
 list of PodMetrics per poll (raw JSON, orjson) is matched against the census's Running
 Airflow pods: only pods with both a usage sample and requests count, on both sides.
+
+Other users of the same samples (learning's per-pod peaks) subscribe as a `UsageSink`: each
+poll's PodMetrics items are handed to them, and they hear when the API is not there.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from kubernetes import client
 
 from podtier.webhook.core.quantity import QuantityError, to_milli
 from podtier.webhook.insight.census import PodCensus, PoolUsage
+from podtier.webhook.insight.listing import ListError, list_pages
 
 log = logging.getLogger("podtier.insight")
 
@@ -52,19 +56,42 @@ def pod_usage(items: list[Mapping[str, Any]]) -> dict[str, tuple[int, int]]:
     return usage
 
 
+def metrics_version(apis: Any) -> str | None:
+    """The served version of metrics.k8s.io (asked of `client.ApisApi`), or None when the
+    cluster has no such API."""
+    response = apis.get_api_versions(_preload_content=False)
+    groups = orjson.loads(response.data)
+    response.release_conn()
+    for group in groups.get("groups") or ():
+        if group.get("name") == GROUP:
+            preferred = (group.get("preferredVersion") or {}).get("version")
+            versions = [v.get("version") for v in group.get("versions") or ()]
+            return str(preferred or (versions[0] if versions else "")) or None
+    return None
+
+
+class UsageSink(Protocol):
+    def observe(self, items: list[Mapping[str, Any]]) -> None:
+        """One poll's PodMetrics items (called from the poller's thread)."""
+        ...
+
+    def unavailable(self, why: str) -> None:
+        """The metrics API is absent or down: no samples this poll."""
+        ...
+
+
 class UtilizationPoller:
     def __init__(
         self,
         api_client: client.ApiClient,
         census: PodCensus,
         *,
-        page_size: int = 500,
         rediscover_every: int = 10,
     ) -> None:
+        self.sinks: list[UsageSink] = []
         self.apis: Any = client.ApisApi(api_client)  # raw JSON, no models
         self.custom: Any = client.CustomObjectsApi(api_client)
         self.census = census
-        self.page_size = page_size
         self.rediscover_every = rediscover_every
         self.version: str | None = None
         self._readings: Ratios | None = None
@@ -75,16 +102,7 @@ class UtilizationPoller:
         return self._readings
 
     def discover(self) -> str | None:
-        """The served version of metrics.k8s.io, or None when the cluster has no such API."""
-        response = self.apis.get_api_versions(_preload_content=False)
-        groups = orjson.loads(response.data)
-        response.release_conn()
-        for group in groups.get("groups") or ():
-            if group.get("name") == GROUP:
-                preferred = (group.get("preferredVersion") or {}).get("version")
-                versions = [v.get("version") for v in group.get("versions") or ()]
-                return str(preferred or (versions[0] if versions else "")) or None
-        return None
+        return metrics_version(self.apis)
 
     def poll_once(self) -> None:
         if self.version is None and self._polls % self.rediscover_every == 0:
@@ -94,29 +112,28 @@ class UtilizationPoller:
         self._polls += 1
         if self.version is None:
             self._readings = None
+            self._tell_unavailable(f"the API server serves no {GROUP} API")
             return
         try:
-            usage = pod_usage(self._list())
-        except client.ApiException as err:
+            items = self._list()
+        except ListError as err:
             if err.status in (404, 503):
                 log.info("metrics.k8s.io answered %s: pool utilization off", err.status)
                 self.version = None
                 self._readings = None
+                self._tell_unavailable(f"{GROUP} answered {err.status}")
                 return
+            self._tell_unavailable(str(err))
             raise
-        self._readings = ratios(self.census.usage_by_pool(usage))
+        for sink in self.sinks:
+            sink.observe(items)
+        self._readings = ratios(self.census.usage_by_pool(pod_usage(items)))
+
+    def _tell_unavailable(self, why: str) -> None:
+        for sink in self.sinks:
+            sink.unavailable(why)
 
     def _list(self) -> list[Mapping[str, Any]]:
-        items: list[Mapping[str, Any]] = []
-        token = None
-        while True:
-            kwargs: dict[str, Any] = {"limit": self.page_size, "_preload_content": False}
-            if token:
-                kwargs["_continue"] = token
-            response = self.custom.list_cluster_custom_object(GROUP, self.version, "pods", **kwargs)
-            page = orjson.loads(response.data)
-            response.release_conn()
-            items += page.get("items") or []
-            token = (page.get("metadata") or {}).get("continue")
-            if not token:
-                return items
+        call = self.custom.list_cluster_custom_object
+        pages = list_pages(call, GROUP, self.version, "pods", what="PodMetrics")
+        return [item for page in pages for item in page]

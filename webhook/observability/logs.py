@@ -304,6 +304,9 @@ def decision_fields(uid: str, webhook: str, answer: Answer) -> dict[str, Any]:
                 "node": decision.node or "",
                 "reason": decision.reason,
             }
+    if decision is not None and decision.escalation is not None:  # learning: OOM kill
+        fields["oom_killed_at_bytes"] = decision.escalation.killed_at
+        fields["memory_raised_to_bytes"] = decision.escalation.memory
     if answer.violations:
         fields["violations"] = [v.message for v in answer.violations]
     return fields

@@ -82,6 +82,19 @@ CLEANUP_DELETED = Counter(
     ["phase"],
 )
 
+# Learning (webhook.learning): no dag_id or task_id labels, so the series stay few.
+OOM_ESCALATIONS = Counter(
+    "podtier_oom_escalations",
+    "Pods given more memory because their task instance's previous pod was OOMKilled, by the "
+    "tier they were given.",
+    ["tier"],
+)
+PROFILES = Gauge(
+    "podtier_profiles",
+    "TaskProfile objects this replica reads: valid ones, and ignored ones (unreadable, logged).",
+    ["state"],
+)
+
 
 # --- the admission path -------------------------------------------------------------------
 
@@ -118,13 +131,13 @@ class AdmissionCollector(Collector):
         requests, durations = self._families()
         for labels, count in list(self.requests.items()):
             requests.add_metric(labels, count)
-        for webhook, counts in list(self.durations.items()):
-            counts = list(counts)
+        for webhook, observed in list(self.durations.items()):
+            observed = list(observed)
             cumulative, buckets = 0.0, []
-            for bound, count in zip(self.bounds, counts, strict=False):
-                cumulative += count
-                buckets.append((floatToGoString(bound), cumulative))
-            durations.add_metric([webhook], buckets, sum_value=counts[-1])
+            for bound, in_bucket in zip(self.bounds, observed, strict=False):
+                cumulative += in_bucket
+                buckets.append((floatToGoString(bound), cumulative))  # type: ignore[no-untyped-call]
+            durations.add_metric([webhook], buckets, sum_value=observed[-1])
         yield requests
         yield durations
 

@@ -5,7 +5,10 @@ The package exports the model only, which the pure core reads; loading files is 
 """
 
 from podtier.webhook.policy.model import (
+    Cost,
     LabelSelector,
+    Learning,
+    LearningOverride,
     Policy,
     PolicyError,
     Pool,
@@ -17,7 +20,10 @@ from podtier.webhook.policy.model import (
 )
 
 __all__ = [
+    "Cost",
     "LabelSelector",
+    "Learning",
+    "LearningOverride",
     "Policy",
     "PolicyError",
     "Pool",

@@ -2,24 +2,28 @@
 `fields`), and check the references between tiers, pools and rules.
 
 Several files merge: tiers and pools are pooled, rules are concatenated in file order, and each
-setting (`airflowPods`, `tierKeys`, `defaultTier`, `mode`, `ceilings`) comes from exactly one
-file. Anything defined twice is an error that names both files.
+setting (`airflowPods`, `tierKeys`, `defaultTier`, `mode`, `ceilings`, `learning`) comes from
+exactly one file. Anything defined twice is an error that names both files.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from podtier.webhook.policy.fields import (
     as_count,
     as_list,
     as_map,
+    as_number,
+    as_price,
     as_quantities,
     as_string_map,
     as_strings,
     check_fields,
     expected,
+    optional_bool,
     optional_string,
     show,
     type_name,
@@ -27,8 +31,13 @@ from podtier.webhook.policy.fields import (
 )
 from podtier.webhook.policy.model import (
     OVERRIDE_MODES,
+    PLACEMENT_MODES,
+    RIGHT_SIZING_MODES,
     VALIDATION_MODES,
+    Cost,
     LabelSelector,
+    Learning,
+    LearningOverride,
     Policy,
     PolicyError,
     Pool,
@@ -40,12 +49,16 @@ from podtier.webhook.policy.model import (
 
 API_VERSION = "podtier.io/v1alpha1"
 KIND = "TierPolicy"
-SETTINGS = ("airflowPods", "tierKeys", "defaultTier", "mode", "ceilings")
+SETTINGS = ("airflowPods", "tierKeys", "defaultTier", "mode", "ceilings", "currency", "learning")
 SPEC_FIELDS = (*SETTINGS, "tiers", "pools", "rules")
-TIER_FIELDS = ("requests", "limits", "placement", "downgradeTo", "override")
-POOL_FIELDS = ("nodeSelector", "tolerations", "scaling")
+TIER_FIELDS = ("requests", "limits", "placement", "placementMode", "downgradeTo", "override")
+POOL_FIELDS = ("nodeSelector", "tolerations", "scaling", "cost")
+COST_FIELDS = ("cpuHour", "memoryGiBHour", "gpuHour")
 SCALING_FIELDS = ("podsPerNode", "minNodes", "maxNodes")
-RULE_FIELDS = ("name", "match", "tier", "pools", "override")
+RULE_FIELDS = ("name", "match", "tier", "pools", "override", "learning")
+OOM_FIELDS = ("enabled", "explicitResources")
+RULE_LEARNING_FIELDS = ("oomEscalation", "rightSizing", "minRuns", "margin")
+LEARNING_FIELDS = (*RULE_LEARNING_FIELDS, "halfLifeHours")
 MATCH_FIELDS = ("namespaces", "namespaceSelector", "labels", "annotations", "dagId", "taskId")
 SELECTOR_FIELDS = ("matchLabels", "matchExpressions")
 TOLERATION_FIELDS = ("key", "operator", "value", "effect", "tolerationSeconds")
@@ -110,6 +123,20 @@ def parse_policy_documents(documents: Sequence[tuple[str, Any]], digest: str) ->
         raise PolicyError(source, "spec.mode", expected(mode, VALIDATION_MODES))
     source, raw = settings.get("ceilings", (first, {}))
     ceilings = as_quantities(source, raw, "spec.ceilings")
+    source, currency = settings.get("currency", (first, None))
+    currency = optional_string(source, currency, "spec.currency") or ""
+    learning = Learning()
+    if "learning" in settings:
+        source, raw = settings["learning"]
+        learning = _learning(source, raw, "spec.learning", LEARNING_FIELDS).over(learning)
+        half_life = as_map(source, raw, "spec.learning").get("halfLifeHours")
+        if half_life is not None:
+            learning = replace(
+                learning,
+                half_life_hours=as_number(
+                    source, half_life, "spec.learning.halfLifeHours", above=0.0
+                ),
+            )
 
     for name, (source, tier) in tiers.items():
         for i, pool in enumerate(tier.placement):
@@ -142,6 +169,8 @@ def parse_policy_documents(documents: Sequence[tuple[str, Any]], digest: str) ->
         tiers={name: tier for name, (_, tier) in tiers.items()},
         pools={name: pool for name, (_, pool) in pools.items()},
         rules=tuple(rules),
+        currency=currency,
+        learning=learning,
     )
 
 
@@ -188,7 +217,10 @@ def _tier(source: str, name: str, raw: Any) -> Tier:
     override = raw.get("override", "missing")
     if override not in OVERRIDE_MODES:
         raise PolicyError(source, f"{path}.override", expected(override, OVERRIDE_MODES))
-    return Tier(name, requests, limits, placement, downgrade, override)
+    mode = raw.get("placementMode", "pin")
+    if mode not in PLACEMENT_MODES:
+        raise PolicyError(source, f"{path}.placementMode", expected(mode, PLACEMENT_MODES))
+    return Tier(name, requests, limits, placement, downgrade, override, mode)
 
 
 def _pool(source: str, name: str, raw: Any) -> Pool:
@@ -225,7 +257,21 @@ def _pool(source: str, name: str, raw: Any) -> Pool:
     scaling = None
     if raw.get("scaling") is not None:
         scaling = _scaling(source, raw["scaling"], f"{path}.scaling")
-    return Pool(name, selector, tuple(tolerations), scaling)
+    cost = None
+    if raw.get("cost") is not None:
+        cost = _cost(source, raw["cost"], f"{path}.cost")
+    return Pool(name, selector, tuple(tolerations), scaling, cost)
+
+
+def _cost(source: str, raw: Any, path: str) -> Cost:
+    raw = as_map(source, raw, path)
+    check_fields(source, raw, path, COST_FIELDS)
+    if not raw:
+        raise PolicyError(
+            source, path, f"is empty (expected at least one of {', '.join(COST_FIELDS)})"
+        )
+    cpu, memory, gpu = (as_price(source, raw.get(key, 0), f"{path}.{key}") for key in COST_FIELDS)
+    return Cost(cpu, memory, gpu)
 
 
 def _scaling(source: str, raw: Any, path: str) -> Scaling:
@@ -276,9 +322,41 @@ def _rule(source: str, index: int, raw: Any) -> Rule:
     override = raw.get("override")
     if override is not None and override not in OVERRIDE_MODES:
         raise PolicyError(source, f"{path}.override", expected(override, OVERRIDE_MODES))
-    if tier is None and pool_list is None and override is None:
-        raise PolicyError(source, path, "a rule must set at least one of tier, pools, override")
-    return Rule(name, source, path, rule_match, tier, pool_list, override)
+    learning = raw.get("learning")
+    learned = None
+    if learning is not None:
+        learned = _learning(source, learning, f"{path}.learning", RULE_LEARNING_FIELDS)
+    if tier is None and pool_list is None and override is None and learned is None:
+        raise PolicyError(
+            source, path, "a rule must set at least one of tier, pools, override, learning"
+        )
+    return Rule(name, source, path, rule_match, tier, pool_list, override, learned)
+
+
+def _learning(source: str, raw: Any, path: str, allowed: Sequence[str]) -> LearningOverride:
+    """`spec.learning` or a rule's `learning`: what it sets (`halfLifeHours` is read by the
+    caller, as only the policy-wide section may set it)."""
+    raw = as_map(source, raw, path)
+    check_fields(source, raw, path, allowed)
+    oom = raw.get("oomEscalation")
+    enabled = explicit = None
+    if oom is not None:
+        oom = as_map(source, oom, f"{path}.oomEscalation")
+        check_fields(source, oom, f"{path}.oomEscalation", OOM_FIELDS)
+        enabled = optional_bool(source, oom.get("enabled"), f"{path}.oomEscalation.enabled")
+        explicit = optional_bool(
+            source, oom.get("explicitResources"), f"{path}.oomEscalation.explicitResources"
+        )
+    mode = raw.get("rightSizing")
+    if mode is not None and mode not in RIGHT_SIZING_MODES:
+        raise PolicyError(source, f"{path}.rightSizing", expected(mode, RIGHT_SIZING_MODES))
+    min_runs = raw.get("minRuns")
+    if min_runs is not None:
+        min_runs = as_count(source, min_runs, f"{path}.minRuns", least=1)
+    margin = raw.get("margin")
+    if margin is not None:
+        margin = as_number(source, margin, f"{path}.margin", least=0.0, most=10.0)
+    return LearningOverride(enabled, explicit, mode, min_runs, margin)
 
 
 def _selector(source: str, raw: Any, path: str) -> LabelSelector:

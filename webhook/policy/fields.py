@@ -3,6 +3,7 @@ path, and returns the value as the expected type or raises `PolicyError` naming 
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -41,6 +42,55 @@ def as_count(source: str, raw: Any, path: str, least: int) -> int:
     if not isinstance(raw, int) or isinstance(raw, bool) or raw < least:
         raise PolicyError(source, path, f"{show(raw)} is not a whole number >= {least}")
     return raw
+
+
+def as_number(
+    source: str,
+    raw: Any,
+    path: str,
+    *,
+    least: float | None = None,
+    above: float | None = None,
+    most: float | None = None,
+) -> float:
+    """A number within bounds (`least` <= n, `above` < n, n <= `most`)."""
+    ok = isinstance(raw, int | float) and not isinstance(raw, bool) and math.isfinite(raw)
+    if ok and least is not None and raw < least:
+        ok = False
+    if ok and above is not None and raw <= above:
+        ok = False
+    if ok and most is not None and raw > most:
+        ok = False
+    if not ok:
+        bounds = []
+        if least is not None:
+            bounds.append(f">= {least:g}")
+        if above is not None:
+            bounds.append(f"> {above:g}")
+        if most is not None:
+            bounds.append(f"<= {most:g}")
+        raise PolicyError(source, path, f"{show(raw)} is not a number {' and '.join(bounds)}")
+    return float(raw)
+
+
+def optional_bool(source: str, raw: Any, path: str) -> bool | None:
+    if raw is not None and not isinstance(raw, bool):
+        raise PolicyError(source, path, f"{show(raw)} is not true or false")
+    return raw
+
+
+def as_price(source: str, raw: Any, path: str) -> float:
+    """A price per hour: a plain number, zero or more."""
+    if (
+        not isinstance(raw, int | float)
+        or isinstance(raw, bool)
+        or not math.isfinite(raw)
+        or raw < 0
+    ):
+        raise PolicyError(
+            source, path, f"{show(raw)} is not a price (expected a number >= 0, such as 0.045)"
+        )
+    return float(raw)
 
 
 def check_fields(source: str, raw: Mapping[str, Any], path: str, allowed: Sequence[str]) -> None:

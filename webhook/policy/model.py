@@ -5,15 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from podtier.webhook.core.pod import PodView
 from podtier.webhook.policy.airflow import identity_matches
 
 OverrideMode = Literal["missing", "always", "never"]
 ValidationMode = Literal["enforce", "audit"]
+RightSizing = Literal["off", "recommend", "apply"]
 OVERRIDE_MODES: tuple[OverrideMode, ...] = ("missing", "always", "never")
+# pin: the chosen pool's nodeSelector and tolerations (podtier's headroom decides);
+# prefer: node affinity over the allowed pools, in order (the scheduler decides).
+PlacementMode = Literal["pin", "prefer"]
+PLACEMENT_MODES: tuple[PlacementMode, ...] = ("pin", "prefer")
 VALIDATION_MODES: tuple[ValidationMode, ...] = ("enforce", "audit")
+RIGHT_SIZING_MODES: tuple[RightSizing, ...] = ("off", "recommend", "apply")
 
 
 class PolicyError(ValueError):
@@ -68,6 +74,7 @@ class Tier:
     placement: tuple[str, ...]
     downgrade_to: str | None = None
     override: OverrideMode = "missing"
+    placement_mode: PlacementMode = "pin"
 
     def request_milli(self) -> dict[str, int]:
         return {name: q.milli for name, q in self.requests.items()}
@@ -83,11 +90,22 @@ class Scaling:
 
 
 @dataclass(frozen=True)
+class Cost:
+    """What a pool's capacity costs per hour, in the policy's `currency` (`podtier report`):
+    a pod's price per hour is its requests times these."""
+
+    cpu_hour: float  # per cpu core
+    memory_gib_hour: float  # per GiB of memory
+    gpu_hour: float  # per GPU (any `*/gpu` resource)
+
+
+@dataclass(frozen=True)
 class Pool:
     name: str
     node_selector: Mapping[str, str]
     tolerations: tuple[Mapping[str, Any], ...]
     scaling: Scaling | None = None
+    cost: Cost | None = None
 
 
 @dataclass(frozen=True)
@@ -134,6 +152,50 @@ def namespace_labels(pod: PodView) -> Mapping[str, str]:
 
 
 @dataclass(frozen=True)
+class Learning:
+    """What podtier does with what it learned of each task (`spec.learning`, see
+    docs/learning.md). The defaults are the policy's when it says nothing."""
+
+    # Raise the memory of a task instance's next pod after its previous pod was OOMKilled.
+    oom_escalation: bool = True
+    # ... also when the pod asked for explicit resources (its base container set them).
+    escalate_explicit: bool = False
+    # off: nothing; recommend: the podtier.io/recommended-tier annotation; apply: also use it.
+    right_sizing: RightSizing = "recommend"
+    min_runs: int = 5  # finished runs before a task gets a recommendation
+    margin: float = 0.15  # headroom over the memory peak a recommended tier must cover
+    half_life_hours: float = 24.0  # how fast old runs fade from the profile's aggregates
+
+
+@dataclass(frozen=True)
+class LearningOverride:
+    """A rule's `learning:`: the settings it gives, None where the policy's apply."""
+
+    oom_escalation: bool | None = None
+    escalate_explicit: bool | None = None
+    right_sizing: RightSizing | None = None
+    min_runs: int | None = None
+    margin: float | None = None
+
+    def over(self, base: Learning) -> Learning:
+        return Learning(
+            oom_escalation=_either(self.oom_escalation, base.oom_escalation),
+            escalate_explicit=_either(self.escalate_explicit, base.escalate_explicit),
+            right_sizing=self.right_sizing if self.right_sizing is not None else base.right_sizing,
+            min_runs=_either(self.min_runs, base.min_runs),
+            margin=_either(self.margin, base.margin),
+            half_life_hours=base.half_life_hours,
+        )
+
+
+_T = TypeVar("_T")
+
+
+def _either(given: _T | None, default: _T) -> _T:
+    return default if given is None else given
+
+
+@dataclass(frozen=True)
 class Rule:
     name: str
     source: str
@@ -142,6 +204,7 @@ class Rule:
     tier: str | None
     pools: tuple[str, ...] | None
     override: OverrideMode | None
+    learning: LearningOverride | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +220,8 @@ class Policy:
     tiers: Mapping[str, Tier]  # in the policy's order, smallest first
     pools: Mapping[str, Pool]
     rules: tuple[Rule, ...]
+    learning: Learning = field(default_factory=Learning)
+    currency: str = ""  # the label of the pools' `cost`; "" when the policy names none
 
     @property
     def ident(self) -> str:
@@ -181,3 +246,9 @@ class Policy:
             if rule.match.matches(pod):
                 return rule
         return None
+
+    def learning_for(self, rule: Rule | None) -> Learning:
+        """The learning settings for a pod that `rule` (None: no rule) matched."""
+        if rule is None or rule.learning is None:
+            return self.learning
+        return rule.learning.over(self.learning)

@@ -7,6 +7,7 @@
 {{- if .Values.headroom.enabled }}
 - --cluster=auto
 - --stale-after={{ .Values.headroom.staleAfterSeconds }}
+- --peers={{ include "podtier.fullname" . }}
 {{- if .Values.headroom.namespaceLabels }}
 - --namespace-labels
 {{- end }}
@@ -27,6 +28,12 @@
 {{- end }}
 {{- if .Values.cleanup.enabled }}
 - --cleanup-after={{ .Values.cleanup.after }}
+{{- end }}
+{{- if include "podtier.learning" . }}
+- --learning
+{{- with .Values.learning.prometheusURL }}
+- --usage-prometheus={{ . }}
+{{- end }}
 {{- end }}
 {{- with .Values.extraArgs }}
 {{ toYaml . }}

@@ -9,3 +9,13 @@
 {{- define "podtier.needsApiAccess" -}}
 {{- ternary "true" "false" (or .Values.headroom.enabled .Values.cleanup.enabled (eq .Values.certs.mode "self")) -}}
 {{- end -}}
+
+{{/* Learning runs: asked for, and the cluster watch it rides is on. */}}
+{{- define "podtier.learning" -}}
+{{- ternary "true" "" (and .Values.learning.enabled .Values.headroom.enabled) -}}
+{{- end -}}
+
+{{/* One replica at a time does a job (cleanup, learning): it needs the leader Lease. */}}
+{{- define "podtier.needsLeader" -}}
+{{- ternary "true" "" (or .Values.cleanup.enabled (eq (include "podtier.learning" .) "true")) -}}
+{{- end -}}

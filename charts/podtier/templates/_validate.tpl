@@ -22,6 +22,9 @@ these are the checks that need more than one value at a time.
 {{- if and (eq $mode "cert-manager") $v.certs.certManager.issuerRef (not $v.certs.certManager.issuerRef.name) -}}
   {{- fail "certs.certManager.issuerRef needs a name (and kind Issuer or ClusterIssuer), or leave it {} for a CA the chart makes for podtier" -}}
 {{- end -}}
+{{- if and $v.learning.prometheusURL (not (include "podtier.learning" .)) -}}
+  {{- fail "learning.prometheusURL is set but learning is off: it needs learning.enabled=true and headroom.enabled=true" -}}
+{{- end -}}
 {{- if and $v.cleanup.enabled (not $v.headroom.enabled) -}}
   {{- fail "cleanup.enabled=true needs headroom.enabled=true: cleanup finds finished pods through the same cluster watch" -}}
 {{- end -}}

@@ -18,9 +18,9 @@ from prometheus_client import REGISTRY
 from podtier.policies import DEFAULT_POLICY
 from podtier.webhook.cleanup.bucket import TokenBucket
 from podtier.webhook.cleanup.cleaner import Cleaner, CleanupSettings, PodDeleter
-from podtier.webhook.cleanup.lease import LeaderLease
 from podtier.webhook.insight.facts import PodFacts
 from podtier.webhook.insight.job import Insight
+from podtier.webhook.lease import LeaderLease
 from podtier.webhook.policy.load import load_policy
 from tests.conftest import FakeClock
 from tests.kubeapi import KubeAPI

@@ -59,7 +59,7 @@ class FakeCapacity:
         self.asked: list[tuple[dict[str, str], list[Mapping[str, Any]], dict[str, int]]] = []
         self.reserved: list[tuple[str, dict[str, int], str]] = []
 
-    def find_node(self, node_selector, tolerations, requests):
+    def find_node(self, node_selector, tolerations, requests, anywhere=False):
         self.asked.append((dict(node_selector), list(tolerations), dict(requests)))
         return self.nodes.get(node_selector.get("node-type", ""))
 

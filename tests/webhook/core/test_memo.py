@@ -246,3 +246,51 @@ def test_damaged_fixtures_get_the_direct_answer_from_a_memo_that_saw_the_intact_
     assert_same(
         memo.mutate(request, fake(capacity)), admission.mutate(request, POLICY, fake(capacity))
     )
+
+
+# --- with learned profiles ---------------------------------------------------------------
+
+
+def _learning_cases():  # type: ignore[no-untyped-def]
+    from tests.webhook.core.test_learned import ESCALATIONS
+
+    return [pytest.param(*case.values[:3], id=case.id) for case in ESCALATIONS]
+
+
+@pytest.mark.parametrize(("pod", "view", "policy"), _learning_cases())
+def test_with_profiles_every_try_and_run_gets_the_direct_answer(pod, view, policy) -> None:  # type: ignore[no-untyped-def]
+    memo = AdmissionMemo(policy)
+    notes = pod["metadata"]["annotations"]
+    tries = [
+        {},
+        {"try_number": "1"},
+        {"try_number": "3"},
+        {"run_id": "scheduled__2026-11-27T05:00:00+00:00"},
+        {"map_index": "4"},
+        {},
+    ]
+    for n, change in enumerate(tries):
+        this = copy.deepcopy(pod)
+        this["metadata"]["annotations"] = {**notes, **change}
+        this["metadata"]["name"] = f"try-{n}"
+        request = request_of(review_of(this, uid=f"u-{n}"))
+        for capacity in ("unknown", "worker-fits"):
+            assert_same(
+                memo.mutate(request, fake(capacity), None, view),
+                admission.mutate(request, policy, fake(capacity), None, view),
+            )
+    assert memo.hits > 0, "the memo never answered"
+
+
+def test_a_new_profile_object_is_asked_not_remembered() -> None:
+    from tests.webhook.core.test_learned import GI, profiles, retry, run
+
+    memo = AdmissionMemo(POLICY)
+    request = request_of(review_of(retry(2)))
+    calm = profiles(run(1, oom=False))
+    killed = profiles(run(1, limit=4 * GI))
+    first = memo.mutate(request, fake("unknown"), None, calm)
+    assert first.decision is not None and first.decision.escalation is None
+    second = memo.mutate(request, fake("unknown"), None, killed)
+    assert second.decision is not None and second.decision.escalation is not None
+    assert_same(second, admission.mutate(request, POLICY, fake("unknown"), None, killed))

@@ -69,6 +69,26 @@ def container(name, cpu=None, memory=None, **extra):
             id="gpu-counts-like-cpu",
         ),
         pytest.param({"containers": [{"name": "base"}]}, {"pods": 1000}, id="no-requests"),
+        pytest.param(
+            {"containers": [container("base", "1m", "128m")]},
+            {"cpu": 1, "memory": 1000, "pods": 1000},
+            id="memory-in-milli-units-counts-as-a-whole-byte",
+        ),
+        pytest.param(
+            {"containers": [container("base", memory="300m"), container("log", memory="300m")]},
+            {"memory": 1000, "pods": 1000},
+            id="fractions-of-a-byte-are-summed-before-rounding-up",
+        ),
+        pytest.param(
+            {"containers": [container("base", memory="1Gi")], "overhead": {"memory": "500m"}},
+            {"memory": GI + 1000, "pods": 1000},
+            id="overhead-joins-the-sum-before-rounding-up",
+        ),
+        pytest.param(
+            {"containers": [container("base", "1500u")]},
+            {"cpu": 2, "pods": 1000},
+            id="cpu-rounds-up-to-a-millicore",
+        ),
     ],
 )
 def test_effective_requests_match_the_scheduler(spec, expected):

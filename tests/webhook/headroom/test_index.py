@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from podtier.webhook.headroom.records import node_record
-from podtier.webhook.headroom.state import ClusterState
+from podtier.webhook.headroom.state import ClusterState, group_key
 from podtier.webhook.headroom.taints import parse_tolerations, tolerates_all
 from tests.webhook.headroom.builders import POOLS, node, pod, requests
 
@@ -44,10 +44,14 @@ pending_event = st.builds(
 delete_pod = st.builds(lambda name: ("delete-pod", name), st.sampled_from(PODS))
 delete_node = st.builds(lambda name: ("delete-node", name), st.sampled_from(NODES))
 reserve = st.builds(
-    lambda name, where, cpu: ("reserve", name, where, cpu),
+    lambda name, where, cpu, pool: ("reserve", name, where, cpu, pool),
     st.sampled_from(PODS),
     st.sampled_from(NODES),
     st.sampled_from(CPUS),
+    st.sampled_from([None, "worker", "compute"]),  # the group the hold may move in, if any
+)
+share = st.builds(
+    lambda share: ("share", share), st.sampled_from([None, (0, 1), (0, 2), (1, 2), (2, 3)])
 )
 expire = st.just(("expire",))
 query = st.builds(
@@ -58,7 +62,15 @@ query = st.builds(
 
 operations = st.lists(
     st.one_of(
-        node_event, pod_event, pending_event, delete_pod, delete_node, reserve, expire, query
+        node_event,
+        pod_event,
+        pending_event,
+        delete_pod,
+        delete_node,
+        reserve,
+        expire,
+        query,
+        share,
     ),
     max_size=60,
 )
@@ -93,7 +105,10 @@ def test_find_node_agrees_with_a_full_scan(ops: list[tuple[Any, ...]]) -> None:
         elif op[0] == "delete-node":
             state.apply("Node", "DELETED", {"metadata": {"name": op[1]}})
         elif op[0] == "reserve":
-            state.reserve(op[2], requests(cpu=op[3]), f"airflow/{op[1]}", clock + 5)
+            where = group_key(*POOLS[op[4]]) if op[4] else None
+            state.reserve(op[2], requests(cpu=op[3]), f"airflow/{op[1]}", clock + 5, where)
+        elif op[0] == "share":
+            state.set_share(op[1])
         elif op[0] == "expire":
             state.expire(clock)
         else:
@@ -109,7 +124,7 @@ def test_find_node_agrees_with_a_full_scan(ops: list[tuple[Any, ...]]) -> None:
             for r, v in state.pod_requests[key].items():
                 expected.setdefault(where, {}).setdefault(r, 0)
                 expected[where][r] += v
-    for reservation in state.reservations.values():
+    for reservation in [*state.reservations.values(), *state.shadows.values()]:
         for r, v in reservation.requests.items():
             expected.setdefault(reservation.node, {}).setdefault(r, 0)
             expected[reservation.node][r] += v
@@ -119,6 +134,13 @@ def test_find_node_agrees_with_a_full_scan(ops: list[tuple[Any, ...]]) -> None:
         for n, used in expected.items()
         if any(used.values())
     }
+
+    # the index of holds that may move agrees with where each is held
+    indexed = {(node, key) for node, keys in state.holds_on.items() for key in keys}
+    held = {(state._held_node(key), key) for key in state.holds}  # noqa: SLF001
+    assert indexed == held
+    waiting = {key for keys in state.overcommitted.values() for key in keys}
+    assert waiting <= set(state.holds)
 
 
 def test_records_keep_only_blocking_taints() -> None:

@@ -142,7 +142,10 @@ def test_lost_api_server_falls_back_then_recovers_to_a_correct_picture(cert_dir,
             api.up()
             wait_for(lambda: srv.client.get("/readyz").status_code == 200)
             pool, reason = pool_of(srv.post("/mutate", heavy_review(1, dry_run=True)))
-            assert (pool, reason.split("; ")[1]) == ("compute", "pool compute: node c-1 has room")
+            assert (pool, reason.split("; ")[1]) == (
+                "compute",
+                "pool compute (pinned): node c-1 has room",
+            )
 
             api.down()
             # While the API server is gone, compute fills up; podtier cannot know yet.

@@ -27,6 +27,8 @@ DECLARED = [
     ("podtier_reservations", "gauge"),
     ("podtier_policy_reloads_total", "counter"),
     ("podtier_cert_expiry_timestamp_seconds", "gauge"),
+    ("podtier_oom_escalations_total", "counter"),  # {tier}: no dag_id or task_id labels
+    ("podtier_profiles", "gauge"),  # {state}
 ]
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from podtier.policies import DEFAULT_POLICY
-from podtier.webhook.policy import PolicyError
+from podtier.webhook.policy import Cost, PolicyError
 from podtier.webhook.policy.load import load_policy
 from tests.webhook.policy.configmap import ConfigMapVolume
 
@@ -133,3 +133,17 @@ def test_configmap_volume_loads_each_file_once_through_its_symlink(tmp_path: Pat
 def test_a_directory_without_policy_files_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="holds no \\*.yaml policy files"):
         load_policy([tmp_path])
+
+
+def test_pool_prices_and_the_currency_come_from_any_file_of_the_set(tmp_path: Path) -> None:
+    priced = overlay(
+        "  currency: EUR\n"
+        "  pools:\n"
+        "    big: {nodeSelector: {node-type: big}, cost: {cpuHour: 0.04, gpuHour: 2}}\n"
+    )
+    base, extra = files(tmp_path, base=BASE, extra=priced)
+    policy = load_policy([base, extra])
+    assert policy.currency == "EUR"
+    assert policy.pools["big"].cost == Cost(cpu_hour=0.04, memory_gib_hour=0.0, gpu_hour=2.0)
+    assert policy.pools["worker"].cost is None  # a pool without prices
+    assert load_policy([base]).currency == ""

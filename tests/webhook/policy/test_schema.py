@@ -64,6 +64,7 @@ def lint(file: Path) -> PolicyError | None:
 
 RULE = {"name": "etl", "match": {"namespaces": ["data-*"]}, "tier": "heavy"}
 SCALING = {"podsPerNode": 4, "minNodes": 1, "maxNodes": 10}
+COST = {"cpuHour": 0.031, "memoryGiBHour": 0.004, "gpuHour": 2.48}
 
 # (edit, field path lint names, the value as lint shows it, what lint says it expected)
 BROKEN = [
@@ -313,6 +314,41 @@ BROKEN = [
         id="scaling-unknown-field",
     ),
     pytest.param(
+        edit(("spec", "pools", "worker", "cost"), {**COST, "cpuHour": -0.1}),
+        "spec.pools.worker.cost.cpuHour",
+        "-0.1",
+        "expected a number >= 0",
+        id="cost-negative",
+    ),
+    pytest.param(
+        edit(("spec", "pools", "worker", "cost"), {**COST, "memoryGiBHour": "0.004"}),
+        "spec.pools.worker.cost.memoryGiBHour",
+        '"0.004"',
+        "is not a price",
+        id="cost-string",
+    ),
+    pytest.param(
+        edit(("spec", "pools", "gpu", "cost"), {"gpu": 2.5}),
+        "spec.pools.gpu.cost.gpu",
+        "unknown field",
+        "expected one of cpuHour, memoryGiBHour, gpuHour",
+        id="cost-unknown-field",
+    ),
+    pytest.param(
+        edit(("spec", "pools", "gpu", "cost"), {}),
+        "spec.pools.gpu.cost",
+        "is empty",
+        "at least one of cpuHour",
+        id="cost-empty",
+    ),
+    pytest.param(
+        edit(("spec", "currency"), ""),
+        "spec.currency",
+        '""',
+        "non-empty string",
+        id="currency-empty",
+    ),
+    pytest.param(
         edit(("spec", "rules"), {"etl": RULE}),
         "spec.rules",
         "{'etl'",
@@ -408,6 +444,62 @@ BROKEN = [
         "known: light, medium, heavy, gpu",
         id="default-tier-number",
     ),
+    pytest.param(
+        edit(("spec", "learning"), {"rightsizing": "apply"}),
+        "spec.learning.rightsizing",
+        "unknown field",
+        "expected one of oomEscalation, rightSizing",
+        id="learning-unknown-field",
+    ),
+    pytest.param(
+        edit(("spec", "learning"), {"rightSizing": "always"}),
+        "spec.learning.rightSizing",
+        '"always"',
+        "one of off, recommend, apply",
+        id="right-sizing-mode",
+    ),
+    pytest.param(
+        edit(("spec", "learning"), {"minRuns": 0}),
+        "spec.learning.minRuns",
+        "0",
+        "whole number >= 1",
+        id="min-runs-zero",
+    ),
+    pytest.param(
+        edit(("spec", "learning"), {"margin": -0.1}),
+        "spec.learning.margin",
+        "-0.1",
+        "not a number >= 0",
+        id="margin-negative",
+    ),
+    pytest.param(
+        edit(("spec", "learning"), {"halfLifeHours": 0}),
+        "spec.learning.halfLifeHours",
+        "0",
+        "not a number > 0",
+        id="half-life-zero",
+    ),
+    pytest.param(
+        edit(("spec", "learning"), {"oomEscalation": {"enabled": "yes"}}),
+        "spec.learning.oomEscalation.enabled",
+        '"yes"',
+        "not true or false",
+        id="oom-enabled-string",
+    ),
+    pytest.param(
+        edit(("spec", "learning"), {"oomEscalation": {"factor": 2}}),
+        "spec.learning.oomEscalation.factor",
+        "unknown field",
+        "expected one of enabled, explicitResources",
+        id="oom-unknown-field",
+    ),
+    pytest.param(
+        edit(("spec", "rules"), [{**RULE, "learning": {"halfLifeHours": 12}}]),
+        "spec.rules[0].learning.halfLifeHours",
+        "unknown field",
+        "expected one of oomEscalation, rightSizing, minRuns, margin",
+        id="rule-learning-half-life",
+    ),
 ]
 
 VALID = [
@@ -449,6 +541,12 @@ VALID = [
         id="rules-with-every-match-field",
     ),
     pytest.param(edit(("spec", "pools", "worker", "scaling"), SCALING), id="scaling"),
+    pytest.param(edit(("spec", "pools", "gpu", "cost"), COST), id="cost"),
+    pytest.param(
+        edit(("spec", "pools", "worker", "cost"), {"cpuHour": 0, "memoryGiBHour": 1}),
+        id="cost-partial-and-zero",
+    ),
+    pytest.param(edit(("spec", "currency"), "EUR"), id="currency"),
     pytest.param(
         edit(("spec", "pools", "gpu", "scaling"), {"podsPerNode": 1, "maxNodes": 0}),
         id="scaling-min-defaults-to-zero",
@@ -456,6 +554,32 @@ VALID = [
     pytest.param(
         edit(("spec",), {"tiers": {"xl": {"requests": {"cpu": "8"}, "placement": ["compute"]}}}),
         id="partial-file-for-a-set",
+    ),
+    pytest.param(
+        edit(
+            ("spec", "learning"),
+            {
+                "oomEscalation": {"enabled": True, "explicitResources": True},
+                "rightSizing": "apply",
+                "minRuns": 3,
+                "margin": 0.25,
+                "halfLifeHours": 12.5,
+            },
+        ),
+        id="learning-every-field",
+    ),
+    pytest.param(
+        edit(
+            ("spec", "rules"),
+            [
+                {
+                    "name": "experiments are left alone",
+                    "match": {"dagId": "experiment_*"},
+                    "learning": {"oomEscalation": {"enabled": False}, "rightSizing": "off"},
+                }
+            ],
+        ),
+        id="rule-with-learning-only",
     ),
 ]
 

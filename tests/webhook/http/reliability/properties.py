@@ -66,7 +66,11 @@ class RoomIn:
         self.status = HeadroomStatus(known=True, reason="synced")
 
     def find_node(
-        self, node_selector: Mapping[str, str], tolerations: Any, requests: Any
+        self,
+        node_selector: Mapping[str, str],
+        tolerations: Any,
+        requests: Any,
+        anywhere: bool = False,
     ) -> str | None:
         node_type = node_selector.get("node-type", "")
         return f"{node_type}-1" if node_type in self.node_types else None

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client
 
-from podtier.webhook.cleanup.lease import LeaderLease
 from podtier.webhook.insight.facts import parse_time
+from podtier.webhook.lease import LeaderLease
 from tests.conftest import FakeClock
 from tests.kubeapi import KubeAPI
 

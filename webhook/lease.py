@@ -1,5 +1,8 @@
 """One replica at a time: leader election through a `coordination.k8s.io/v1` Lease.
 
+Used by the jobs only one replica may run: cleanup (deleting finished pods) and learning
+(writing TaskProfiles), each with a Lease of its own; `purpose` names the job in log lines.
+
 The rules are client-go's (`leaderelection`): the Lease names its holder (`holderIdentity`,
 this pod's name), how long a claim lasts (`leaseDurationSeconds`) and when it was last
 renewed (`renewTime`). A replica takes the Lease when it does not exist, when it holds no one,
@@ -15,15 +18,35 @@ after its last successful renewal, so it stops acting before anyone else may tak
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import orjson
 from kubernetes import client
 
-log = logging.getLogger("podtier.cleanup")
+log = logging.getLogger("podtier.lease")
+
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def replica_identity() -> str:
+    """This replica's name in a Lease: $POD_NAME (the chart sets it), else the host name."""
+    return os.environ.get("POD_NAME") or socket.gethostname()
+
+
+def replica_namespace() -> str:
+    """Where the Leases live: $POD_NAMESPACE, else the service account's namespace."""
+    if os.environ.get("POD_NAMESPACE"):
+        return os.environ["POD_NAMESPACE"]
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or "default"
+    except OSError:
+        return "default"
 
 
 def micro_time(unix: float) -> str:
@@ -43,7 +66,9 @@ class LeaderLease:
         renew_deadline: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
+        purpose: str = "cleanup",
     ) -> None:
+        self.purpose = purpose
         self.api: Any = client.CoordinationV1Api(api_client)  # raw JSON in and out
         self.name = name
         self.namespace = namespace
@@ -111,7 +136,8 @@ class LeaderLease:
             return self._failed(err)
         if taking_over:
             log.info(
-                "cleanup: this replica now holds the lease",
+                "%s: this replica now holds the lease",
+                self.purpose,
                 extra={
                     "lease": f"{self.namespace}/{self.name}",
                     "holder": self.identity,
@@ -140,7 +166,9 @@ class LeaderLease:
                 )
             )
         except client.ApiException as err:
-            log.warning("cleanup: could not release the lease: %s %s", err.status, err.reason)
+            log.warning(
+                "%s: could not release the lease: %s %s", self.purpose, err.status, err.reason
+            )
 
     def _read(self) -> dict[str, Any]:
         response = self.api.read_namespaced_lease(self.name, self.namespace, _preload_content=False)
@@ -168,7 +196,8 @@ class LeaderLease:
         except client.ApiException as err:
             return self._failed(err)  # 409: another replica created it first
         log.info(
-            "cleanup: this replica now holds the lease",
+            "%s: this replica now holds the lease",
+            self.purpose,
             extra={"lease": f"{self.namespace}/{self.name}", "holder": self.identity},
         )
         self._observed = (self.identity, stamp, 0)
@@ -179,7 +208,8 @@ class LeaderLease:
     def _failed(self, err: client.ApiException) -> bool:
         if err.status != 409:
             log.warning(
-                "cleanup: lease %s/%s: API server answered %s %s",
+                "%s: lease %s/%s: API server answered %s %s",
+                self.purpose,
                 self.namespace,
                 self.name,
                 err.status,
