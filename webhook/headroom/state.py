@@ -302,8 +302,13 @@ class ClusterState:
     def expire(self, now: float) -> int:
         """Release reservations and shadows whose time has passed; returns how many
         reservations lapsed."""
+        reservations = self.reservations
+        if not self.shadows and (
+            not reservations or next(iter(reservations.values())).expires > now
+        ):
+            return 0  # nothing due (every transaction asks)
         expired = []
-        for key, reservation in self.reservations.items():
+        for key, reservation in reservations.items():
             if reservation.expires > now:
                 break  # insertion order is expiry order
             expired.append(key)
@@ -433,7 +438,10 @@ class ClusterState:
             return False
         record = self.nodes.get(node)
         allocatable = record.allocatable if record is not None else {}
-        return any(value > allocatable.get(r, 0) for r, value in used.items() if value > 0)
+        for resource, value in used.items():  # a loop, not any(...): called on every reserve
+            if value > 0 and value > allocatable.get(resource, 0):
+                return True
+        return False
 
     # ------------------------------------------------------------------ queries
 

@@ -8,21 +8,20 @@ Only `NoSchedule` and `NoExecute` taints keep a pod off a node; `PreferNoSchedul
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 BLOCKING_EFFECTS = frozenset({"NoSchedule", "NoExecute"})
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Taint:
+# Named tuples, not frozen dataclasses: they key the node groups that every find_node looks up,
+# and a tuple hashes, compares and sorts in C (a dataclass's __hash__ is Python).
+class Taint(NamedTuple):
     key: str
     value: str
     effect: str
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Toleration:
+class Toleration(NamedTuple):
     key: str
     operator: str  # "Exists" or "Equal"
     value: str
