@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -79,7 +79,7 @@ def create_app(state: AppState) -> ASGIApp:
         if scope["type"] == "http" and scope["method"] == "POST":
             webhook = _WEBHOOKS.get(scope["path"])
             if webhook is not None:
-                await _admit(Request(scope, receive), send, state, webhook)
+                await _admit(_Incoming(scope, receive), send, state, webhook)
                 return
         await routes(scope, receive, send)
 
@@ -121,7 +121,14 @@ def _routes(state: AppState) -> list[Route]:
     ]
 
 
-async def _admit(request: Request, send: Send, state: AppState, webhook: str) -> None:
+class _Incoming(NamedTuple):
+    """What `_read_body` reads of a request (a Starlette `Request` has them too)."""
+
+    scope: Scope
+    receive: Receive
+
+
+async def _admit(request: _Incoming, send: Send, state: AppState, webhook: str) -> None:
     started = time.perf_counter()
     try:
         body = await _read_body(request)
@@ -198,7 +205,7 @@ def _mutate(
     return answer
 
 
-async def _read_body(request: Request) -> bytes:
+async def _read_body(request: _Incoming | Request) -> bytes:
     declared = _content_length(request.scope)
     if declared is not None and declared.isdigit() and int(declared) > review.MAX_BODY_BYTES:
         raise review.BadReview(
@@ -276,7 +283,7 @@ def _content_length(scope: Scope) -> str | None:
     return None if value is None else str(value.decode("latin-1"))
 
 
-async def _receive_body(request: Request) -> bytes:
+async def _receive_body(request: _Incoming | Request) -> bytes:
     """The body, read from the ASGI `receive` channel (as `Request.stream` does, without the
     async generator), capped at `MAX_BODY_BYTES`."""
     chunks = []
