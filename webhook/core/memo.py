@@ -180,9 +180,10 @@ class AdmissionMemo:
                         (c.get("name"), c.get("resources"), c.get("restartPolicy")) for c in init
                     ],
                     spec.get("overhead"),
-                    # placement and the patch
+                    # placement and the patch (prefer mode merges into the pod's affinity)
                     spec.get("nodeSelector"),
                     spec.get("tolerations"),
+                    spec.get("affinity"),
                     # learning on or off (the profiles themselves are asked, not keyed)
                     profiles is not None,
                 )

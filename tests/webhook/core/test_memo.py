@@ -3,6 +3,7 @@ a later pod that differs only in names and per-run labels, under every headroom 
 
 from __future__ import annotations
 
+import base64
 import copy
 import json
 from typing import Any
@@ -14,9 +15,16 @@ from hypothesis import strategies as st
 from podtier.policies import DEFAULT_POLICY
 from podtier.webhook.core import admission, review
 from podtier.webhook.core.memo import MAX_ANSWERS, AdmissionMemo
+from podtier.webhook.core.profile import (
+    ProfilesStatus,
+    RunRecord,
+    StaticProfiles,
+    TaskProfile,
+    task_key,
+)
 from podtier.webhook.policy.load import load_policy_text
 from tests.conftest import load_review, review_of
-from tests.webhook.core.fakes import POLICY, FakeCapacity, airflow_pod
+from tests.webhook.core.fakes import EXECUTOR_LABELS, POLICY, FakeCapacity, airflow_pod
 from tests.webhook.http.reliability.generate import (
     FIXTURE_NAMES,
     damaged_fixtures,
@@ -294,3 +302,136 @@ def test_a_new_profile_object_is_asked_not_remembered() -> None:
     second = memo.mutate(request, fake("unknown"), None, killed)
     assert second.decision is not None and second.decision.escalation is not None
     assert_same(second, admission.mutate(request, POLICY, fake("unknown"), None, killed))
+
+
+# --------------------------------------------------------------------------- main's inputs
+
+RETRY_RUN = "scheduled__2026-11-26T05:00:00+00:00"
+
+
+def executor_try(try_number: int, uid: str) -> dict[str, Any]:
+    """A try of one task instance, as the executor writes it (raw ids in annotations)."""
+    notes = {**EXECUTOR_LABELS, "run_id": RETRY_RUN, "try_number": str(try_number)}
+    return request_of(review_of(airflow_pod(annotations=notes), uid=uid))
+
+
+def oom_profiles(status: ProfilesStatus | None = None) -> StaticProfiles:
+    """The task's profile: its first try was OOMKilled at a 4Gi limit."""
+    killed = RunRecord(
+        run_id=RETRY_RUN,
+        try_number=1,
+        map_index=-1,
+        exit_code=137,
+        reason="OOMKilled",
+        oom_killed=True,
+        run_seconds=60.0,
+        finished_at=1_001.0,
+        memory_limit_bytes=4 * 2**30,
+        memory_peak_bytes=None,
+        cpu_p95_milli=None,
+    )
+    key = task_key("airflow", EXECUTOR_LABELS["dag_id"], EXECUTOR_LABELS["task_id"])
+    profile = TaskProfile(
+        namespace="airflow",
+        name="sales-etl-extract-orders",
+        dag_id=EXECUTOR_LABELS["dag_id"],
+        task_id=EXECUTOR_LABELS["task_id"],
+        runs=1,
+        last_runs=(killed,),
+    )
+    if status is None:
+        return StaticProfiles({key: profile})
+    return StaticProfiles({key: profile}, status)
+
+
+def test_a_retry_after_an_oom_kill_is_escalated_although_its_first_try_is_remembered():
+    """try_number is volatile to the memo, but not to the learned profiles."""
+    memo = AdmissionMemo(POLICY)
+    first = executor_try(1, "u-1")
+    memo.mutate(first, fake("worker-fits"), None, StaticProfiles())
+    retry = executor_try(2, "u-2")
+    answer = memo.mutate(retry, fake("worker-fits"), None, oom_profiles())
+    direct = admission.mutate(retry, POLICY, fake("worker-fits"), None, oom_profiles())
+    assert_same(answer, direct)
+    assert answer.decision is not None and answer.decision.escalation is not None
+    assert memo.hits == 0
+
+
+def test_profiles_not_known_bypass_the_memo_and_the_reason_says_so():
+    memo = AdmissionMemo(POLICY)
+    memo.mutate(executor_try(1, "u-1"), fake("worker-fits"))
+    stale = oom_profiles(ProfilesStatus(False, "profiles are stale: no word for 90s"))
+    retry = executor_try(1, "u-2")
+    answer = memo.mutate(retry, fake("worker-fits"), None, stale)
+    assert_same(answer, admission.mutate(retry, POLICY, fake("worker-fits"), None, stale))
+    assert answer.decision is not None
+    assert answer.decision.reason.endswith("learned profiles not used: " + stale.status.reason)
+    assert memo.hits == 0
+
+
+def test_a_task_without_a_profile_is_still_answered_from_the_memo():
+    memo = AdmissionMemo(POLICY)
+    view = StaticProfiles()
+    memo.mutate(executor_try(1, "u-1"), fake("worker-fits"), None, view)
+    second = twin(executor_try(1, "u-2"), 2)
+    answer = memo.mutate(second, fake("worker-fits"), None, view)
+    assert_same(answer, admission.mutate(second, POLICY, fake("worker-fits"), None, view))
+    assert memo.hits == 1
+
+
+PREFER = load_policy_text(
+    [
+        (
+            "prefer.yaml",
+            DEFAULT_POLICY.read_text().replace(
+                "      placement: [compute, worker]",
+                "      placement: [compute, worker]\n      placementMode: prefer",
+            ),
+        )
+    ]
+)
+
+
+def test_in_prefer_mode_a_pod_with_its_own_affinity_is_decided_afresh():
+    assert PREFER.tiers["heavy"].placement_mode == "prefer"
+    memo = AdmissionMemo(PREFER)
+    labels = {**EXECUTOR_LABELS, "podtier.io/tier": "heavy"}
+    first = request_of(review_of(airflow_pod(labels=labels), uid="u-1"))
+    memo.mutate(first, fake("worker-fits"))
+    second = twin(first, 2)
+    own = {"nodeSelectorTerms": [{"matchExpressions": [{"key": "zone", "operator": "Exists"}]}]}
+    second["object"]["spec"]["affinity"] = {
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": own}
+    }
+    answer = memo.mutate(second, fake("worker-fits"))
+    assert_same(answer, admission.mutate(second, PREFER, fake("worker-fits")))
+    patch = json.loads(base64.b64decode(answer.review["response"]["patch"]))
+    affinity = next(op["value"] for op in patch if op["path"] == "/spec/affinity/nodeAffinity")
+    assert affinity["requiredDuringSchedulingIgnoredDuringExecution"] == own
+
+
+class ShareCapacity(FakeCapacity):
+    """This replica's share has room only where `share` says; the whole pool, `anywhere`."""
+
+    def __init__(self, share: dict[str, str | None], anywhere: dict[str, str | None]) -> None:
+        super().__init__(share)
+        self.anywhere = anywhere
+
+    def find_node(self, node_selector, tolerations, requests, anywhere=False):
+        node = super().find_node(node_selector, tolerations, requests, anywhere)
+        return self.anywhere.get(node_selector.get("node-type", "")) if anywhere else node
+
+
+def test_the_memo_replays_the_last_resort_outside_this_replicas_share():
+    memo = AdmissionMemo(POLICY)
+    full = {"worker": None, "compute-optimized": None, "gpu": None}
+    first = request_of(load_review("b"))
+    memo.mutate(first, ShareCapacity(full, full))
+    second = twin(first, 2)
+    other_share = ShareCapacity(full, {**full, "worker": "w-9"})
+    answer = memo.mutate(second, other_share)
+    assert_same(
+        answer, admission.mutate(second, POLICY, ShareCapacity(full, dict(other_share.anywhere)))
+    )
+    assert answer.decision is not None and answer.decision.node == "w-9"
+    assert "of this replica's share" in answer.decision.reason
