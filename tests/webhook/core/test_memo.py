@@ -27,6 +27,7 @@ from tests.conftest import load_review, review_of
 from tests.webhook.core.fakes import EXECUTOR_LABELS, POLICY, FakeCapacity, airflow_pod
 from tests.webhook.http.reliability.generate import (
     FIXTURE_NAMES,
+    JSON_VALUES,
     damaged_fixtures,
     generated_reviews,
 )
@@ -435,3 +436,134 @@ def test_the_memo_replays_the_last_resort_outside_this_replicas_share():
     )
     assert answer.decision is not None and answer.decision.node == "w-9"
     assert "of this replica's share" in answer.decision.reason
+
+
+# --- the key is complete: pods with one key get one direct answer -------------------------
+
+# Pod fields a pod may carry, whether or not the fixtures do; the generator sets them.
+SPEC_FIELDS = [
+    "affinity",
+    "nodeName",
+    "priorityClassName",
+    "schedulerName",
+    "runtimeClassName",
+    "topologySpreadConstraints",
+    "securityContext",
+    "volumes",
+    "hostNetwork",
+    "serviceAccountName",
+    "restartPolicy",
+    "overhead",
+    "nodeSelector",
+    "tolerations",
+    "initContainers",
+]
+CONTAINER_FIELDS = ["image", "env", "args", "command", "resources", "restartPolicy", "ports"]
+METADATA_FIELDS = ["labels", "annotations", "ownerReferences", "generateName", "finalizers"]
+NAMES = ["tier", "podtier.io/tier", "podtier.io/downgrade", "run_id", "try_number", "dag_id"]
+VALUES = st.sampled_from(["heavy", "light", "false", "2", "x", ""]) | JSON_VALUES
+# Values a decision would act on, for the fields it reads.
+REALISTIC: dict[str, list[Any]] = {
+    "tolerations": [[{"key": "workload", "operator": "Equal", "value": "heavy"}], []],
+    "nodeSelector": [{"node-type": "gpu"}, {"zone": "a"}],
+    "overhead": [{"cpu": "250m"}],
+    "initContainers": [[{"name": "init", "resources": {"requests": {"cpu": "3"}}}]],
+    "affinity": [
+        {
+            "nodeAffinity": {
+                "requiredDuringSchedulingIgnoredDuringExecution": {
+                    "nodeSelectorTerms": [
+                        {"matchExpressions": [{"key": "zone", "operator": "Exists"}]}
+                    ]
+                }
+            }
+        }
+    ],
+}
+
+
+@st.composite
+def changes(draw: st.DrawFn) -> tuple[tuple[Any, ...], Any]:
+    """One field of a pod set to a value: a spec field, a container's field, a label or an
+    annotation, or a metadata field."""
+    where = draw(st.sampled_from(["spec", "container", "label", "annotation", "metadata"]))
+    if where == "spec":
+        field = draw(st.sampled_from(SPEC_FIELDS))
+        return ("spec", field), draw(st.sampled_from(REALISTIC.get(field, [None])) | VALUES)
+    if where == "container":
+        return ("spec", "containers", 0, draw(st.sampled_from(CONTAINER_FIELDS))), draw(VALUES)
+    if where in ("label", "annotation"):
+        kind = "labels" if where == "label" else "annotations"
+        return ("metadata", kind, draw(st.sampled_from(NAMES))), draw(
+            st.sampled_from(["heavy", "2", "false"])
+        )
+    return ("metadata", draw(st.sampled_from(METADATA_FIELDS))), draw(VALUES)
+
+
+def changed(request: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+    other = copy.deepcopy(request)
+    target = other["object"]
+    for step in path[:-1]:
+        nxt = target.get(step) if isinstance(target, dict) else None
+        if nxt is None and isinstance(target, dict):
+            nxt = target[step] = {}
+        if not isinstance(nxt, dict | list):
+            return other
+        target = nxt
+    if isinstance(target, dict):
+        target[path[-1]] = copy.deepcopy(value)
+    return other
+
+
+def _without_identity(answer: admission.Answer) -> Any:
+    response = dict(answer.review["response"])
+    response.pop("uid")
+    return response, answer.outcome, answer.decision
+
+
+@settings(
+    max_examples=200,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(
+    fixture=st.sampled_from(FIXTURE_NAMES),
+    policy=st.sampled_from([POLICY, PREFER]),
+    edits=st.lists(changes(), min_size=1, max_size=3),
+    capacity=st.sampled_from(list(CAPACITIES)),
+)
+def test_pods_with_one_key_get_one_direct_answer(fixture, policy, edits, capacity) -> None:  # type: ignore[no-untyped-def]
+    """Whatever the memo leaves out of its key, the decision does not read: a pod changed in
+    a field the key does not see gets the direct answer the first pod got (uid aside)."""
+    memo = AdmissionMemo(policy)
+    first = request_of(load_review(fixture))
+    other = first
+    for path, value in edits:
+        other = changed(other, path, value)
+    other["uid"] = "other"
+    key, other_key = memo._key(first, None, None), memo._key(other, None, None)
+    if key is None or key != other_key:
+        return
+    direct_first = admission.mutate(first, policy, fake(capacity))
+    direct_other = admission.mutate(other, policy, fake(capacity))
+    if direct_other.outcome == "unreadable":
+        return  # the memo reads the pod's identity per request and sends these the full way
+    assert _without_identity(direct_other) == _without_identity(direct_first)
+
+
+@pytest.mark.parametrize("capacity", ["unknown", "worker-fits"])
+@pytest.mark.parametrize("policy", [POLICY, PREFER], ids=["pin", "prefer"])
+@pytest.mark.parametrize("fixture", ["b", "h"])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [pytest.param(f, v, id=f"{f}-{n}") for f, vs in REALISTIC.items() for n, v in enumerate(vs)],
+)
+def test_a_spec_field_the_decision_reads_changes_the_key(fixture, policy, capacity, field, value):  # type: ignore[no-untyped-def]
+    memo = AdmissionMemo(policy)
+    first = request_of(load_review(fixture))
+    other = changed(first, ("spec", field), value)
+    if memo._key(first, None, None) != memo._key(other, None, None):
+        return  # the memo tells them apart
+    direct_first = admission.mutate(first, policy, fake(capacity))
+    direct_other = admission.mutate(other, policy, fake(capacity))
+    assert _without_identity(direct_other) == _without_identity(direct_first)
