@@ -206,7 +206,14 @@ def summarize(outcomes: dict[str, PodOutcome]) -> dict[str, int]:
         "pinned to worker": pinned["worker"],
         "bound": sum(1 for o in outcomes.values() if o.node),
         "unschedulable": sum(1 for o in outcomes.values() if o.unschedulable),
+        # placed outside the replica's share: its share of every pool was full
+        "borrowed": sum(
+            1 for o in outcomes.values() if BORROWED in o.annotations.get("podtier.io/reason", "")
+        ),
     }
+
+
+BORROWED = "of this replica's share has room"
 
 
 def describe(outcomes: dict[str, PodOutcome]) -> str:
