@@ -107,13 +107,23 @@ def main() -> int:
     executor.job_id = job.id
     executor.start()
 
-    # What the executor reported per pod (observed, not changed: the real method still runs).
+    # What the executor made of each pod's watch events: the state its watcher reported, and
+    # what `_change_state` did with it (observed; the real method runs unchanged).
     reported: dict[str, list[str]] = defaultdict(list)
     change_state = executor._change_state
 
     def spy(results: Any, **kwargs: Any) -> None:
-        reported[results.pod_name].append(str(results.state))
         change_state(results, **kwargs)
+        attempt = executor.pod_launch_attempts.get(results.key)
+        if attempt is not None and attempt.requeued_for_pod == results.pod_name:
+            outcome = "relaunched for the same try"
+        elif results.key in executor.event_buffer:
+            outcome = f"event {executor.event_buffer[results.key][0]}"
+        else:
+            outcome = "no event"
+        entry = f"{results.state} -> {outcome}"
+        if reported[results.pod_name][-1:] != [entry]:
+            reported[results.pod_name].append(entry)
 
     executor._change_state = spy  # type: ignore[method-assign]
 

@@ -27,19 +27,25 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
+import kubernetes
+import yaml
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from podtier.webhook.core.profile import TaskInstance, task_instance, task_key  # noqa: E402
+from podtier.webhook.learning.names import profile_name  # noqa: E402
 from podtier.webhook.policy.airflow import airflow_label_value  # noqa: E402
 from tests.controlplane import ControlPlane, missing_assets  # noqa: E402
 from tests.webhook.headroom.burst import NS, BurstCluster  # noqa: E402
 
+CRD = ROOT / "charts" / "podtier" / "crds" / "taskprofiles.yaml"
 DRIVER = ROOT / "bench" / "airflow_driver.py"
 DAGS = ROOT / "bench" / "airflow_dags"
 POD_TEMPLATE = """\
@@ -56,7 +62,7 @@ spec:
 # What every KubernetesExecutor worker pod must carry for podtier (policy selector, learning).
 LABELS = ("dag_id", "task_id", "run_id", "try_number", "kubernetes_executor", "airflow-worker")
 ANNOTATIONS = ("dag_id", "task_id", "run_id", "try_number")
-PODTIER = ("tier", "pool", "node", "reason")
+PODTIER = ("tier", "pool", "node", "escalated-memory", "reason")
 
 
 def airflow_env(work: Path, plane: ControlPlane) -> dict[str, str]:
@@ -88,7 +94,7 @@ def pod_summary(pod: Mapping[str, Any]) -> dict[str, Any]:
     base = next(c for c in spec["containers"] if c["name"] == "base")
     return {
         "name": metadata["name"],
-        "created": metadata["creationTimestamp"] + metadata["uid"],
+        "uid": metadata["uid"],
         "node": spec.get("nodeName"),
         "labels": metadata.get("labels", {}),
         "annotations": metadata.get("annotations", {}),
@@ -97,11 +103,76 @@ def pod_summary(pod: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+class Kubelet:
+    """Answers the driver: lists its pods, writes pod statuses as a kubelet would, and times
+    podtier's learning: how long after a pod's Failed status its TaskProfile records the run,
+    and how long after the kill Airflow's next pod of the same task instance first showed up."""
+
+    def __init__(self, plane: ControlPlane) -> None:
+        self.plane = plane
+        self.pods: dict[str, dict[str, Any]] = {}  # as the kubelet left them, in order
+        self.first_seen: dict[str, float] = {}  # pod uid -> when a listing first showed it
+        self.killed: dict[str, float] = {}  # pod uid -> when its Failed status was written
+        self.recorded: dict[str, float] = {}  # pod uid -> seconds until its run was recorded
+        self.threads: list[threading.Thread] = []
+
+    def answer(self, request: Mapping[str, Any]) -> Any:
+        if request["kind"] == "pods":
+            selector = f"airflow-worker={request['worker']}"
+            found = self.plane.core.list_namespaced_pod(NS, label_selector=selector).items
+            listed = [pod_summary(self.plane.client.sanitize_for_serialization(p)) for p in found]
+            for pod in listed:
+                self.first_seen.setdefault(pod["uid"], time.monotonic())
+            return listed
+        name, phase = request["pod"], request["phase"]
+        pod = pod_summary(
+            self.plane.set_pod_status(
+                NS, name, phase, exit_code=request.get("exit_code"), reason=request.get("reason")
+            )
+        )
+        self.pods[name] = pod
+        if phase == "Failed":
+            self.killed[pod["uid"]] = time.monotonic()
+            thread = threading.Thread(target=self.time_recording, args=(pod,), daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        return {}
+
+    def time_recording(self, pod: Mapping[str, Any]) -> None:
+        """Wait (up to 15 s) until the pod's run is in its task's TaskProfile."""
+        started, uid = time.monotonic(), pod["uid"]
+        with self.plane.api_client() as api:
+            while time.monotonic() - started < 15:
+                if any(run.get("podUid") == uid for run in profile_runs(api, pod)):
+                    self.recorded[uid] = time.monotonic() - started
+                    return
+                time.sleep(0.02)
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join()
+
+
+def profile_runs(api: kubernetes.client.ApiClient, pod: Mapping[str, Any]) -> list[Any]:
+    """The runs podtier's learning recorded (TaskProfile status.lastRuns) for the pod's task."""
+    annotations = pod["annotations"]
+    name = profile_name(task_key(NS, annotations["dag_id"], annotations["task_id"]))
+    try:
+        profile = kubernetes.client.CustomObjectsApi(api).get_namespaced_custom_object(
+            "podtier.io", "v1alpha1", NS, "taskprofiles", name
+        )
+    except kubernetes.client.ApiException as err:
+        if err.status == 404:
+            return []
+        raise
+    return list(profile.get("status", {}).get("lastRuns", []))
+
+
 def run_driver(
     plane: ControlPlane, python: str, env: dict[str, str], log: TextIO
-) -> tuple[Any, list[dict[str, Any]]]:
-    """Run the driver, answering its requests; returns its report and the pods as the kubelet
-    left them (the executor deletes them once done, as Airflow does by default)."""
+) -> tuple[Any, Kubelet]:
+    """Run the driver, answering its requests; returns its report and the kubelet (the pods
+    as it left them: the executor deletes them once done, as Airflow does by default)."""
     driver = subprocess.Popen(
         [python, str(DRIVER)],
         env=env,
@@ -111,8 +182,8 @@ def run_driver(
         text=True,
     )
     assert driver.stdin is not None and driver.stdout is not None
+    kubelet = Kubelet(plane)
     report = None
-    pods: dict[str, dict[str, Any]] = {}
     try:
         for line in driver.stdout:
             if not line.startswith("@@ "):
@@ -122,30 +193,47 @@ def run_driver(
             if request["kind"] == "report":
                 report = request
                 continue
-            if request["kind"] == "pods":
-                selector = f"airflow-worker={request['worker']}"
-                found = plane.core.list_namespaced_pod(NS, label_selector=selector).items
-                answer: Any = [
-                    pod_summary(plane.client.sanitize_for_serialization(p)) for p in found
-                ]
-            else:  # kubelet
-                pods[request["pod"]] = pod_summary(
-                    plane.set_pod_status(
-                        NS,
-                        request["pod"],
-                        request["phase"],
-                        exit_code=request.get("exit_code"),
-                        reason=request.get("reason"),
-                    )
-                )
-                answer = {}
-            driver.stdin.write(json.dumps(answer) + "\n")
+            driver.stdin.write(json.dumps(kubelet.answer(request)) + "\n")
             driver.stdin.flush()
     finally:
         code = driver.wait(timeout=60)
+        kubelet.join()
     if code != 0 or report is None:
         raise SystemExit(f"the Airflow driver failed (exit {code}); its log: {log.name}")
-    return report, list(pods.values())
+    return report, kubelet
+
+
+def learning_timeline(kubelet: Kubelet, task: str) -> list[str]:
+    """For each kill of `task`'s pods: when podtier recorded it, when Airflow's next pod showed
+    up (first listing, polled every ~0.3 s), and which kill podtier raised that next pod from."""
+    pods = [p for p in kubelet.pods.values() if identity(p).task_id == task]
+    lines = []
+    for killed, following in zip(pods, pods[1:], strict=False):
+        uid = killed["uid"]
+        if uid not in kubelet.killed:
+            continue
+        recorded = kubelet.recorded.get(uid)
+        shown = kubelet.first_seen[following["uid"]] - kubelet.killed[uid]
+        reason = following["annotations"].get("podtier.io/reason", "").split(";")[0]
+        lines.append(
+            f"  {task} pod {uid[:8]} killed: recorded by podtier after "
+            + ("(not within 15 s)" if recorded is None else f"{recorded:.2f} s")
+            + f"; the next pod ({following['uid'][:8]}, try {identity(following).try_number})"
+            f" showed up after {shown:.2f} s: {reason}"
+        )
+    runs = profile_runs(kubelet.plane.client, pods[0]) if pods else []
+    lines.append(f"  TaskProfile of {task}: {len(runs)} run(s) recorded")
+    for run in runs:
+        lines.append(
+            f"    try {run['tryNumber']}: {run['reason']} (exit {run['exitCode']}), memory "
+            f"limit {mib(run.get('memoryLimitBytes'))}, raised {mib(run.get('escalatedBytes'))},"
+            f" pod {run['podUid'][:8]}"
+        )
+    return lines
+
+
+def mib(value: int | None) -> str:
+    return "-" if value is None else f"{value // 2**20}Mi"
 
 
 def identity(pod: Mapping[str, Any]) -> TaskInstance:
@@ -188,7 +276,7 @@ def check(pods: list[dict[str, Any]], worker: str) -> list[str]:
         )
     mapped = sorted(identity(p).map_index for p in pods if identity(p).task_id == "fan")
     expect(mapped == [0, 1], f"mapped task fan: map_index {mapped} read by podtier")
-    oom = sorted((p for p in pods if identity(p).task_id == "oom"), key=created)
+    oom = [p for p in pods if identity(p).task_id == "oom"]
     tries = [identity(p).try_number for p in oom]
     expect(tries == [1, 1, 2], f"oom pods in creation order have try_number {tries}")
     if len(oom) == 3:
@@ -204,22 +292,19 @@ def check(pods: list[dict[str, Any]], worker: str) -> list[str]:
     return lines
 
 
-def created(pod: Mapping[str, Any]) -> str:
-    return str(pod["created"])
-
-
 def show(pods: list[dict[str, Any]], reported: Mapping[str, list[str]]) -> str:
     lines = []
-    for pod in sorted(pods, key=created):
+    for pod in pods:
         labels, notes = pod["labels"], pod["annotations"]
         airflow = {k: v for k, v in labels.items() if not k.startswith("podtier.io/")}
-        podtier = {k: notes.get(f"podtier.io/{k}") for k in PODTIER}
-        lines.append(f"{pod['name']} -> node {pod['node']}, phase {pod['phase']}")
+        podtier = {k: notes[f"podtier.io/{k}"] for k in PODTIER if f"podtier.io/{k}" in notes}
+        uid = pod["uid"][:8]
+        lines.append(f"{pod['name']} (uid {uid}) -> node {pod['node']}, phase {pod['phase']}")
         lines.append(f"  labels: {json.dumps(airflow, sort_keys=True)}")
         lines.append(f"  podtier: {json.dumps(podtier)}")
         resources = pod["resources"]
         lines.append(f"  base container resources: {json.dumps(resources, sort_keys=True)}")
-        lines.append(f"  executor reported: {', '.join(reported.get(pod['name'], [])) or '-'}")
+        lines.append(f"  executor: {'; '.join(reported.get(pod['name'], [])) or '-'}")
     return "\n".join(lines)
 
 
@@ -229,6 +314,13 @@ def main() -> int:
         "--airflow-python",
         required=True,
         help="the python of a venv with apache-airflow 3.3.2 and the cncf-kubernetes provider",
+    )
+    parser.add_argument(
+        "--retry-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="the DAG's retry_delay (default 0: Airflow retries the OOMKilled try at once)",
     )
     args = parser.parse_args()
     why = missing_assets()
@@ -240,8 +332,10 @@ def main() -> int:
         print(f"control plane up in {plane.startup_seconds:.1f} s")
         burst = BurstCluster(plane, work)
         try:
-            burst.start(workers=2, worker_cpu="16")
+            plane.install_crd(yaml.safe_load(CRD.read_text()))
+            burst.start(workers=2, worker_cpu="16", serve_args=["--learning"])
             env = airflow_env(work, plane)
+            env["PODTIER_BENCH_RETRY_DELAY"] = str(args.retry_delay)
             started = time.monotonic()
             with open(work / "airflow.log", "w") as log:
                 migrated = subprocess.run(
@@ -253,7 +347,8 @@ def main() -> int:
                 )
                 if migrated.returncode != 0:
                     raise SystemExit(f"airflow db migrate failed; its log: {log.name}")
-                report, pods = run_driver(plane, args.airflow_python, env, log)
+                report, kubelet = run_driver(plane, args.airflow_python, env, log)
+            pods = list(kubelet.pods.values())
             print(
                 f"Airflow ran the DAG in {time.monotonic() - started:.1f} s: {report['run_state']}"
             )
@@ -263,6 +358,8 @@ def main() -> int:
                 where = f"{ti['task_id']}[{ti['map_index']}]"
                 print(f"  task instance {where}: try {ti['try_number']}, {ti['state']}")
             print(show(pods, report["reported"]))
+            print("podtier's learning, timed:")
+            print("\n".join(learning_timeline(kubelet, "oom")))
             print("what podtier relies on:")
             lines = check(pods, report["worker"])
             print("\n".join(lines))
