@@ -322,6 +322,11 @@ def main() -> int:
         metavar="SECONDS",
         help="the DAG's retry_delay (default 0: Airflow retries the OOMKilled try at once)",
     )
+    parser.add_argument(
+        "--keep-pods",
+        action="store_true",
+        help="[kubernetes_executor] delete_worker_pods = False (the DagRun is given 30 s)",
+    )
     args = parser.parse_args()
     why = missing_assets()
     if why is not None:
@@ -336,6 +341,9 @@ def main() -> int:
             burst.start(workers=2, worker_cpu="16", serve_args=["--learning"])
             env = airflow_env(work, plane)
             env["PODTIER_BENCH_RETRY_DELAY"] = str(args.retry_delay)
+            if args.keep_pods:
+                env["AIRFLOW__KUBERNETES_EXECUTOR__DELETE_WORKER_PODS"] = "False"
+                env["PODTIER_BENCH_TIMEOUT"] = "30"
             started = time.monotonic()
             with open(work / "airflow.log", "w") as log:
                 migrated = subprocess.run(
