@@ -29,7 +29,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -243,51 +243,71 @@ def identity(pod: Mapping[str, Any]) -> TaskInstance:
 
 
 def check(pods: list[dict[str, Any]], worker: str) -> list[str]:
-    """What podtier relies on, checked on Airflow's own pods; returns one line per check."""
+    """What podtier relies on, checked on Airflow's own pods; one line per check, naming the
+    pods it fails for."""
     lines = []
 
-    def expect(ok: bool, what: str) -> None:
-        lines.append(f"  {'ok  ' if ok else 'FAIL'} {what}")
+    def expect(what: str, failing: list[str]) -> None:
+        verdict = f"FAIL for {', '.join(failing)}" if failing else f"ok for all {len(pods)} pods"
+        lines.append(f"  {what}: {verdict}")
 
-    for pod in pods:
-        labels, annotations = pod["labels"], pod["annotations"]
-        missing = [f"label {k}" for k in LABELS if k not in labels]
-        missing += [f"annotation {k}" for k in ANNOTATIONS if k not in annotations]
-        expect(not missing, f"{pod['name']}: Airflow identity present {missing or ''}")
-        whole, lean = identity(pod), task_instance(NS, labels, {})
-        raw = task_key(NS, annotations["dag_id"], annotations["task_id"])
-        expect(
-            whole.key == raw and lean is not None and lean.key == raw,
-            f"{pod['name']}: task key from annotations = from labels only = {raw.dag}/{raw.task}",
+    def each(test: Callable[[dict[str, Any]], bool]) -> list[str]:
+        return [pod["name"] for pod in pods if not test(pod)]
+
+    def has_identity(pod: dict[str, Any]) -> bool:
+        return all(k in pod["labels"] for k in LABELS) and all(
+            k in pod["annotations"] for k in ANNOTATIONS
         )
-        expect(
-            airflow_label_value(annotations["run_id"]) == labels["run_id"],
-            f"{pod['name']}: run_id label is podtier's airflow_label_value of the raw run_id",
-        )
-        expect(
-            labels["airflow-worker"] == worker and labels["kubernetes_executor"] == "True",
-            f"{pod['name']}: airflow-worker={worker}, kubernetes_executor=True",
-        )
-        asked = labels.get("tier")
-        expect(
-            asked is None or pod["annotations"].get("podtier.io/tier") == asked,
-            f"{pod['name']}: podtier tier {pod['annotations'].get('podtier.io/tier')}"
-            + (f" (asked by the pod_override label tier={asked})" if asked else ""),
-        )
+
+    def same_key(pod: dict[str, Any]) -> bool:
+        raw = task_key(NS, pod["annotations"]["dag_id"], pod["annotations"]["task_id"])
+        lean = task_instance(NS, pod["labels"], {})
+        return identity(pod).key == raw and lean is not None and lean.key == raw
+
+    def tier_asked(pod: dict[str, Any]) -> bool:
+        asked = pod["labels"].get("tier")
+        return asked is None or pod["annotations"].get("podtier.io/tier") == asked
+
+    def in_pool(pod: dict[str, Any]) -> bool:
+        pool = pod["annotations"].get("podtier.io/pool")
+        return pool is not None and str(pod["node"]).startswith(f"{pool}-")
+
+    expect(
+        f"labels {', '.join(LABELS)} and annotations {', '.join(ANNOTATIONS)}", each(has_identity)
+    )
+    expect("task key (core.profile) from the annotations = from the labels alone", each(same_key))
+    expect(
+        "run_id label = podtier's airflow_label_value(raw run_id)",
+        each(lambda p: airflow_label_value(p["annotations"]["run_id"]) == p["labels"]["run_id"]),
+    )
+    expect(
+        f"airflow-worker={worker} (the scheduler job) and kubernetes_executor=True",
+        each(lambda p: p["labels"]["airflow-worker"] == worker),
+    )
+    expect("a pod_override label tier=X gets podtier tier X", each(tier_asked))
+    expect("bound to a node of the pool podtier pinned", each(in_pool))
     mapped = sorted(identity(p).map_index for p in pods if identity(p).task_id == "fan")
-    expect(mapped == [0, 1], f"mapped task fan: map_index {mapped} read by podtier")
+    expect(
+        f"mapped task fan: map_index {mapped} (expected [0, 1])",
+        [] if mapped == [0, 1] else ["fan"],
+    )
     oom = [p for p in pods if identity(p).task_id == "oom"]
     tries = [identity(p).try_number for p in oom]
-    expect(tries == [1, 1, 2], f"oom pods in creation order have try_number {tries}")
+    expect(
+        f"oom pods' try_number {tries} (expected [1, 1, 2])", [] if tries == [1, 1, 2] else ["oom"]
+    )
     if len(oom) == 3:
         first, relaunch, retry = oom
-        airflow_keys = [k for k in first["labels"] if not k.startswith("podtier.io/")]
-        same = all(relaunch["labels"].get(k) == first["labels"][k] for k in airflow_keys)
-        expect(same, "the relaunch (same try) keeps every Airflow label of the first pod")
         expect(
-            identity(retry).key == identity(first).key
-            and identity(retry).run_key == identity(first).run_key,
-            "the retry (try 2) has the same task key and run as try 1",
+            "the relaunch (same try) keeps every Airflow label of the first pod",
+            [] if relaunch["labels"] == first["labels"] else [relaunch["name"]],
+        )
+        expect(
+            "the retry (try 2) has the same task key and run_id as try 1",
+            []
+            if (identity(retry).key, identity(retry).run_key)
+            == (identity(first).key, identity(first).run_key)
+            else [retry["name"]],
         )
     return lines
 
@@ -296,11 +316,10 @@ def show(pods: list[dict[str, Any]], reported: Mapping[str, list[str]]) -> str:
     lines = []
     for pod in pods:
         labels, notes = pod["labels"], pod["annotations"]
-        airflow = {k: v for k, v in labels.items() if not k.startswith("podtier.io/")}
         podtier = {k: notes[f"podtier.io/{k}"] for k in PODTIER if f"podtier.io/{k}" in notes}
         uid = pod["uid"][:8]
         lines.append(f"{pod['name']} (uid {uid}) -> node {pod['node']}, phase {pod['phase']}")
-        lines.append(f"  labels: {json.dumps(airflow, sort_keys=True)}")
+        lines.append(f"  labels: {json.dumps(labels, sort_keys=True)}")
         lines.append(f"  podtier: {json.dumps(podtier)}")
         resources = pod["resources"]
         lines.append(f"  base container resources: {json.dumps(resources, sort_keys=True)}")
@@ -372,7 +391,7 @@ def main() -> int:
             lines = check(pods, report["worker"])
             print("\n".join(lines))
             print(f"Airflow's log: {work / 'airflow.log'}")
-            return 1 if any("FAIL" in line for line in lines) else 0
+            return 1 if any(": FAIL" in line for line in lines) else 0
         finally:
             burst.close()
 
