@@ -13,8 +13,8 @@ control plane's kubeconfig, and `bench/airflow_dags` as the dags folder. What ru
   process watches them, and `SchedulerJobRunner.process_executor_events` applies what the
   executor reports (a failure with retries left becomes up_for_retry).
 
-There is no kubelet and no worker: this script asks the bench (one JSON line `@@ {...}` on
-stdout, one reply line on stdin) to write the pod statuses a kubelet would, and writes into the
+There is no kubelet and no worker: this script asks the bench (one JSON line on stdout, one
+reply line on stdin) to write the pod statuses a kubelet would, and writes into the
 DB what the task's worker would (running, success). The task `oom` is OOMKilled twice: first
 before its worker started (the task instance still queued: the executor relaunches the pod for
 the same try, `pod_launch_failure_retries`), then while running (a failed try: Airflow retries
@@ -35,8 +35,14 @@ DAG_ID = "podtier_bench"
 TIMEOUT = float(os.environ.get("PODTIER_BENCH_TIMEOUT", "240"))  # seconds for the DagRun
 
 
+# The bench reads requests from stdout: keep it to this script. Airflow, and the processes it
+# forks (the watcher, the multiprocessing managers), print to stderr instead (set in main()).
+PROTOCOL = sys.stdout
+
+
 def send(kind: str, **payload: Any) -> None:
-    print("@@ " + json.dumps({"kind": kind, **payload}), flush=True)
+    PROTOCOL.write(json.dumps({"kind": kind, **payload}) + "\n")
+    PROTOCOL.flush()
 
 
 def ask(kind: str, **payload: Any) -> Any:
@@ -70,6 +76,10 @@ def sync_dag(session: Any) -> Any:
 
 
 def main() -> int:
+    global PROTOCOL
+    PROTOCOL = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     from airflow import settings
     from airflow.executors.workloads import BundleInfo, ExecuteTask
     from airflow.jobs.job import Job

@@ -186,15 +186,15 @@ def run_driver(
     report = None
     try:
         for line in driver.stdout:
-            if not line.startswith("@@ "):
-                log.write(line)
-                continue
-            request = json.loads(line[3:])
+            request = json.loads(line)
             if request["kind"] == "report":
                 report = request
                 continue
             driver.stdin.write(json.dumps(kubelet.answer(request)) + "\n")
             driver.stdin.flush()
+    except BaseException:
+        driver.terminate()
+        raise
     finally:
         code = driver.wait(timeout=60)
         kubelet.join()
@@ -247,8 +247,8 @@ def check(pods: list[dict[str, Any]], worker: str) -> list[str]:
     pods it fails for."""
     lines = []
 
-    def expect(what: str, failing: list[str]) -> None:
-        verdict = f"FAIL for {', '.join(failing)}" if failing else f"ok for all {len(pods)} pods"
+    def expect(what: str, failing: list[str], scope: str = f"all {len(pods)} pods") -> None:
+        verdict = "FAIL for " + ", ".join(failing) if failing else f"ok ({scope})"
         lines.append(f"  {what}: {verdict}")
 
     def each(test: Callable[[dict[str, Any]], bool]) -> list[str]:
@@ -290,17 +290,21 @@ def check(pods: list[dict[str, Any]], worker: str) -> list[str]:
     expect(
         f"mapped task fan: map_index {mapped} (expected [0, 1])",
         [] if mapped == [0, 1] else ["fan"],
+        "fan",
     )
     oom = [p for p in pods if identity(p).task_id == "oom"]
     tries = [identity(p).try_number for p in oom]
     expect(
-        f"oom pods' try_number {tries} (expected [1, 1, 2])", [] if tries == [1, 1, 2] else ["oom"]
+        f"oom pods' try_number {tries} (expected [1, 1, 2])",
+        [] if tries == [1, 1, 2] else ["oom"],
+        "oom",
     )
     if len(oom) == 3:
         first, relaunch, retry = oom
         expect(
             "the relaunch (same try) keeps every Airflow label of the first pod",
             [] if relaunch["labels"] == first["labels"] else [relaunch["name"]],
+            relaunch["name"],
         )
         expect(
             "the retry (try 2) has the same task key and run_id as try 1",
@@ -308,6 +312,7 @@ def check(pods: list[dict[str, Any]], worker: str) -> list[str]:
             if (identity(retry).key, identity(retry).run_key)
             == (identity(first).key, identity(first).run_key)
             else [retry["name"]],
+            retry["name"],
         )
     return lines
 
