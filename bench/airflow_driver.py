@@ -85,6 +85,7 @@ def main() -> int:
     from airflow.jobs.job import Job
     from airflow.jobs.scheduler_job_runner import SchedulerJobRunner
     from airflow.models.dagbag import DBDagBag
+    from airflow.models.dagrun import DagRun
     from airflow.providers.cncf.kubernetes.executors.kubernetes_executor import (
         KubernetesExecutor,
     )
@@ -102,7 +103,7 @@ def main() -> int:
 
     now = timezone.utcnow()
     run = dag.create_dagrun(
-        run_id=f"manual__{now.isoformat()}",
+        run_id=DagRun.generate_run_id(run_type=DagRunType.MANUAL, logical_date=now, run_after=now),
         logical_date=now,
         data_interval=(now, now),
         run_after=now,
@@ -181,8 +182,12 @@ def main() -> int:
                 play_worker_and_kubelet(pod, run, oom_pods, session)
             time.sleep(0.3)
         tis = [
-            {"task_id": ti.task_id, "map_index": ti.map_index, "try_number": ti.try_number}
-            | {"state": str(ti.state)}
+            {
+                "task_id": ti.task_id,
+                "map_index": ti.map_index,
+                "try_number": ti.try_number,
+                "state": str(ti.state),
+            }
             for ti in run.get_task_instances(session=session)
         ]
         send(

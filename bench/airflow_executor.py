@@ -1,22 +1,24 @@
 """Real Airflow's KubernetesExecutor against the real control plane, with podtier in the path.
 
     KUBEBUILDER_ASSETS=../shared/kube-assets python bench/airflow_executor.py \\
-        --airflow-python /work/venv-airflow/bin/python
+        --airflow-python /work/venv-airflow/bin/python [--retry-delay SECONDS] [--keep-pods]
 
 Airflow (apache-airflow 3.3.2 with apache-airflow-providers-cncf-kubernetes 10.25.0) lives in
-its own venv and is never a podtier dependency: this script starts the control plane and
-podtier as its webhooks (`tests/webhook/headroom/burst.py` `BurstCluster`: 2 worker nodes, 2
-compute nodes, `podtier serve --cluster auto`), migrates a sqlite metadata DB with `airflow db
-migrate`, then runs `bench/airflow_driver.py` with the Airflow python: Airflow's own code
-schedules the DAG `bench/airflow_dags/podtier_bench.py` and its KubernetesExecutor builds and
+its own venv and is never a podtier dependency. This script starts the control plane and
+podtier as its webhooks (`BurstCluster`: 2 worker and 2 compute nodes, `podtier serve --cluster
+auto --learning`, the TaskProfile CRD installed), migrates a sqlite metadata DB (`airflow db
+migrate`), then runs `bench/airflow_driver.py` with the Airflow python: Airflow's own code
+schedules the DAG `bench/airflow_dags/podtier_bench.py`, and its KubernetesExecutor builds and
 creates the worker pods through the API server (so through podtier). The driver asks this
 script to play the kubelet (`ControlPlane.set_pod_status`) once the real scheduler bound a pod.
 
-Prints, per pod: the Airflow labels, podtier's annotations (tier, pool, node, reason), the node
-the scheduler bound, and what the executor reported; then checks what podtier relies on: the
-labels and annotations podtier's learning reads (`core.profile.task_instance`) give each pod
-its task's key and instance, from the annotations and from the labels alone alike; a relaunch
-(same try) keeps the labels; the retry has try_number 2 and the same task key.
+Prints, per pod: Airflow's labels, podtier's annotations (tier, pool, node, escalated memory,
+reason), the node the scheduler bound, and what the executor made of the pod; then, for the
+OOMKilled task, how soon podtier's learning recorded each kill against when Airflow's next pod
+(the relaunch for the same try, then the retry) showed up; then one line per property podtier
+relies on: the identity labels and annotations, the task key read from the annotations and
+from the labels alone alike (`core.profile`), a relaunch keeping the labels, the retry being
+try 2 of the same task. `--keep-pods` sets `delete_worker_pods = False`. Exit 1 on a FAIL.
 """
 
 from __future__ import annotations
