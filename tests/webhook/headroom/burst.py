@@ -4,7 +4,8 @@
 (`workers` worker nodes with taint dedicated=worker:NoSchedule, 2 compute-optimized nodes of
 5 cpu and 20Gi with taint workload=heavy:NoSchedule: room for 2 heavy pods each), then runs
 podtier (`serve --cluster auto`; several replicas with `--peers`, behind a connection spreader
-as a Service) as the control plane's webhooks. `close()` stops podtier and resets the plane.
+as a Service) as the control plane's webhooks, each with `serve_args` added (e.g. `--learning`).
+`close()` stops podtier and resets the plane.
 """
 
 from __future__ import annotations
@@ -80,6 +81,7 @@ class BurstCluster:
         worker_cpu: str = "16",
         replicas: int = 1,
         policy: Path | None = None,
+        serve_args: Sequence[str] = (),
     ) -> Cluster:
         plane = self.plane
         plane.reset()
@@ -107,6 +109,7 @@ class BurstCluster:
             args += ["--peers", "podtier-test"]
         if policy is not None:
             args += ["--policy", str(policy)]
+        args += serve_args
         for i in range(replicas):
             env = {"POD_NAME": f"podtier-{i}", "POD_NAMESPACE": PEERS_NAMESPACE}
             self.servers.append(Server(cert_dir, args, env=env))
