@@ -233,7 +233,8 @@ def escalation_target(
         return None
     memory = max(int(limit * ESCALATION_FACTOR), limit + ESCALATION_MIN_STEP)
     memory = -(-memory // MIB) * MIB
-    return limit, memory, f"previous try OOMKilled at limit {_mib(limit)}"
+    which = "try" if base.try_number < instance.try_number else "pod of this try"
+    return limit, memory, f"previous {which} OOMKilled at limit {_mib(limit)}"
 
 
 def _limit_of(run: RunRecord) -> int | None:

@@ -41,14 +41,14 @@ class LiveLearning:
         lease_duration: float = 15.0,
         interval: float = 2.0,
     ) -> None:
-        self.recorder = OutcomeRecorder(insight.policy)
-        headroom.add_pod_listener(self.recorder)
-        if insight.poller is not None:
-            insight.poller.sinks.append(self.recorder.usage)
         configuration = headroom.api_client.configuration
         self.store = ProfileStore(
             source=f"the API server at {configuration.host}", stale_after=headroom.stale_after
         )
+        self.recorder = OutcomeRecorder(insight.policy, on_end=self.store.saw_end)
+        headroom.add_pod_listener(self.recorder)
+        if insight.poller is not None:
+            insight.poller.sinks.append(self.recorder.usage)
         self.configuration = configuration
         self.insight = insight
         self.lease_name = lease_name

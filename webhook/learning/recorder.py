@@ -5,7 +5,8 @@ every pod event, in order, with no API call of its own. Airflow deletes finished
 so the end is caught from the first event that shows the base container terminated (a
 MODIFIED, or the DELETED itself when that was the first), never from a later read. Each pod is
 recorded once (by uid), and the outcome goes to a bounded queue that the profile writer
-drains; when the queue is full the oldest outcome is dropped (and counted).
+drains (and each is told to `on_end` at once: decisions see the run before it is written);
+when the queue is full the oldest outcome is dropped (and counted).
 
 A pod first seen already finished (the first list after a start) is marked `seen_finished`:
 the writer records it only when its profile does not have it yet.
@@ -29,8 +30,17 @@ from podtier.webhook.policy import Policy
 
 
 class OutcomeRecorder:
-    def __init__(self, policy: Callable[[], Policy], *, capacity: int = 10_000) -> None:
+    def __init__(
+        self,
+        policy: Callable[[], Policy],
+        *,
+        capacity: int = 10_000,
+        on_end: Callable[[Outcome], None] | None = None,
+    ) -> None:
+        """`on_end`: told each outcome as it is queued (the profile store, so that decisions
+        see the run at once, before the writer writes it)."""
         self.policy = policy
+        self.on_end = on_end
         self.usage = UsagePeaks(self.is_running)
         self._running: set[str] = set()  # Airflow pods seen with the base container not ended
         self._recorded: dict[str, str] = {}  # pod key -> uid of the finished pod recorded
@@ -82,6 +92,8 @@ class OutcomeRecorder:
             )
         if not seen_running:
             outcome = replace(outcome, seen_finished=True)
+        if self.on_end is not None:
+            self.on_end(outcome)
         with self._lock:
             if len(self._queue) >= self._capacity:
                 self._queue.popleft()

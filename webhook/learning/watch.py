@@ -20,7 +20,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
@@ -28,7 +28,13 @@ import orjson
 from kubernetes import client
 from urllib3.exceptions import ReadTimeoutError
 
-from podtier.webhook.core.profile import ProfilesStatus, TaskKey, TaskProfile
+from podtier.webhook.core.profile import (
+    ProfilesStatus,
+    RunRecord,
+    TaskInstance,
+    TaskKey,
+    TaskProfile,
+)
 from podtier.webhook.headroom.watch import (
     Backoff,
     Gone,
@@ -37,8 +43,12 @@ from podtier.webhook.headroom.watch import (
     interrupt,
     watch_lines,
 )
+from podtier.webhook.learning.fold import known, run_record
+from podtier.webhook.learning.names import profile_name
+from podtier.webhook.learning.outcome import Outcome
 from podtier.webhook.learning.profiles import (
     GROUP,
+    LAST_RUNS,
     MAX_OBJECT_BYTES,
     PLURAL,
     VERSION,
@@ -50,17 +60,21 @@ from podtier.webhook.observability.metrics import PROFILES
 log = logging.getLogger("podtier.learning")
 
 ObjectKey = tuple[str, str]  # (namespace, name)
+SEEN_TASKS = 10_000  # tasks with runs seen but not yet published, at most
 
 
 @dataclass(frozen=True)
 class ProfileSnapshot:
-    """One request's `ProfilesView`."""
+    """One request's `ProfilesView`: the published profiles, with the runs this replica saw
+    end that they do not show yet (`seen`, see `ProfileStore.saw_end`)."""
 
     profiles: Mapping[TaskKey, TaskProfile]
     status: ProfilesStatus
+    seen: Mapping[TaskKey, TaskProfile] = field(default_factory=dict)
 
     def get(self, key: TaskKey) -> TaskProfile | None:
-        return self.profiles.get(key)
+        profile = self.seen.get(key)
+        return self.profiles.get(key) if profile is None else profile
 
 
 class ProfileStore:
@@ -80,6 +94,11 @@ class ProfileStore:
         self._objects: dict[ObjectKey, TaskProfile] = {}
         self._ignored: dict[ObjectKey, str] = {}  # object -> resourceVersion refused
         self._published: Mapping[TaskKey, TaskProfile] = MappingProxyType({})
+        # Runs this replica's pod watch saw end that the task's published profile does not
+        # show yet (the writer writes every few seconds, and only on the Lease holder), and
+        # the published profiles with them among their last runs.
+        self._runs_seen: dict[TaskKey, tuple[TaskInstance, tuple[RunRecord, ...]]] = {}
+        self._seen: Mapping[TaskKey, TaskProfile] = MappingProxyType({})
         self._synced = False
         self._connected = False
         self._last_contact = 0.0
@@ -90,10 +109,27 @@ class ProfileStore:
     def view(self, now: float | None = None) -> ProfileSnapshot:
         now = self.clock() if now is None else now
         with self._lock:
-            return ProfileSnapshot(self._published, self._status(now))
+            return ProfileSnapshot(self._published, self._status(now), self._seen)
 
     def get(self, key: TaskKey) -> TaskProfile | None:
+        """The published profile (what the writer folds into), without runs only seen."""
         return self._published.get(key)
+
+    def saw_end(self, outcome: Outcome) -> None:
+        """A run of the task ended, as this replica's pod watch saw it (the recorder calls
+        this for every outcome, on every replica). Decisions see it among the task's last runs
+        at once, so a pod Airflow relaunches or retries a second after an OOM kill is raised
+        from that kill, not from an older one; it stops being added once the published profile
+        has it."""
+        key = outcome.instance.key
+        with self._lock:
+            if known(self._published.get(key), outcome):
+                return
+            _, runs = self._runs_seen.pop(key, (outcome.instance, ()))
+            self._runs_seen[key] = (outcome.instance, (*runs, run_record(outcome))[-LAST_RUNS:])
+            while len(self._runs_seen) > SEEN_TASKS:
+                del self._runs_seen[next(iter(self._runs_seen))]  # the longest unwritten
+            self._merge_seen()
 
     def counts(self) -> tuple[int, int]:
         """(readable profiles, ignored objects)."""
@@ -203,8 +239,33 @@ class ProfileStore:
 
     def _publish(self) -> None:
         self._published = MappingProxyType({p.key: p for p in self._objects.values()})
+        if self._runs_seen:
+            self._merge_seen()
         PROFILES.labels("valid").set(len(self._objects))
         PROFILES.labels("ignored").set(len(self._ignored))
+
+    def _merge_seen(self) -> None:
+        """`_seen`: each published profile (or, for a task without one, an empty one) with the
+        runs seen that it does not show yet; runs it shows are forgotten."""
+        merged: dict[TaskKey, TaskProfile] = {}
+        for key, (instance, runs) in list(self._runs_seen.items()):
+            base = self._published.get(key)
+            shown = {run.pod_uid for run in base.last_runs} if base is not None else set()
+            fresh = tuple(run for run in runs if run.pod_uid not in shown)
+            if not fresh:
+                del self._runs_seen[key]
+                continue
+            self._runs_seen[key] = (instance, fresh)
+            if base is None:
+                base = TaskProfile(
+                    namespace=key.namespace,
+                    name=profile_name(key),
+                    dag_id=instance.dag_id,
+                    task_id=instance.task_id,
+                )
+            last = sorted((*base.last_runs, *fresh), key=lambda run: run.finished_at)
+            merged[key] = replace(base, last_runs=tuple(last[-LAST_RUNS:]))
+        self._seen = MappingProxyType(merged)
 
 
 def _object_key(raw: Mapping[str, Any]) -> ObjectKey:

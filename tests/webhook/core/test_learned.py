@@ -183,7 +183,7 @@ ESCALATIONS = [
         POLICY,
         "heavy",
         ("4Gi", "8Gi"),
-        "previous try OOMKilled at limit 4Gi",
+        "previous pod of this try OOMKilled at limit 4Gi",
         id="relaunch-same-try-after-a-kill",
     ),
     pytest.param(

@@ -13,16 +13,23 @@ from contextlib import contextmanager
 import pytest
 from kubernetes import client
 
+from podtier.webhook.core.decide import decide
+from podtier.webhook.core.pod import view_pod
+from podtier.webhook.core.profile import task_key
 from podtier.webhook.headroom import LiveHeadroom
 from podtier.webhook.insight.census import PodCensus
 from podtier.webhook.insight.utilization import UtilizationPoller
-from podtier.webhook.learning.outcome import Outcome
+from podtier.webhook.learning.fold import fold
+from podtier.webhook.learning.outcome import Outcome, outcome_of
 from podtier.webhook.learning.recorder import OutcomeRecorder
+from podtier.webhook.learning.watch import ProfileStore
+from tests.conftest import FakeClock
 from tests.kubeapi import KubeAPI
-from tests.webhook.core.fakes import POLICY
+from tests.webhook.core.fakes import POLICY, UNKNOWN
+from tests.webhook.core.test_learned import RUN, retry
 from tests.webhook.headroom.builders import node
 from tests.webhook.headroom.feeds import fast_backoff, wait_for
-from tests.webhook.learning.pods import ended, running, worker_pod
+from tests.webhook.learning.pods import T0, ended, running, worker_pod
 
 MI = 2**20
 
@@ -154,3 +161,29 @@ def pod_metrics(name: str, cpu: str, memory: str) -> dict:
         "window": "30s",
         "containers": [{"name": "base", "usage": {"cpu": cpu, "memory": memory}}],
     }
+
+
+def test_a_kill_counts_in_the_next_decision_before_the_profile_is_written() -> None:
+    """Airflow relaunches a pod killed at start-up about a second later, sooner than the writer
+    writes (real Airflow: bench/airflow_executor.py). The kill this replica's watch saw is among
+    the task's last runs at once, for decisions only: the writer still folds it into the
+    published profile, once."""
+    store = ProfileStore(source="test", clock=FakeClock())
+    store.relist([])
+    recorder = OutcomeRecorder(lambda: POLICY, on_end=store.saw_end)
+    first = worker_pod("oom-1", run_id=RUN, memory_limit="4Gi")
+    recorder("MODIFIED", "airflow/oom-1", running(first))
+    recorder("MODIFIED", "airflow/oom-1", ended(first))
+    key = task_key("airflow", "sales_etl", "extract_orders")
+    assert store.get(key) is None  # what the writer folds into: nothing written yet
+    assert len(recorder.drain()) == 1  # and the writer still gets the outcome
+
+    relaunch = decide(view_pod(retry(1)), POLICY, UNKNOWN, store.view())
+    assert relaunch.tier.name == "heavy"
+    assert relaunch.annotations["podtier.io/escalated-memory"] == "4916Mi"  # 1.2 x 4Gi
+    assert "previous pod of this try OOMKilled at limit 4Gi" in relaunch.reason
+
+    # Once the published profile has the run, it is not added a second time.
+    written = fold(None, outcome_of(ended(first), POLICY), POLICY, now=T0 + 400)
+    store.put(written)
+    assert store.view().get(key).last_runs == written.last_runs
