@@ -58,7 +58,7 @@ scheduler never reads the Ready condition, only the `node.kubernetes.io/not-read
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,13 +109,16 @@ def group_key(
 class NodeGroup:
     """The nodes one (node selector, tolerations) pair may use, indexed by free capacity."""
 
-    __slots__ = ("selector", "tolerations", "members", "heaps", "freed")
+    __slots__ = ("selector", "tolerations", "members", "heaps", "latest", "freed")
 
     def __init__(self, selector: Selector, tolerations: tuple[Toleration, ...]) -> None:
         self.selector = selector
         self.tolerations = tolerations
         self.members: dict[str, None] = {}
         self.heaps: dict[str, list[tuple[int, str]]] = {}
+        # Per resource, node -> the free amount of an entry the node has in the heap (the one
+        # last put in): a node freed and taken again is already there, and needs no new entry.
+        self.latest: dict[str, dict[str, int]] = {}
         # Members with (maybe) more free than their heap entries say: new members, and nodes
         # whose usage went down. Their fresh entries are pushed when the group is next asked.
         self.freed: set[str] = set()
@@ -571,12 +574,14 @@ class ClusterState:
             self._push_freed(group)
         heap = group.heaps.get(resource)
         if heap is None:
-            heap = group.heaps[resource] = self._heap(group.members, resource)
+            heap = self._rebuild(group, resource)
+        latest = group.latest[resource]
         members, nodes, used_by = group.members, self.nodes, self.used
         while heap:
             negative_free, node = heap[0]
             if node not in members:
                 heapq.heappop(heap)  # left the group since
+                latest.pop(node, None)
                 continue
             used = used_by.get(node)
             free = nodes[node].allocatable.get(resource, 0) - (used.get(resource, 0) if used else 0)
@@ -585,10 +590,15 @@ class ClusterState:
             # An over-estimate left by a placement (usage only pushes when it goes down):
             # correct it in place and look again.
             heapq.heapreplace(heap, (-free, node))
+            latest[node] = free
         return None
 
-    def _heap(self, nodes: Iterable[str], resource: str) -> list[tuple[int, str]]:
-        heap = [(-self.free(node, resource), node) for node in nodes]
+    def _rebuild(self, group: NodeGroup, resource: str) -> list[tuple[int, str]]:
+        """A fresh heap of `resource` for `group`: one exact entry per member."""
+        latest = group.latest[resource] = {
+            node: self.free(node, resource) for node in group.members
+        }
+        heap = group.heaps[resource] = [(-free, node) for node, free in latest.items()]
         heapq.heapify(heap)
         return heap
 
@@ -596,17 +606,20 @@ class ClusterState:
         """Push the freed members' entries, at their free capacity now (a usage that went
         down and up again since costs one entry, not two)."""
         limit = 2 * len(group.members) + 64
-        for resource, heap in group.heaps.items():
+        for resource, heap in list(group.heaps.items()):
             if len(heap) + len(group.freed) > limit:  # mostly stale entries: rebuild
-                group.heaps[resource] = self._heap(group.members, resource)
+                self._rebuild(group, resource)
                 continue
+            latest = group.latest[resource]
             for node in group.freed:
                 if node in group.members:
                     used = self.used.get(node)
                     free = self.nodes[node].allocatable.get(resource, 0)
                     if used is not None:
                         free -= used.get(resource, 0)
-                    heapq.heappush(heap, (-free, node))
+                    if latest.get(node) != free:  # else its entry is right already
+                        heapq.heappush(heap, (-free, node))
+                        latest[node] = free
         group.freed.clear()
 
     def _refresh_groups(self, name: str) -> None:
