@@ -23,6 +23,18 @@ class HeadroomStatus:
     reason: str
 
 
+# How many pods of one size `find_elsewhere` counts at most: beyond it, room is plenty.
+ROOM_COUNT_LIMIT = 8
+
+
+@dataclass(frozen=True)
+class Borrowed:
+    """Room outside this replica's share (`CapacityView.find_elsewhere`)."""
+
+    node: str
+    room: int  # pods of the asked requests the pool's nodes could take, up to ROOM_COUNT_LIMIT
+
+
 class CapacityView(Protocol):
     """A consistent picture of free capacity per node, valid inside one transaction."""
 
@@ -34,12 +46,21 @@ class CapacityView(Protocol):
         node_selector: Mapping[str, str],
         tolerations: Sequence[Mapping[str, Any]],
         requests: Mapping[str, int],
-        anywhere: bool = False,
     ) -> str | None:
         """A schedulable, Ready node matching `node_selector`, whose NoSchedule/NoExecute
         taints `tolerations` tolerate, with `requests` (milli-units) free; None if none.
-        With several replicas, only nodes of this replica's share count, unless `anywhere`
-        (the last resort, when no pool has room in the share)."""
+        With several replicas, only nodes of this replica's share count."""
+        ...
+
+    def find_elsewhere(
+        self,
+        node_selector: Mapping[str, str],
+        tolerations: Sequence[Mapping[str, Any]],
+        requests: Mapping[str, int],
+    ) -> Borrowed | None:
+        """With several replicas, when no pool has room in this replica's share: a node with
+        room among all the pool's nodes, and how many pods of `requests` they could take now.
+        None with one replica (the share is every node), or when no node has room."""
         ...
 
     def reserve(self, node: str, requests: Mapping[str, int], key: str) -> None:
@@ -82,8 +103,15 @@ class _UnknownView:
         node_selector: Mapping[str, str],
         tolerations: Sequence[Mapping[str, Any]],
         requests: Mapping[str, int],
-        anywhere: bool = False,
     ) -> str | None:
+        return None
+
+    def find_elsewhere(
+        self,
+        node_selector: Mapping[str, str],
+        tolerations: Sequence[Mapping[str, Any]],
+        requests: Mapping[str, int],
+    ) -> Borrowed | None:
         return None
 
     def reserve(self, node: str, requests: Mapping[str, int], key: str) -> None:

@@ -20,8 +20,9 @@ from podtier.webhook.core.quantity import QuantityError, to_milli
 from podtier.webhook.core.resources import Resources, covers
 from podtier.webhook.core.sizing import Sizing, size_container
 from podtier.webhook.core.tiering import (
+    CONDITIONAL_ANNOTATIONS,
     ESCALATED_MEMORY_ANNOTATION,
-    LEARNED_ANNOTATIONS,
+    NODE_ANNOTATION,
     POLICY_ANNOTATION,
     POOL_ANNOTATION,
     REASON_ANNOTATION,
@@ -107,6 +108,7 @@ def decide(
             POOL_ANNOTATION: placement.pool.name,
             REASON_ANNOTATION: reason,
             POLICY_ANNOTATION: policy.ident,
+            **({NODE_ANNOTATION: placement.node} if placement.node is not None else {}),
             **advice.annotations,
         },
         escalation=advice.escalation,
@@ -192,7 +194,7 @@ def _earlier_decision(pod: PodView, policy: Policy) -> Decision | None:
             POOL_ANNOTATION: pool.name,
             REASON_ANNOTATION: notes.get(REASON_ANNOTATION, ""),
             POLICY_ANNOTATION: notes[POLICY_ANNOTATION],
-            **{key: notes[key] for key in LEARNED_ANNOTATIONS if key in notes},
+            **{key: notes[key] for key in CONDITIONAL_ANNOTATIONS if key in notes},
         },
     )
 

@@ -6,10 +6,10 @@ patch give the same result each time; only headroom (and the learned profiles) c
 
     request ─► key: every input the decision reads from it, as bytes ─► the key's replay tree
       ├─ replay: ask the current views the questions the first such pod asked, in order
-      │  (headroom: status, find_node; profiles: status, get; and, once a task profile was
-      │  found, the pod's per-run labels, which OOM escalation reads); where every reply is
-      │  one seen before, the answer made under those replies is this pod's too (with its
-      │  own uid and names)
+      │  (headroom: status, find_node, find_elsewhere; profiles: status, get; and, once a
+      │  task profile was found, the pod's per-run labels, which OOM escalation reads); where
+      │  every reply is one seen before, the answer made under those replies is this pod's
+      │  too (with its own uid and names)
       └─ a new key, or a reply not seen before: `admission.mutate` on recording views, whose
          questions, replies and answer are stored
 
@@ -33,7 +33,7 @@ import orjson
 
 from podtier.webhook.core import review
 from podtier.webhook.core.admission import Answer, mutate
-from podtier.webhook.core.capacity import CapacityView, HeadroomStatus
+from podtier.webhook.core.capacity import Borrowed, CapacityView, HeadroomStatus
 from podtier.webhook.core.decide import Decision
 from podtier.webhook.core.pod import PodError, PodView, pod_identity, with_identity
 from podtier.webhook.core.profile import ProfilesStatus, ProfilesView, TaskKey, TaskProfile
@@ -49,7 +49,8 @@ MAX_ANSWERS = 8192  # stored answers over all keys; beyond it the memo starts af
 
 # The questions replayed: (what is asked, its arguments).
 STATUS = "status"  # capacity.status
-FIND = "find_node"  # capacity.find_node(selector, tolerations, requests, anywhere)
+FIND = "find_node"  # capacity.find_node(selector, tolerations, requests)
+ELSEWHERE = "find_elsewhere"  # capacity.find_elsewhere(selector, tolerations, requests)
 PROFILES_STATUS = "profiles.status"
 PROFILE = "profiles.get"  # profiles.get(task key)
 RUN = "run"  # the pod's VOLATILE_KEYS values
@@ -234,11 +235,20 @@ class _CapacityRecorder:
         node_selector: Mapping[str, str],
         tolerations: Sequence[Mapping[str, Any]],
         requests: Mapping[str, int],
-        anywhere: bool = False,
     ) -> str | None:
-        node = self._view.find_node(node_selector, tolerations, requests, anywhere)
-        self._asked.append(((FIND, (node_selector, tolerations, requests, anywhere)), node))
+        node = self._view.find_node(node_selector, tolerations, requests)
+        self._asked.append(((FIND, (node_selector, tolerations, requests)), node))
         return node
+
+    def find_elsewhere(
+        self,
+        node_selector: Mapping[str, str],
+        tolerations: Sequence[Mapping[str, Any]],
+        requests: Mapping[str, int],
+    ) -> Borrowed | None:
+        room = self._view.find_elsewhere(node_selector, tolerations, requests)
+        self._asked.append(((ELSEWHERE, (node_selector, tolerations, requests)), room))
+        return room
 
     def reserve(self, node: str, requests: Mapping[str, int], key: str) -> None:
         raise AssertionError("the decision does not reserve: the edge does, after it")
@@ -291,6 +301,8 @@ class _Asker:
         what, args = question
         if what == FIND:
             return self.capacity.find_node(*args)
+        if what == ELSEWHERE:
+            return self.capacity.find_elsewhere(*args)
         if what == STATUS:
             return self.capacity.status
         profiles = self.profiles

@@ -19,7 +19,7 @@ from podtier.webhook.core.placement import (
     pool_tolerations,
 )
 from podtier.webhook.core.pod import PodView
-from podtier.webhook.core.tiering import LEARNED_ANNOTATIONS
+from podtier.webhook.core.tiering import CONDITIONAL_ANNOTATIONS
 
 Op = dict[str, Any]
 
@@ -73,9 +73,9 @@ def build_patch(pod: PodView, decision: Decision) -> list[Op]:
         current = metadata.get("annotations")
         _merge_map(ops, "/metadata/annotations", current, decision.annotations)
         if isinstance(current, Mapping):
-            # What podtier learned, present on the pod but not true of this decision: a
-            # leftover of a copied spec (or a forgery), removed.
-            for key in LEARNED_ANNOTATIONS:
+            # What podtier learned or counted, present on the pod but not true of this
+            # decision: a leftover of a copied spec (or a forgery), removed.
+            for key in CONDITIONAL_ANNOTATIONS:
                 if key in current and key not in decision.annotations:
                     ops.append({"op": "remove", "path": f"/metadata/annotations/{escape(key)}"})
     return ops

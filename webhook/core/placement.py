@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from podtier.webhook.core.capacity import CapacityView
+from podtier.webhook.core.capacity import ROOM_COUNT_LIMIT, Borrowed, CapacityView
 from podtier.webhook.core.quantity import format_milli
 from podtier.webhook.core.resources import POD_SLOT
 from podtier.webhook.policy.model import Pool
@@ -70,18 +70,45 @@ def place(
             tried = ", ".join(p.name for p in pools[:i])
             return Placement(pool, node, True, f"no {tried} node has room, node {node} has")
     names = ", ".join(p.name for p in pools)
-    for pool in pools:  # no room in this replica's share: another replica's, as a last resort
-        node = capacity.find_node(
+    borrowed = _borrow(pools, requests, node_selector, tolerations, capacity)
+    if borrowed is not None:
+        pool, room = borrowed
+        return Placement(
+            pool,
+            room.node,
+            True,
+            f"no {names} node of this replica's share has room; pool {pool.name} has the most "
+            f"in the cluster (room for {_count(room.room)} such pods), node {room.node} has",
+        )
+    return Placement(first, None, False, f"no node in {names} has {describe(requests)} free")
+
+
+def _borrow(
+    pools: Sequence[Pool],
+    requests: Mapping[str, int],
+    node_selector: Mapping[str, str],
+    tolerations: Sequence[Mapping[str, Any]],
+    capacity: CapacityView,
+) -> tuple[Pool, Borrowed] | None:
+    """With several replicas, when no pool has room in this replica's share: the pool with
+    the most room among all its nodes (the first in placement order on a tie).
+
+    Another replica may be promising that room at this moment, and the scheduler places by
+    pool, not by node: the pool with the most room is the one where both promises fit."""
+    best: tuple[Pool, Borrowed] | None = None
+    for pool in pools:
+        room = capacity.find_elsewhere(
             pod_node_selector(node_selector, pool),
             pod_tolerations(tolerations, pool)[0],
             requests,
-            anywhere=True,
         )
-        if node is not None:
-            return Placement(
-                pool, node, True, f"no {names} node of this replica's share has room, {node} has"
-            )
-    return Placement(first, None, False, f"no node in {names} has {describe(requests)} free")
+        if room is not None and (best is None or room.room > best[1].room):
+            best = pool, room
+    return best
+
+
+def _count(room: int) -> str:
+    return f"{room}+" if room >= ROOM_COUNT_LIMIT else str(room)
 
 
 def describe(requests: Mapping[str, int]) -> str:

@@ -21,6 +21,13 @@ DOWNGRADE_KEY = "podtier.io/downgrade"
 RECOMMENDED_TIER_ANNOTATION = "podtier.io/recommended-tier"
 ESCALATED_MEMORY_ANNOTATION = "podtier.io/escalated-memory"
 LEARNED_ANNOTATIONS = (RECOMMENDED_TIER_ANNOTATION, ESCALATED_MEMORY_ANNOTATION)
+# The node whose room podtier counted for the pod, written only when one was found. The
+# scheduler may bind the pod to another node of its pool; every replica holds the pod's room on
+# this node while it waits (see headroom.state, "Replicas").
+NODE_ANNOTATION = "podtier.io/node"
+# Written only when true of this decision: a fresh decision removes them when present but not
+# true (a leftover of a copied spec, or a forgery); a reinvocation keeps them.
+CONDITIONAL_ANNOTATIONS = (*LEARNED_ANNOTATIONS, NODE_ANNOTATION)
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,11 @@ headroom reads of a Pod.
 
 Pods are nearly all of a cluster's bytes (150,000 pods of ~3.6 KB), and headroom reads a
 handful of their fields: `records.pod_record` takes the namespace, name, resourceVersion, the
-`podtier.io/pool` annotation, the node, the containers' resources (and restart policy), the
-overhead, the node selector, the tolerations and the phase. A *lean* decode (msgspec into
-TypedDicts of those fields) builds only those, as plain dicts, and skips the rest (env, args,
-volumes, status details) without making a Python object of it: about 4x faster than parsing a
-pod whole, and much less to free.
+`podtier.io/pool` and `podtier.io/node` annotations, the node, the containers' resources (and
+restart policy), the overhead, the node selector, the tolerations and the phase. A *lean*
+decode (msgspec into TypedDicts of those fields) builds only those, as plain dicts, and skips
+the rest (env, args, volumes, status details) without making a Python object of it: about 4x
+faster than parsing a pod whole, and much less to free.
 
 Everything else is parsed whole (orjson): Nodes and Namespaces (few), watch ERROR events (their
 Status), and pods when a pod listener (the insight census) reads more of them. A pod whose
@@ -24,8 +24,11 @@ import orjson
 
 POD = "Pod"
 
-# The one annotation headroom reads (records.POOL_ANNOTATION), under its real name.
-_Annotations = TypedDict("_Annotations", {"podtier.io/pool": Any}, total=False)
+# The annotations headroom reads (records: the pool, and the node podtier counted), under their
+# real names.
+_Annotations = TypedDict(
+    "_Annotations", {"podtier.io/pool": Any, "podtier.io/node": Any}, total=False
+)
 
 
 class _Meta(TypedDict, total=False):

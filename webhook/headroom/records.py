@@ -21,9 +21,9 @@ from podtier.webhook.core.resources import (
     parse_resource_map,
     whole_units,
 )
+from podtier.webhook.core.tiering import NODE_ANNOTATION, POOL_ANNOTATION
 from podtier.webhook.headroom.taints import Taint, Toleration, blocking_taints, parse_tolerations
 
-POOL_ANNOTATION = "podtier.io/pool"
 TERMINATED_PHASES = frozenset({"Succeeded", "Failed"})
 _NOTHING: Resources = {}  # shared: what a finished pod requests
 
@@ -60,6 +60,7 @@ class PodRecord(NamedTuple):
     pool: str  # podtier.io/pool annotation, "" when absent
     node_selector: tuple[tuple[str, str], ...]  # only read for pending pods with a pool
     tolerations: tuple[Toleration, ...]  # likewise
+    counted_on: str = ""  # likewise: the podtier.io/node annotation, the node podtier counted
 
     @property
     def uses_node(self) -> bool:
@@ -127,6 +128,8 @@ def pod_record(raw: Mapping[str, Any]) -> PodRecord:
     spec = raw.get("spec") or {}
     status = raw.get("status")
     phase = status.get("phase") if isinstance(status, dict) else None
+    if phase is not None and not isinstance(phase, str):
+        raise RecordError(f"Pod {key}: status.phase is not a string: {phase!r}")
     annotations = meta.get("annotations")
     pool = annotations.get(POOL_ANNOTATION) if isinstance(annotations, dict) else None
     pool = str(pool) if pool else ""
@@ -141,6 +144,7 @@ def pod_record(raw: Mapping[str, Any]) -> PodRecord:
     if node or not pool:
         return PodRecord(key, node, True, requests, pool, (), ())
     selector = spec.get("nodeSelector") or {}  # pending and placed by podtier: held in its pool
+    counted_on = annotations.get(NODE_ANNOTATION) if isinstance(annotations, dict) else None
     return PodRecord(
         key,
         node,
@@ -149,6 +153,7 @@ def pod_record(raw: Mapping[str, Any]) -> PodRecord:
         pool,
         tuple(sorted((str(k), str(v)) for k, v in selector.items())),
         parse_tolerations(spec.get("tolerations")),
+        counted_on if isinstance(counted_on, str) else "",
     )
 
 

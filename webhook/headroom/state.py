@@ -11,8 +11,11 @@ What uses a node's capacity (a pod's *charge*):
   reservation (a placement this replica just made, held until the watch shows the pod, or until
   it expires) or a Pending pod with the `podtier.io/pool` annotation and no node yet (placed by
   any replica). A hold sits on one node of its pool: the node its reservation was on if this
-  replica made it, otherwise the node `find_node` picks for its own nodeSelector, tolerations
-  and requests. The hold moves to the real node when the pod binds.
+  replica made it; otherwise the node whose room the replica that placed it counted (its
+  `podtier.io/node` annotation), while that node has the room; otherwise the node `find_node`
+  picks for its own nodeSelector, tolerations and requests. So every replica shares one
+  packing, and one replica's share is not filled by pods other replicas promised elsewhere.
+  The hold moves to the real node when the pod binds.
 
 Holds are a packing of the pool's waiting pods onto its nodes, and the scheduler need not agree
 with it node by node: it may bind a pod to another node of the pool than the one podtier held it
@@ -254,7 +257,7 @@ class ClusterState:
             node = pod.node
         elif pod.waits_in_pool:
             where = (pod.node_selector, pod.tolerations)
-            node = self._hold_node(where, pod.requests, held_on)
+            node = self._hold_node(where, pod.requests, held_on, pod.counted_on)
         self.pods[key] = node
         if node:
             self.pod_requests[key] = pod.requests
@@ -271,12 +274,18 @@ class ClusterState:
         if held_on and held_on != node:
             self._retry_overcommitted(held_on)
 
-    def _hold_node(self, where: GroupKey, requests: Resources, held_on: str) -> str:
+    def _hold_node(
+        self, where: GroupKey, requests: Resources, held_on: str, counted_on: str
+    ) -> str:
         """Where a waiting pod's hold goes: where it was, if that node is still in its group;
-        else a node with room; else the roomiest (overcommitted); "" for an empty group."""
+        else the node podtier counted its room on (any replica: `podtier.io/node`), if it is in
+        the group and has that room; else a node with room; else the roomiest (overcommitted);
+        "" for an empty group."""
         group = self._group(*where)
         if held_on and held_on in group.members:
             return held_on
+        if counted_on in group.members and self.fits(counted_on, requests):
+            return counted_on
         return self._find_in(group, requests) or self._roomiest(group, requests)
 
     # ------------------------------------------------------------------ reservations
@@ -492,6 +501,25 @@ class ClusterState:
     ) -> str | None:
         """`find_node` for a group key already made (see `group_key`)."""
         return self._find_in(self._group(selector, tolerations), requests)
+
+    def room(
+        self,
+        selector: Selector,
+        tolerations: tuple[Toleration, ...],
+        requests: Mapping[str, int],
+        limit: int,
+    ) -> int:
+        """How many pods of `requests` the group's nodes could take now, counted up to `limit`
+        (a scan of the group: asked only when this replica's share has no room)."""
+        asked = [(resource, value) for resource, value in requests.items() if value > 0]
+        if not asked:
+            return limit
+        total = 0
+        for node in self._group(selector, tolerations).members:
+            total += max(0, min(self.free(node, resource) // value for resource, value in asked))
+            if total >= limit:
+                return limit
+        return total
 
     def find_in_share(
         self, selector: Selector, tolerations: tuple[Toleration, ...], requests: Mapping[str, int]

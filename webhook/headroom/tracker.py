@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from podtier.webhook.core.capacity import CapacityView, HeadroomStatus
+from podtier.webhook.core.capacity import ROOM_COUNT_LIMIT, Borrowed, CapacityView, HeadroomStatus
 from podtier.webhook.headroom.records import RecordError, object_name, pod_key
 from podtier.webhook.headroom.state import NAMESPACE, NODE, POD, ClusterState, GroupKey
 from podtier.webhook.observability.metrics import (
@@ -318,16 +318,31 @@ class _View:
         node_selector: Mapping[str, str],
         tolerations: Sequence[Mapping[str, Any]],
         requests: Mapping[str, int],
-        anywhere: bool = False,
     ) -> str | None:
         if not self.status.known:
             return None
         state = self._headroom.state
         where = state.asked_key(node_selector, tolerations)
-        node = state.find(*where, requests) if anywhere else state.find_in_share(*where, requests)
+        node = state.find_in_share(*where, requests)
         if node is not None:
             self._found[node] = where
         return node
+
+    def find_elsewhere(
+        self,
+        node_selector: Mapping[str, str],
+        tolerations: Sequence[Mapping[str, Any]],
+        requests: Mapping[str, int],
+    ) -> Borrowed | None:
+        state = self._headroom.state
+        if not self.status.known or state.share is None or state.share[1] < 2:
+            return None
+        where = state.asked_key(node_selector, tolerations)
+        node = state.find(*where, requests)
+        if node is None:
+            return None
+        self._found[node] = where
+        return Borrowed(node, state.room(*where, requests, ROOM_COUNT_LIMIT))
 
     def reserve(self, node: str, requests: Mapping[str, int], key: str) -> None:
         """Hold the node found in this transaction; the hold may move within the group it was

@@ -59,9 +59,12 @@ class FakeCapacity:
         self.asked: list[tuple[dict[str, str], list[Mapping[str, Any]], dict[str, int]]] = []
         self.reserved: list[tuple[str, dict[str, int], str]] = []
 
-    def find_node(self, node_selector, tolerations, requests, anywhere=False):
+    def find_node(self, node_selector, tolerations, requests):
         self.asked.append((dict(node_selector), list(tolerations), dict(requests)))
         return self.nodes.get(node_selector.get("node-type", ""))
+
+    def find_elsewhere(self, node_selector, tolerations, requests):
+        return None  # one replica: its share is every node
 
     def reserve(self, node, requests, key):
         self.reserved.append((node, dict(requests), key))

@@ -62,8 +62,8 @@ def test_placement_outcomes(pod, capacity, tier, pool, node, warning):
 class WorkerFitsOnlyMedium(FakeCapacity):
     """Worker nodes have room for 1 cpu but not 2: medium fits, heavy does not."""
 
-    def find_node(self, node_selector, tolerations, requests, anywhere=False):
-        super().find_node(node_selector, tolerations, requests, anywhere)
+    def find_node(self, node_selector, tolerations, requests):
+        super().find_node(node_selector, tolerations, requests)
         if node_selector.get("node-type") == "worker" and requests.get("cpu", 0) <= 1000:
             return "w-3"
         return None

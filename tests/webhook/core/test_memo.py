@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from podtier.policies import DEFAULT_POLICY
 from podtier.webhook.core import admission, review
+from podtier.webhook.core.capacity import Borrowed
 from podtier.webhook.core.memo import MAX_ANSWERS, AdmissionMemo
 from podtier.webhook.core.profile import (
     ProfilesStatus,
@@ -412,30 +413,37 @@ def test_in_prefer_mode_a_pod_with_its_own_affinity_is_decided_afresh():
 
 
 class ShareCapacity(FakeCapacity):
-    """This replica's share has room only where `share` says; the whole pool, `anywhere`."""
+    """This replica's share has room only where `share` says; the rest of the cluster, as
+    `elsewhere` says (node, room) per node-type."""
 
-    def __init__(self, share: dict[str, str | None], anywhere: dict[str, str | None]) -> None:
+    def __init__(
+        self, share: dict[str, str | None], elsewhere: dict[str, tuple[str, int] | None]
+    ) -> None:
         super().__init__(share)
-        self.anywhere = anywhere
+        self.elsewhere = elsewhere
 
-    def find_node(self, node_selector, tolerations, requests, anywhere=False):
-        node = super().find_node(node_selector, tolerations, requests, anywhere)
-        return self.anywhere.get(node_selector.get("node-type", "")) if anywhere else node
+    def find_elsewhere(self, node_selector, tolerations, requests):
+        found = self.elsewhere.get(node_selector.get("node-type", ""))
+        return None if found is None else Borrowed(*found)
 
 
-def test_the_memo_replays_the_last_resort_outside_this_replicas_share():
+def test_the_memo_replays_a_placement_outside_this_replicas_share():
     memo = AdmissionMemo(POLICY)
     full = {"worker": None, "compute-optimized": None, "gpu": None}
+    nowhere = dict.fromkeys(full)
     first = request_of(load_review("b"))
-    memo.mutate(first, ShareCapacity(full, full))
+    memo.mutate(first, ShareCapacity(full, nowhere))
     second = twin(first, 2)
-    other_share = ShareCapacity(full, {**full, "worker": "w-9"})
+    other_share = ShareCapacity(full, {**nowhere, "worker": ("w-9", 3)})
     answer = memo.mutate(second, other_share)
     assert_same(
-        answer, admission.mutate(second, POLICY, ShareCapacity(full, dict(other_share.anywhere)))
+        answer, admission.mutate(second, POLICY, ShareCapacity(full, other_share.elsewhere))
     )
     assert answer.decision is not None and answer.decision.node == "w-9"
     assert "of this replica's share" in answer.decision.reason
+    # the same node with less room left is another reply: the reason names the room
+    third = memo.mutate(twin(first, 3), ShareCapacity(full, {**nowhere, "worker": ("w-9", 1)}))
+    assert third.decision is not None and "room for 1 such pods" in third.decision.reason
 
 
 # --- the key is complete: pods with one key get one direct answer -------------------------

@@ -6,7 +6,7 @@ import pytest
 from podtier.webhook.core.decide import decide
 from podtier.webhook.core.patch import build_patch, escape
 from podtier.webhook.core.pod import view_pod
-from tests.webhook.core.fakes import EXECUTOR_LABELS, POLICY, UNKNOWN, airflow_pod
+from tests.webhook.core.fakes import EXECUTOR_LABELS, POLICY, UNKNOWN, FakeCapacity, airflow_pod
 
 
 def mutate(pod):
@@ -87,3 +87,34 @@ def test_mutating_the_output_again_is_an_empty_patch():
     ops, twice = mutate(once)
     assert ops == []
     assert twice == once
+
+
+def mutate_with(pod, capacity):
+    view = view_pod(pod)
+    ops = build_patch(view, decide(view, POLICY, capacity))
+    return ops, jsonpatch.apply_patch(copy.deepcopy(pod), ops)
+
+
+def test_the_node_podtier_counted_is_written_and_kept_on_reinvocation():
+    """Other replicas hold the waiting pod's room on that node (headroom, "Replicas")."""
+    capacity = FakeCapacity({"worker": "w-3"})
+    _, once = mutate_with(airflow_pod(), capacity)
+    assert once["metadata"]["annotations"]["podtier.io/node"] == "w-3"
+    assert "node w-3 has room" in once["metadata"]["annotations"]["podtier.io/reason"]
+    ops, twice = mutate_with(once, FakeCapacity({"worker": "w-9"}))
+    assert ops == [] and twice == once
+
+
+@pytest.mark.parametrize(
+    "capacity",
+    [
+        pytest.param(UNKNOWN, id="headroom-unknown"),
+        pytest.param(FakeCapacity({"worker": None}), id="no-room"),
+    ],
+)
+def test_a_counted_node_the_decision_did_not_count_is_removed(capacity):
+    """A spec copied from a placed pod (or a forged annotation) would make every replica hold
+    the pod's room on a node nobody counted it on."""
+    ops, patched = mutate_with(airflow_pod(annotations={"podtier.io/node": "w-1"}), capacity)
+    assert {"op": "remove", "path": "/metadata/annotations/podtier.io~1node"} in ops
+    assert "podtier.io/node" not in patched["metadata"]["annotations"]

@@ -81,7 +81,9 @@ def pod(
     pool: str | None = None,
     init: list[dict[str, Any]] | None = None,
     overhead: dict[str, str] | None = None,
+    counted_on: str | None = None,
 ) -> dict[str, Any]:
+    """`counted_on`: the `podtier.io/node` annotation (the node podtier counted room on)."""
     requests = {"cpu": cpu, "memory": memory}
     if gpus is not None:
         requests["nvidia.com/gpu"] = gpus
@@ -106,6 +108,8 @@ def pod(
         selector, tolerations = POOLS[pool]
         spec["nodeSelector"] = dict(selector)
         spec["tolerations"] = [dict(t) for t in tolerations]
+    if counted_on is not None:
+        metadata.setdefault("annotations", {})["podtier.io/node"] = counted_on
     return {
         "kind": "Pod",
         "apiVersion": "v1",

@@ -150,17 +150,80 @@ def test_room_a_pod_leaves_for_another_replicas_node_stays_held_for_the_peer_lag
     assert headroom.state.shadows == {}
 
 
-def test_a_replica_whose_share_is_full_borrows_another_share_as_a_last_resort() -> None:
+def test_every_replica_holds_a_waiting_pod_on_the_node_its_replica_counted() -> None:
+    """Replica 1 of 2 owns c1 and c3. Replica 0's four pods, counted on c0 and c2 and not bound
+    yet, are held there by replica 1 too: its own share keeps its room for four more."""
+    headroom = replica((1, 2))
+    for n, counted in enumerate(["c0", "c0", "c2", "c2"]):
+        waiting = pod(f"p{n}", cpu="2", memory="4Gi", pool="compute", counted_on=counted)
+        headroom.apply("Pod", "ADDED", waiting)
+    assert [headroom.state.free(f"c{i}", "cpu") for i in range(4)] == [1000, 5000, 1000, 5000]
+    promised = [place(headroom, f"airflow/q{n}") for n in range(5)]
+    assert sorted(map(str, promised)) == ["None", "c1", "c1", "c3", "c3"]
+
+
+def test_a_waiting_pod_counted_on_a_node_without_its_room_is_held_where_there_is_room() -> None:
+    headroom = replica((0, 1))
+    for n in range(2):
+        headroom.apply("Pod", "ADDED", pod(f"on-c0-{n}", "c0", cpu="2", memory="4Gi"))
+    late = pod("late", cpu="2", memory="4Gi", pool="compute", counted_on="c0")
+    headroom.apply("Pod", "ADDED", late)  # c0's room went to pods bound there meanwhile
+    assert headroom.state.free("c0", "cpu") == 1000
+    assert sorted(headroom.state.free(f"c{i}", "cpu") for i in (1, 2, 3)) == [3000, 5000, 5000]
+    forged = pod("forged", cpu="2", memory="4Gi", pool="compute", counted_on="not-a-node")
+    headroom.apply("Pod", "ADDED", forged)
+    assert sum(headroom.state.free(f"c{i}", "cpu") for i in range(4)) == 20000 - 4 * 2000
+
+
+def two_pools(share: tuple[int, int], compute_bound: int, worker_bound: int) -> ClusterHeadroom:
+    """Compute c0..c3 (two heavy pods each) and worker w0..w3 (four each), with that many
+    heavy pods bound, node by node in name order."""
+    nodes = [node(f"c{i}", "compute", cpu="5", memory="20Gi") for i in range(4)]
+    nodes += [node(f"w{i}", "worker", cpu="8", memory="32Gi") for i in range(4)]
+    bound = [f"c{n // 2}" for n in range(compute_bound)] + [
+        f"w{n // 4}" for n in range(worker_bound)
+    ]
+    pods = [pod(f"b{n}", at, cpu="2", memory="4Gi") for n, at in enumerate(bound)]
+    headroom = from_events(nodes + pods, clock=FakeClock())
+    headroom.use_peers()
+    headroom.set_peers(share, "")
+    return headroom
+
+
+@pytest.mark.parametrize(
+    ("compute_bound", "worker_bound", "pool", "room"),
+    [
+        (7, 8, "worker", 4),  # c3 has room for one, w3 for four: worker has the most
+        (4, 15, "compute", 2),  # c3 has room for two, w3 for one
+        (6, 14, "compute", 2),  # a tie (c3, w3: two each): the first pool in placement order
+    ],
+)
+def test_a_replica_whose_share_is_full_borrows_from_the_pool_with_the_most_room(
+    compute_bound: int, worker_bound: int, pool: str, room: int
+) -> None:
+    """Replica 0 of 2 owns c0, c2, w0 and w2; its share is full in both pools (bound pods and
+    its own reservations). Another replica may be promising the rest at this moment, and the
+    scheduler places by pool: the pool with the most room is the one where both fit."""
     from podtier.policies import DEFAULT_POLICY
     from podtier.webhook.core.placement import place as place_pod
     from podtier.webhook.policy.load import load_policy
 
     policy = load_policy([DEFAULT_POLICY])
-    headroom = replica((0, 2))  # owns c0 and c2: room for four heavy pods
-    for n in range(4):
-        assert place(headroom, f"airflow/p{n}") in ("c0", "c2")
-    pools = [policy.pools["compute"]]
+    headroom = two_pools((0, 2), compute_bound, worker_bound)
     with headroom.transaction(0) as view:
+        for name in ("c0", "c2", "w0", "w2"):  # the share, filled by this replica's placements
+            while headroom.state.fits(name, HEAVY):
+                view.reserve(name, HEAVY, f"airflow/r-{name}-{headroom.state.free(name, 'cpu')}")
+        pools = [policy.pools["compute"], policy.pools["worker"]]
         placement = place_pod(pools, HEAVY, {}, [], view)
-    assert placement.fits and placement.node in ("c1", "c3")
-    assert "no compute node of this replica's share has room" in placement.why
+    assert placement.fits and placement.pool.name == pool
+    assert placement.node not in ("c0", "c2", "w0", "w2")
+    assert f"pool {pool} has the most in the cluster (room for {room}" in placement.why
+    assert "no compute, worker node of this replica's share has room" in placement.why
+
+
+def test_one_replica_never_borrows() -> None:
+    headroom = two_pools((0, 1), 8, 16)
+    with headroom.transaction(0) as view:
+        assert view.find_node(*POOLS["worker"], HEAVY) is None
+        assert view.find_elsewhere(*POOLS["worker"], HEAVY) is None

@@ -70,10 +70,12 @@ class RoomIn:
         node_selector: Mapping[str, str],
         tolerations: Any,
         requests: Any,
-        anywhere: bool = False,
     ) -> str | None:
         node_type = node_selector.get("node-type", "")
         return f"{node_type}-1" if node_type in self.node_types else None
+
+    def find_elsewhere(self, node_selector: Any, tolerations: Any, requests: Any) -> None:
+        return None
 
     def reserve(self, node: str, requests: Any, key: str) -> None:
         return None
