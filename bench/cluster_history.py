@@ -35,6 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cluster_gen import POOL_TIERS, POOLS, TIERS, node_object, pod_object, write_dump  # noqa: E402
 
+from podtier.webhook.core.profile import task_key  # noqa: E402
+from podtier.webhook.learning.names import profile_name  # noqa: E402
+
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC).timestamp()
 BUSY_HOURS = (3, 9)  # hours before NOW when the pools were short of nodes
 NEXT_TIER = {"light": "medium", "medium": "heavy", "heavy": "heavy", "gpu": "gpu"}
@@ -179,7 +182,6 @@ def task_profile(
     peak = int(_bytes(limits["memory"]) * 1.02) if kills else int(memory_request * memory_share)
     cpu_p95 = int(_milli(requests["cpu"]) * min(1.6, cpu_share * 1.3))
     recommended = NEXT_TIER[tier] if kills else SMALLER_TIER[tier] if memory_share < 0.3 else tier
-    digest = hashlib.sha256(f"{namespace}/{dag}/{task}".encode()).hexdigest()[:10]
     last_runs = []
     for k in range(min(10, runs)):
         finished = NOW - (10 - k) * rng.uniform(600, 7200)
@@ -203,7 +205,7 @@ def task_profile(
         "apiVersion": "podtier.io/v1alpha1",
         "kind": "TaskProfile",
         "metadata": {
-            "name": f"{dag}-{task}".replace("_", "-")[:50] + f"-{digest}",
+            "name": profile_name(task_key(namespace, dag, task)),
             "namespace": namespace,
             "labels": {"app.kubernetes.io/managed-by": "podtier"},
             "creationTimestamp": stamp(NOW - 30 * 86400),

@@ -463,6 +463,26 @@ class ControlPlane:
         with _unless(409):
             core.create_namespaced_service_account(name, {"metadata": {"name": "default"}})
 
+    # ------------------------------------------------------------------ custom resources
+
+    def install_crd(self, crd: Mapping[str, Any], timeout: float = 30.0) -> None:
+        """Create a CustomResourceDefinition (kept if it exists: `reset` leaves CRDs alone) and
+        wait until the API server serves it (condition Established)."""
+        extensions = kubernetes.client.ApiextensionsV1Api(self.client)
+        with _unless(409):
+            extensions.create_custom_resource_definition(dict(crd))
+        deadline = time.monotonic() + timeout
+        while True:
+            found = extensions.read_custom_resource_definition(crd["metadata"]["name"])
+            conditions = found.status.conditions or ()
+            if any(c.type == "Established" and c.status == "True" for c in conditions):
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"CRD {crd['metadata']['name']} not established in {timeout:g} s"
+                )
+            time.sleep(0.1)
+
     # ------------------------------------------------------------------ nodes
 
     def add_node(

@@ -506,24 +506,49 @@ class ClusterState:
         """`find_node` for a group key already made (see `group_key`)."""
         return self._find_in(self._group(selector, tolerations), requests)
 
-    def room(
+    def borrow(
         self,
         selector: Selector,
         tolerations: tuple[Toleration, ...],
         requests: Mapping[str, int],
         limit: int,
-    ) -> int:
-        """How many pods of `requests` the group's nodes could take now, counted up to `limit`
-        (a scan of the group: asked only when this replica's share has no room)."""
+    ) -> tuple[str, int] | None:
+        """For a replica whose share of every pool is full (see "Replicas"): a node of the group
+        with room, and how many pods of `requests` the group could take, counted up to `limit`;
+        None when no node has room. A scan of the group, asked only on that path.
+
+        Room held by this replica's shadows counts as free here: a shadow keeps this replica
+        from *promising* room a peer's unseen pod may need, but most are never claimed, and a
+        borrowed placement is a best estimate, not a promise. So the node is one of this
+        replica's own (room under its shadows, which no peer is promising now) when one has
+        room, else any."""
         asked = [(resource, value) for resource, value in requests.items() if value > 0]
-        if not asked:
-            return limit
-        total = 0
+        shadowed: dict[str, dict[str, int]] = {}
+        for shadow in self.shadows.values():
+            held = shadowed.setdefault(shadow.node, {})
+            for resource, value in shadow.requests.items():
+                held[resource] = held.get(resource, 0) + value
+        mine = self._share_group((selector, tolerations)).members
+        best, total = "", 0
         for node in self._group(selector, tolerations).members:
-            total += max(0, min(self.free(node, resource) // value for resource, value in asked))
+            allocatable = self.nodes[node].allocatable
+            used = self.used.get(node, {})
+            back = shadowed.get(node, {})
+            copies = min(
+                (
+                    (allocatable.get(r, 0) - used.get(r, 0) + back.get(r, 0)) // value
+                    for r, value in asked
+                ),
+                default=limit,
+            )
+            if copies <= 0:
+                continue
+            total += copies
+            if not best or (node in mine and best not in mine):
+                best = node
             if total >= limit:
-                return limit
-        return total
+                break
+        return (best, min(total, limit)) if best else None
 
     def find_in_share(
         self, selector: Selector, tolerations: tuple[Toleration, ...], requests: Mapping[str, int]

@@ -338,11 +338,12 @@ class _View:
         if not self.status.known or state.share is None or state.share[1] < 2:
             return None
         where = state.asked_key(node_selector, tolerations)
-        node = state.find(*where, requests)
-        if node is None:
+        found = state.borrow(*where, requests, ROOM_COUNT_LIMIT)
+        if found is None:
             return None
+        node, room = found
         self._found[node] = where
-        return Borrowed(node, state.room(*where, requests, ROOM_COUNT_LIMIT))
+        return Borrowed(node, room)
 
     def reserve(self, node: str, requests: Mapping[str, int], key: str) -> None:
         """Hold the node found in this transaction; the hold may move within the group it was

@@ -10,7 +10,7 @@ GPUs as a count, times as Unix seconds.
   the node from then) and finished (its containers' latest `finishedAt`), its effective
   requests as the scheduler counts them, and whether a container was OOMKilled.
 - `metrics_usage`: a PodMetrics item's usage summed over containers.
-- `task_profile`: a TaskProfile (podtier.io/v1alpha1) as the learning work writes it.
+- `task_profile`: a TaskProfile (podtier.io/v1alpha1), read by learning's own strict reader.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from podtier.webhook.insight.facts import (
     pool_by_selector,
     scheduled_at,
 )
+from podtier.webhook.learning.profiles import ProfileError, parse_profile
 from podtier.webhook.policy import Policy
 
 TaskKey = tuple[str, str, str]  # (namespace, dag_id, task_id)
@@ -147,56 +148,37 @@ def metrics_usage(item: Mapping[str, Any]) -> tuple[str, Usage, float | None]:
 
 
 def task_profile(raw: Mapping[str, Any]) -> Profile:
-    meta = raw.get("metadata") or {}
-    spec = raw.get("spec") or {}
-    status = raw.get("status") or {}
-    where = f"TaskProfile {meta.get('namespace') or ''}/{meta.get('name') or ''}"
-    if not all(isinstance(x, Mapping) for x in (meta, spec, status)):
-        raise FactError(f"{where}: metadata, spec and status must be objects")
-    requests = status.get("requests") or {}
-    if not isinstance(requests, Mapping):
-        raise FactError(f"{where}: status.requests: expected a map of quantities")
-    gpu = sum(
-        _milli(v, f"{where}: status.requests.{k}")
-        for k, v in requests.items()
-        if k.endswith("/gpu")
-    )
-    last_runs: dict[RunKey, Usage] = {}
-    for i, run in enumerate(status.get("lastRuns") or ()):
-        if not isinstance(run, Mapping):
-            raise FactError(f"{where}: status.lastRuns[{i}]: expected an object")
-        path = f"{where}: status.lastRuns[{i}]"
-        run_key = (
-            str(run.get("runId") or ""),
-            _int(run.get("tryNumber", 1), f"{path}.tryNumber"),
-            _int(run.get("mapIndex", -1), f"{path}.mapIndex"),
-        )
-        last_runs[run_key] = Usage(
-            _optional_int(run.get("cpuP95Milli"), f"{path}.cpuP95Milli"),
-            _optional_int(run.get("memoryPeakBytes"), f"{path}.memoryPeakBytes"),
-        )
-    recommended = status.get("recommendedTier")
+    """A TaskProfile read as learning reads it (`learning.profiles.parse_profile`: strict, the
+    same refusals), in the report's units."""
+    try:
+        profile = parse_profile(raw)
+    except ProfileError as err:
+        meta = raw.get("metadata") if isinstance(raw, Mapping) else None
+        meta = meta if isinstance(meta, Mapping) else {}
+        where = f"TaskProfile {meta.get('namespace') or ''}/{meta.get('name') or ''}"
+        raise FactError(f"{where}: {err}") from None
+    requests = profile.requests
+    gpu = sum(value for name, value in requests.items() if name.endswith("/gpu"))
     return Profile(
-        task=(
-            str(meta.get("namespace") or ""),
-            str(spec.get("dagId") or ""),
-            str(spec.get("taskId") or ""),
-        ),
-        runs=_int(status.get("runs", 0), f"{where}: status.runs"),
-        oom_kills=_int(status.get("oomKills", 0), f"{where}: status.oomKills"),
-        run_seconds=_number(status.get("runSeconds", 0), f"{where}: status.runSeconds"),
-        memory_peak=_optional_int(
-            status.get("memoryPeakBytes"), f"{where}: status.memoryPeakBytes"
-        ),
-        cpu_p95=_optional_int(status.get("cpuP95Milli"), f"{where}: status.cpuP95Milli"),
-        cpu=_milli(requests.get("cpu", "0"), f"{where}: status.requests.cpu"),
-        memory=_milli(requests.get("memory", "0"), f"{where}: status.requests.memory") // 1000,
+        task=(profile.namespace, profile.dag_id, profile.task_id),
+        runs=profile.runs,
+        oom_kills=profile.oom_kills,
+        run_seconds=profile.run_seconds,
+        memory_peak=profile.memory_peak_bytes,
+        cpu_p95=profile.cpu_p95_milli,
+        cpu=requests.get("cpu", 0),
+        memory=requests.get("memory", 0) // 1000,
         gpu=gpu // 1000,
-        tier=str(status.get("tier") or ""),
-        pool=str(status.get("pool") or ""),
-        recommended_tier=str(recommended) if recommended else None,
-        last_runs=last_runs,
-        updated=parse_time(status.get("updatedAt")),
+        tier=profile.tier,
+        pool=profile.pool,
+        recommended_tier=profile.recommended_tier,
+        last_runs={
+            (run.run_id, run.try_number, run.map_index): Usage(
+                run.cpu_p95_milli, run.memory_peak_bytes
+            )
+            for run in profile.last_runs
+        },
+        updated=parse_time(profile.updated_at),
     )
 
 

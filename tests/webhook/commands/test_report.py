@@ -117,10 +117,8 @@ def test_a_broken_profile_is_skipped_and_named(tmp_path: Path, policy: Path) -> 
     path.write_text(json.dumps(as_list(*small_cluster(), broken)))
     out = report_json("--cluster", str(path), "--policy", str(policy))
     assert out["total"]["pods"] == 5
-    assert any(
-        n.startswith("1 TaskProfile objects skipped: TaskProfile airflow/etl-bad-0123456789")
-        for n in out["notes"]
-    )
+    skipped = f"1 TaskProfile objects skipped: TaskProfile airflow/{broken['metadata']['name']}"
+    assert any(n.startswith(skipped) for n in out["notes"]), out["notes"]
 
 
 @pytest.mark.parametrize(

@@ -66,6 +66,8 @@ PODS = {
     },
     "bad-quantity": pod("q", "w1", cpu="lots"),
     "annotations-a-list": {**pod("l", "w1", cpu="1"), "metadata": {"name": "l", "annotations": []}},
+    "phase-a-list": {**pod("ph", "w1", cpu="1"), "status": {"phase": ["Running"]}},
+    "counted-on-a-node": pod("c", cpu="2", pool="compute", counted_on="c1"),
 }
 
 
@@ -94,6 +96,7 @@ PATHS = [
     ("metadata",),
     ("metadata", "annotations"),
     ("metadata", "annotations", "podtier.io/pool"),
+    ("metadata", "annotations", "podtier.io/node"),
     ("status",),
     ("status", "phase"),
 ]
@@ -109,6 +112,13 @@ def test_any_damage_to_a_pod_reads_the_same_lean_and_whole(where, value, phase) 
     target[where[-1]] = value
     data = orjson.dumps(raw)
     assert record_or_error(decode_pod(data, lean=True)) == record_or_error(orjson.loads(data))
+
+
+def test_a_pod_headroom_cannot_read_is_named_with_its_field() -> None:
+    assert record_or_error(PODS["phase-a-list"]) == (
+        "Pod airflow/ph: status.phase is not a string: ['Running']"
+    )
+    assert pod_record(PODS["counted-on-a-node"]).counted_on == "c1"
 
 
 def test_watch_events_keep_what_the_watcher_reads() -> None:

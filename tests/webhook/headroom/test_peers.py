@@ -227,3 +227,29 @@ def test_one_replica_never_borrows() -> None:
     with headroom.transaction(0) as view:
         assert view.find_node(*POOLS["worker"], HEAVY) is None
         assert view.find_elsewhere(*POOLS["worker"], HEAVY) is None
+
+
+def test_borrowing_counts_the_room_under_this_replicas_own_shadows() -> None:
+    """Replica 0 of 2 owns c0 and c2. Its pod p, counted on c0, binds to c1: c0's room stays
+    held as a shadow, so replica 0 does not promise it. When its share is full and the rest of
+    the pool too, that room is still the likeliest free room in the pool (most shadows are never
+    claimed): a borrowed placement uses it rather than pinning a full pool."""
+    from podtier.policies import DEFAULT_POLICY
+    from podtier.webhook.core.placement import place as place_pod
+    from podtier.webhook.policy.load import load_policy
+
+    pools = [load_policy([DEFAULT_POLICY]).pools["compute"]]
+    headroom = replica((0, 2))
+    for n, at in enumerate(["c1", "c3", "c3"]):
+        headroom.apply("Pod", "ADDED", pod(f"b{n}", at, cpu="2", memory="4Gi"))
+    assert place(headroom, "airflow/p") == "c0"
+    headroom.apply("Pod", "ADDED", pod("p", "c1", cpu="2", memory="4Gi", pool="compute"))
+    promised = [place(headroom, f"airflow/q{n}") for n in range(4)]
+    assert sorted(map(str, promised)) == ["None", "c0", "c2", "c2"]
+    with headroom.transaction(0) as view:
+        placement = place_pod(pools, HEAVY, {}, [], view)
+        view.reserve(placement.node, HEAVY, "airflow/r")
+    assert placement.fits and placement.node == "c0"
+    assert "room for 1 such pods), node c0 has" in placement.why
+    with headroom.transaction(0) as view:  # the shadow's room is taken now
+        assert place_pod(pools, HEAVY, {}, [], view).node is None

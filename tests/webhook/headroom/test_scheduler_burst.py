@@ -159,6 +159,23 @@ def test_two_hundred_heavy_pods_32_at_a_time_fill_compute_exactly(
     assert_bound_in_their_pools(outcomes)
 
 
+def test_two_replicas_fill_the_cluster_to_its_last_slot_without_overbooking(
+    make_cluster: Callable[..., Cluster],
+) -> None:
+    """The same 200 pods with two replicas: the cluster takes exactly 200, the worker nodes
+    split 4 and 3 between the replicas, so one replica's share fills first and it borrows. No
+    pod may fall back to a full compute pool while worker room is only hidden by shadows."""
+    cluster = make_cluster(workers=7, worker_cpu="64", replicas=2)
+    names = [f"heavy-{i:03d}" for i in range(200)]
+    create_burst(cluster.plane, names, in_flight=32)
+    outcomes = cluster.plane.wait_settled(NS, names, timeout=240)
+    summary = summarize(outcomes)
+    assert summary["pinned to compute"] <= 4, describe(outcomes)
+    assert summary["unschedulable"] == 0 and summary["bound"] == 200, describe(outcomes)
+    assert_bound_in_their_pools(outcomes)
+    print(f"\n2 replicas, 200 pods: {json.dumps(summary)}")
+
+
 def test_a_burst_of_mixed_tiers_fills_each_pool_within_its_room(
     make_cluster: Callable[..., Cluster],
 ) -> None:

@@ -176,15 +176,7 @@ def cluster(
     plane.add_node(
         "compute-0", {"node-type": "compute-optimized"}, [COMPUTE_TAINT], cpu="8", memory="64Gi"
     )
-    extensions = kubernetes.client.ApiextensionsV1Api(plane.client)
-    extensions.create_custom_resource_definition(yaml.safe_load(CRD.read_text()))
-
-    def established() -> bool:
-        crd = extensions.read_custom_resource_definition("taskprofiles.podtier.io")
-        conditions = crd.status.conditions or ()
-        return any(c.type == "Established" and c.status == "True" for c in conditions)
-
-    wait("the TaskProfile CRD established", established)
+    plane.install_crd(yaml.safe_load(CRD.read_text()))
     cluster = Cluster(plane, tmp_path_factory.mktemp("learning"))
     try:
         yield cluster

@@ -8,6 +8,8 @@ from typing import Any
 import yaml
 
 from podtier.policies import DEFAULT_POLICY
+from podtier.webhook.core.profile import task_key
+from podtier.webhook.learning.names import profile_name
 from podtier.webhook.policy import Policy
 from podtier.webhook.policy.load import load_policy_text
 from podtier.webhook.report.facts import PodRun, RunKey
@@ -153,12 +155,14 @@ def task_profile(
     last_runs: list[dict[str, Any]] | None = None,
     updated: float = NOW - 60,
 ) -> dict[str, Any]:
-    """A TaskProfile as the learning work writes it (namespace airflow, dag etl)."""
+    """A TaskProfile as the learning work writes it (namespace airflow, dag etl). Each of
+    `last_runs` gets a `finishedAt` (a time learning requires) unless it has one."""
+    runs_seen = [{"finishedAt": stamp(updated), **run} for run in last_runs or []]
     return {
         "apiVersion": "podtier.io/v1alpha1",
         "kind": "TaskProfile",
         "metadata": {
-            "name": f"etl-{task.replace('_', '-')}-0123456789",
+            "name": profile_name(task_key("airflow", "etl", task)),
             "namespace": "airflow",
             "labels": {"app.kubernetes.io/managed-by": "podtier"},
         },
@@ -174,7 +178,7 @@ def task_profile(
             "tier": tier,
             "pool": pool,
             "recommendedTier": recommended,
-            "lastRuns": last_runs or [],
+            "lastRuns": runs_seen,
             "updatedAt": stamp(updated),
         },
     }

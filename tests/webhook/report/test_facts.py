@@ -164,7 +164,7 @@ def test_a_task_profile_as_the_learning_work_writes_it() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "says"),
     [
-        pytest.param("runs", "many", "status.runs: 'many' is not a whole number", id="runs"),
+        pytest.param("runs", "many", 'status.runs: "many" is not a whole number', id="runs"),
         pytest.param("runSeconds", True, "status.runSeconds: True is not a number", id="seconds"),
         pytest.param(
             "requests", {"memory": "lots"}, "status.requests.memory", id="request-quantity"
@@ -177,7 +177,7 @@ def test_a_broken_profile_names_itself_and_the_field(field, value, says) -> None
     raw["status"][field] = value
     with pytest.raises(FactError) as err:
         task_profile(raw)
-    assert str(err.value).startswith("TaskProfile airflow/etl-load-0123456789: ")
+    assert str(err.value).startswith(f"TaskProfile airflow/{raw['metadata']['name']}: ")
     assert says in str(err.value)
 
 
@@ -203,3 +203,11 @@ def test_usage_quantities_read_fast_equal_the_library(number: int, suffix: str) 
 @pytest.mark.parametrize("text", ["1.5", "2e3", "1Ti", "+5m", "0.5Gi"])
 def test_other_usage_spellings_go_to_the_library(text: str) -> None:
     assert usage_milli(text, "x") == to_milli(text)
+
+
+def test_the_report_refuses_a_profile_learning_refuses() -> None:
+    """One reader for both: a profile named for another task (or forged) counts nowhere."""
+    raw = raw_profile("load")
+    raw["metadata"]["name"] = "etl-extract-0123456789"
+    with pytest.raises(FactError, match="is not the name of its task"):
+        task_profile(raw)

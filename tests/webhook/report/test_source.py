@@ -118,18 +118,9 @@ def minimal_crd() -> dict[str, Any]:
 @pytest.fixture
 def profiles_crd(control_plane: ControlPlane) -> Iterator[None]:  # noqa: F811
     crd = yaml.safe_load(CRD.read_text()) if CRD.exists() else minimal_crd()
-    extensions = kubernetes.client.ApiextensionsV1Api(control_plane.client)
-    extensions.create_custom_resource_definition(crd)
-    deadline = time.monotonic() + 30
-    while True:
-        found = extensions.read_custom_resource_definition(crd["metadata"]["name"])
-        if any(
-            c.type == "Established" and c.status == "True" for c in found.status.conditions or ()
-        ):
-            break
-        assert time.monotonic() < deadline, "the TaskProfile CRD was not established"
-        time.sleep(0.1)
+    control_plane.install_crd(crd)
     yield
+    extensions = kubernetes.client.ApiextensionsV1Api(control_plane.client)
     extensions.delete_custom_resource_definition(crd["metadata"]["name"])
 
 
