@@ -145,10 +145,12 @@ def start_baseline(work: Path, cert_dir: Path, cores: set[int] | None) -> Server
     return start("bare", [*args, "--port", str(port)], port, work, cert_dir / "ca.crt", cores)
 
 
-def start_podtier(work: Path, cert_dir: Path, cluster: str, cores: set[int] | None) -> Server:
+def start_podtier(
+    work: Path, cert_dir: Path, cluster: str, cores: set[int] | None, python: str = sys.executable
+) -> Server:
     port = free_port()
     args = [
-        sys.executable,
+        python,
         "-m",
         "podtier.webhook",
         "serve",
@@ -285,6 +287,12 @@ def main() -> int:
     parser.add_argument(
         "--core-seconds", type=float, default=2.0, help="pure-core time per webhook (default 2)"
     )
+    parser.add_argument(
+        "--podtier-python",
+        default=sys.executable,
+        metavar="PYTHON",
+        help="the interpreter to run podtier with (another build's venv, to compare builds)",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -302,7 +310,7 @@ def main() -> int:
         body_file = work / "body.json"
         body_file.write_bytes(FIXTURE.read_bytes())
         bare = start_baseline(work, cert_dir, server_cores)
-        podtier = start_podtier(work, cert_dir, args.cluster, server_cores)
+        podtier = start_podtier(work, cert_dir, args.cluster, server_cores, args.podtier_python)
         try:
             check_answers(podtier, bare, body_file.read_bytes(), ca)
             for server in (bare, podtier):  # warm both up: imports, caches, connections

@@ -1,6 +1,6 @@
 """Headroom at Kubernetes' published limits: 5,000 nodes and 150,000 pods.
 
-    python bench/headroom_bench.py               # the three goals, 5 rounds each (about 3 min)
+    python bench/headroom_bench.py               # the three goals, 5 rounds each (about 2 min)
     python bench/headroom_bench.py --rounds 3    # quicker
 
 Each figure is the median of `--rounds` rounds, with the range, in CPU time (other work on a
@@ -194,7 +194,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=5, help="rounds per figure (default 5)")
     parser.add_argument("--events", type=int, default=150_000, help="watch lines per round")
     parser.add_argument(
-        "--explain-rounds", type=int, default=3, help="explain runs (default 3, ~10 s each)"
+        "--explain-rounds", type=int, default=5, help="explain runs (default 5, ~6 s each)"
     )
     parser.add_argument("--find-calls", type=int, default=20_000)
     parser.add_argument(

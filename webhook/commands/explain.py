@@ -148,11 +148,13 @@ def run(args: argparse.Namespace) -> int:
     if args.cluster not in ("none", "auto") and Path(args.cluster).is_file():
         from podtier.webhook.commands.pods import headroom_with_desired_nodes
         from podtier.webhook.headroom import ClusterFileError, HeadroomConfigError
-        from podtier.webhook.learning.snapshot import load_profiles_file
+        from podtier.webhook.learning.profiles import KIND
+        from podtier.webhook.learning.snapshot import profiles_from
 
         try:
-            headroom, desired = headroom_with_desired_nodes(args.cluster, policy)
-            profiles = load_profiles_file(args.cluster).view(time.monotonic())
+            others: dict[str, list[Mapping[str, Any]]] = {KIND: []}  # one read of the file
+            headroom, desired = headroom_with_desired_nodes(args.cluster, policy, others)
+            profiles = profiles_from(others[KIND], args.cluster).view(time.monotonic())
         except (HeadroomConfigError, ClusterFileError) as err:
             raise CliError(str(err)) from None
     else:

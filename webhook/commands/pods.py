@@ -126,9 +126,12 @@ def render(report: PodsReport, policy: Policy, source: str) -> None:
     console.print(f"{report.total} Airflow pods")
 
 
-def headroom_with_desired_nodes(path: str, policy: Policy) -> tuple[Any, dict[str, int]]:
+def headroom_with_desired_nodes(
+    path: str, policy: Policy, others: dict[str, list[Mapping[str, Any]]] | None = None
+) -> tuple[Any, dict[str, int]]:
     """Load a `kubectl get -o json` file once: the headroom picture, and each scaled pool's
-    desired nodes for the Airflow pods in it (empty when no pool has `scaling` set)."""
+    desired nodes for the Airflow pods in it (empty when no pool has `scaling` set).
+    `others`: more kinds to collect on the same read (see `load_cluster_file`)."""
     from podtier.webhook.headroom import HeadroomConfigError, StaticHeadroom
     from podtier.webhook.headroom.snapshot import ClusterFileError, load_cluster_file
 
@@ -144,7 +147,7 @@ def headroom_with_desired_nodes(path: str, policy: Policy) -> tuple[Any, dict[st
 
         headroom.add_pod_listener(collect)
     try:
-        load_cluster_file(path, headroom=headroom)
+        load_cluster_file(path, headroom=headroom, others=others)
     except ClusterFileError as err:
         raise HeadroomConfigError(str(err)) from None
     desired = summarize(facts, policy, time.time()).desired_nodes if scaled else {}

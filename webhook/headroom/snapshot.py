@@ -102,9 +102,11 @@ def _by_kind(
     pods: list[Any] = []
     for i, item in enumerate(items):
         if isinstance(item, _Piece):
-            if item.is_pod:
+            if item.kind == POD:
                 pods.append(item.raw)  # parsed later, a page at a time
                 continue
+            if item.kind and item.kind not in objects:
+                continue  # a kind not asked for, seen in its "kind" line: not parsed
             item = _loads(path, i, item.raw, lean=False)
         if not isinstance(item, Mapping):
             raise ClusterFileError(f"{path}: items[{i}]: expected an object")
@@ -133,7 +135,7 @@ def _by_kind(
 _ITEMS_OPEN = b'\n    "items": ['
 _ITEMS_CLOSE = b"\n    ]"
 _ITEM_SPLIT = b"\n        },"
-_POD_MARK = b'\n            "kind": "Pod"'
+_KIND_MARK = b'\n            "kind": "'
 _PAGE = 500
 
 
@@ -162,15 +164,26 @@ def _split_kubectl_json(
     while True:
         cut = data.find(_ITEM_SPLIT, at, closed)
         if cut < 0:
-            items.append(_Piece(view[at:closed], data.find(_POD_MARK, at, at + 200) >= 0))
+            items.append(_Piece(view[at:closed], _kind(data, at)))
             return head, items
-        items.append(_Piece(view[at : cut + end_of_item], data.find(_POD_MARK, at, at + 200) >= 0))
+        items.append(_Piece(view[at : cut + end_of_item], _kind(data, at)))
         at = cut + len(_ITEM_SPLIT)
+
+
+def _kind(data: bytes | mmap.mmap, at: int) -> str:
+    """The kind an item at `at` declares on its own line (sorted keys put it near the top:
+    after apiVersion); "" when it is not there."""
+    mark = data.find(_KIND_MARK, at, at + 200)
+    if mark < 0:
+        return ""
+    start = mark + len(_KIND_MARK)
+    end = data.find(b'"', start, start + 100)
+    return data[start:end].decode("ascii", "replace") if end > 0 else ""
 
 
 class _Piece(NamedTuple):
     raw: memoryview
-    is_pod: bool
+    kind: str  # from its "kind" line; "" when not found (then parsed to find out)
 
 
 def _loads(path: Path, index: int, raw: bytes | memoryview, lean: bool) -> Any:
@@ -181,14 +194,23 @@ def _loads(path: Path, index: int, raw: bytes | memoryview, lean: bool) -> Any:
 
 
 def load_cluster_file(
-    path: str | Path, *, reservation_ttl: float = 30.0, headroom: ClusterHeadroom | None = None
+    path: str | Path,
+    *,
+    reservation_ttl: float = 30.0,
+    headroom: ClusterHeadroom | None = None,
+    others: dict[str, list[Mapping[str, Any]]] | None = None,
 ) -> ClusterHeadroom:
+    """Headroom from the file. `others`: kinds to collect on the same read (such as
+    TaskProfile), filled in place, so a command needing them reads a 1.4 GB dump once."""
     if headroom is None:
         headroom = ClusterHeadroom(
             source=f"file {path}", reservation_ttl=reservation_ttl, static=True
         )
-    nodes, pod_pages = read_cluster_file(path, lean=headroom.lean_pods)
-    headroom.relist(NODE, [nodes])
+    others = others if others is not None else {}
+    objects, pod_pages = read_cluster_objects(path, (NODE, *others), lean=headroom.lean_pods)
+    for kind, found in others.items():
+        found.extend(objects[kind])
+    headroom.relist(NODE, [objects[NODE]])
     headroom.relist(POD, pod_pages)
     if headroom.skipped:
         more = f" (and {headroom.skipped - 1} more)" if headroom.skipped > 1 else ""

@@ -14,7 +14,10 @@ trickle a request head forever. This protocol adds, per connection:
   close_notify (a client with no reader on its idle pooled connection) is aborted after
   `CLOSE_GRACE_SECONDS`, instead of holding the process for uvicorn's whole graceful timeout;
 - JSON `{"error", "code"}` instead of plain text on requests the parser refuses;
-- the event loop in each request's scope (`LOOP_KEY`), so the app need not look it up.
+- the event loop in each request's scope (`LOOP_KEY`), so the app need not look it up;
+- a response's head written together with its first body part (`_Cycle`): one TLS record and
+  one send system call per response instead of two (measured with strace under wrk: 2.25
+  writes per /mutate before, 1.25 after, the rest being the batched log lines).
 """
 
 from __future__ import annotations
@@ -23,7 +26,11 @@ import asyncio
 from typing import Any
 
 import orjson
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 MAX_HEADER_BYTES = 64 * 1024
 # The scope key under which the protocol hands the app its event loop: on Python 3.11 looking
@@ -98,6 +105,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_due = None  # the timer, when it fires, finds no head in progress
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and type(cycle) is RequestResponseCycle:  # the one just made
+            # Turned into a _Cycle in place: uvicorn makes the cycle deep inside its own
+            # on_headers_complete (copying that method would be 60 lines of uvicorn's to keep
+            # in step), and the cycle's task has not run yet (it starts on a later loop turn).
+            cycle.__class__ = _Cycle
+            cycle.transport = _HeadHolder(cycle.transport)
 
     def send_400_response(self, msg: str) -> None:
         refusal, self._refusal = self._refusal, None
@@ -149,3 +163,57 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         ]
         self.transport.write(b"".join(head) + body)
         self.transport.close()
+
+
+class _HeadHolder:
+    """A response cycle's transport: while `holding`, a write (the response head) is held, and
+    goes out with the next write (the body), so that a response is one TLS record and one
+    send, not two. `release` writes a head still held (a response with no body write)."""
+
+    __slots__ = ("transport", "holding", "head")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.holding = False
+        self.head = b""
+
+    def write(self, data: bytes) -> None:
+        if self.holding:
+            self.head += data
+            return
+        head = self.head
+        if head:
+            self.head = b""
+            data = head + data
+        self.transport.write(data)
+
+    def release(self) -> None:
+        if self.head:
+            self.write(b"")
+
+    def close(self) -> None:
+        self.release()
+        self.transport.close()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+
+class _Cycle(RequestResponseCycle):
+    """uvicorn's request-response cycle, writing a response's head with its first body part."""
+
+    transport: _HeadHolder  # type: ignore[assignment]
+
+    async def send(self, message: Any) -> None:
+        holder = self.transport
+        if message["type"] == "http.response.start":
+            holder.holding = True
+            try:
+                await super().send(message)
+            finally:
+                holder.holding = False
+            return
+        try:
+            await super().send(message)
+        finally:
+            holder.release()

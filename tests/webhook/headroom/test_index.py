@@ -164,3 +164,20 @@ def test_a_node_that_took_pods_since_the_last_query_is_still_found() -> None:
     assert state.find_node(*POOLS["worker"], requests(cpu="7500m")) is None
     state.apply("Pod", "DELETED", pod("a", "big"))
     assert state.find_node(*POOLS["worker"], requests(cpu="7500m")) == "big"
+
+
+def test_the_node_found_last_is_asked_again_only_while_it_has_room() -> None:
+    state = ClusterState()
+    state.apply("Node", "ADDED", node("big", cpu="4"))
+    state.apply("Node", "ADDED", node("small", cpu="2"))
+    worker = POOLS["worker"]
+    assert state.find_node(*worker, requests(cpu="1")) == "big"
+    state.reserve("big", requests(cpu="3"), "airflow/a", 60.0)
+    # big has 1 cpu left: a pod of 2 goes to small, one of 1 may still go to big
+    assert state.find_node(*worker, requests(cpu="2")) == "small"
+    state.reserve("small", requests(cpu="1500m"), "airflow/b", 60.0)
+    assert state.find_node(*worker, requests(cpu="1")) == "big"
+    # cordoned: out of the pool, though it was the last node found and has the room
+    state.apply("Node", "MODIFIED", node("big", cpu="4", unschedulable=True))
+    assert state.find_node(*worker, requests(cpu="500m")) == "small"
+    assert state.find_node(*worker, requests(cpu="1")) is None

@@ -1,5 +1,6 @@
 """The guarded protocol's head deadline on a kept-alive connection: each request's head gets
-its own `HEAD_DEADLINE_SECONDS`, on the one timer the connection keeps."""
+its own `HEAD_DEADLINE_SECONDS`, on the one timer the connection keeps; headers as the app sees
+them; and a response's head written with its body, whatever shape the response has."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ from podtier.webhook.http import protocol
 class Transport:
     def __init__(self) -> None:
         self.written = b""
+        self.writes: list[bytes] = []
         self.closed = False
 
     def write(self, data: bytes) -> None:
         self.written += data
+        self.writes.append(data)
 
     def close(self) -> None:
         self.closed = True
@@ -117,3 +120,120 @@ def test_headers_reach_the_app_lowercased_and_expect_100_continue_is_answered() 
     assert written.startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
     headers = orjson.loads(written.rsplit(b"\r\n\r\n", 1)[1])
     assert ["x-mixed-case", "Value"] in headers and ["expect", "100-Continue"] in headers
+
+
+async def one_part(scope: Any, receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "http.response.start", "status": 200, "headers": [LENGTH_2]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def streamed(scope: Any, receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"o", "more_body": True})
+    await send({"type": "http.response.body", "body": b"k"})
+
+
+async def no_body(scope: Any, receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+async def fails_after_start(scope: Any, receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "http.response.start", "status": 200, "headers": [LENGTH_2]})
+    raise RuntimeError("the app broke mid-response")
+
+
+LENGTH_2 = (b"content-length", b"2")
+GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("app", "request_bytes", "wire", "writes", "closed"),
+    [
+        pytest.param(
+            one_part,
+            GET,
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+            1,
+            False,
+            id="head-and-body-in-one-write",
+        ),
+        pytest.param(
+            one_part,
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+            1,
+            True,
+            id="connection-close",
+        ),
+        pytest.param(
+            one_part,
+            b"HEAD / HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n",
+            1,
+            False,
+            id="HEAD-has-no-body-write-but-gets-its-head",
+        ),
+        pytest.param(no_body, GET, b"HTTP/1.1 204 No Content\r\n\r\n", 1, False, id="empty-body"),
+        pytest.param(
+            streamed,
+            GET,
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\no\r\n1\r\nk\r\n0\r\n\r\n",
+            2,
+            False,
+            id="streamed-head-with-the-first-part",
+        ),
+        pytest.param(
+            fails_after_start,
+            GET,
+            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n",
+            1,
+            True,
+            id="app-fails-after-the-head-connection-closed",
+        ),
+    ],
+)
+def test_a_response_goes_out_whole_with_its_head_in_the_first_write(
+    app: Any, request_bytes: bytes, wire: bytes, writes: int, closed: bool
+) -> None:
+    async def scenario() -> Transport:
+        config = uvicorn.Config(
+            app, http=protocol.GuardedHttpToolsProtocol, lifespan="off", log_level="critical"
+        )
+        config.load()
+        conn = protocol.GuardedHttpToolsProtocol(
+            config=config, server_state=ServerState(), app_state={}
+        )
+        transport = Transport()
+        conn.connection_made(transport)  # type: ignore[arg-type]
+        conn.data_received(request_bytes)
+        await until(
+            lambda: conn.cycle is not None and conn.cycle.response_complete or transport.closed
+        )
+        return transport
+
+    transport = asyncio.run(scenario())
+    assert transport.written == wire
+    assert len(transport.writes) == writes
+    assert transport.closed == closed
+
+
+def test_a_pipelined_request_is_answered_after_the_first_each_in_one_write() -> None:
+    async def scenario() -> Transport:
+        config = uvicorn.Config(one_part, http=protocol.GuardedHttpToolsProtocol, lifespan="off")
+        config.load()
+        conn = protocol.GuardedHttpToolsProtocol(
+            config=config, server_state=ServerState(), app_state={}
+        )
+        transport = Transport()
+        conn.connection_made(transport)  # type: ignore[arg-type]
+        conn.data_received(GET + GET)
+        await until(lambda: transport.written.count(b"ok") == 2)
+        return transport
+
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+    assert asyncio.run(scenario()).writes == [answer, answer]
