@@ -61,6 +61,7 @@ log = logging.getLogger("podtier.learning")
 
 ObjectKey = tuple[str, str]  # (namespace, name)
 SEEN_TASKS = 10_000  # tasks with runs seen but not yet published, at most
+SEEN_FOR = 600.0  # seconds after its end a run seen but never published stops counting
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,13 @@ class ProfileStore:
         stale_after: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         static: bool = False,
+        wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self.source = source
         self.stale_after = stale_after
         self.clock = clock
         self.static = static
+        self.wall_clock = wall_clock  # runs' end times are wall-clock times
         self._lock = threading.Lock()
         self._objects: dict[ObjectKey, TaskProfile] = {}
         self._ignored: dict[ObjectKey, str] = {}  # object -> resourceVersion refused
@@ -246,12 +249,14 @@ class ProfileStore:
 
     def _merge_seen(self) -> None:
         """`_seen`: each published profile (or, for a task without one, an empty one) with the
-        runs seen that it does not show yet; runs it shows are forgotten."""
+        runs seen that it does not show yet; runs it shows are forgotten, and so are runs the
+        writer never wrote (its API calls failing) once `SEEN_FOR` has passed."""
         merged: dict[TaskKey, TaskProfile] = {}
+        cutoff = self.wall_clock() - SEEN_FOR
         for key, (instance, runs) in list(self._runs_seen.items()):
             base = self._published.get(key)
             shown = {run.pod_uid for run in base.last_runs} if base is not None else set()
-            fresh = tuple(run for run in runs if run.pod_uid not in shown)
+            fresh = tuple(r for r in runs if r.pod_uid not in shown and r.finished_at > cutoff)
             if not fresh:
                 del self._runs_seen[key]
                 continue

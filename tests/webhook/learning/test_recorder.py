@@ -168,7 +168,8 @@ def test_a_kill_counts_in_the_next_decision_before_the_profile_is_written() -> N
     writes (real Airflow: bench/airflow_executor.py). The kill this replica's watch saw is among
     the task's last runs at once, for decisions only: the writer still folds it into the
     published profile, once."""
-    store = ProfileStore(source="test", clock=FakeClock())
+    wall = FakeClock(T0 + 301)  # a second after the kill
+    store = ProfileStore(source="test", clock=FakeClock(), wall_clock=wall)
     store.relist([])
     recorder = OutcomeRecorder(lambda: POLICY, on_end=store.saw_end)
     first = worker_pod("oom-1", run_id=RUN, memory_limit="4Gi")
@@ -187,3 +188,17 @@ def test_a_kill_counts_in_the_next_decision_before_the_profile_is_written() -> N
     written = fold(None, outcome_of(ended(first), POLICY), POLICY, now=T0 + 400)
     store.put(written)
     assert store.view().get(key).last_runs == written.last_runs
+
+
+def test_a_run_seen_but_never_written_stops_counting_after_ten_minutes() -> None:
+    """The writer's API calls may fail for long: a kill seen then does not raise pods forever."""
+    wall = FakeClock(T0 + 301)
+    store = ProfileStore(source="test", clock=FakeClock(), wall_clock=wall)
+    store.relist([])
+    pod = worker_pod("oom-1", run_id=RUN)
+    store.saw_end(outcome_of(ended(pod), POLICY))
+    key = task_key("airflow", "sales_etl", "extract_orders")
+    assert store.view().get(key) is not None
+    wall.now += 600
+    store.relist([])  # any change of the published profiles looks again
+    assert store.view().get(key) is None
