@@ -10,7 +10,6 @@ from podtier.webhook.core.quantity import format_milli
 from podtier.webhook.core.resources import covers
 from podtier.webhook.policy.model import OverrideMode, Policy, Rule, Tier
 
-ANNOTATION_PREFIX = "podtier.io/"
 TIER_ANNOTATION = "podtier.io/tier"
 POOL_ANNOTATION = "podtier.io/pool"
 REASON_ANNOTATION = "podtier.io/reason"
