@@ -186,31 +186,20 @@ def _read(cluster: str, kubeconfig: str | None) -> Read:
     return read_objects(objects, configuration.host)
 
 
-def _list(api: Any, host: str, page_size: int = 500) -> list[Mapping[str, Any]]:
-    from kubernetes import client
+def _list(api: Any, host: str) -> list[Mapping[str, Any]]:
+    from podtier.webhook.insight.listing import ListError, list_pages
 
     items: list[Mapping[str, Any]] = []
-    token = None
-    while True:
-        kwargs: dict[str, Any] = {"limit": page_size, "_preload_content": False}
-        if token:
-            kwargs["_continue"] = token
-        try:
-            response = api.list_cluster_custom_object(GROUP, VERSION, PLURAL, **kwargs)
-            page = orjson.loads(response.data)
-            response.release_conn()
-        except client.ApiException as err:
-            if err.status == 404:
-                raise CliError(
-                    f"{host} has no taskprofiles.podtier.io: the TaskProfile CRD is not "
-                    "installed (the chart ships it; learning must be on)"
-                ) from None
+    try:
+        for page in list_pages(
+            api.list_cluster_custom_object, GROUP, VERSION, PLURAL, what=f"TaskProfiles at {host}"
+        ):
+            items += page
+    except ListError as err:
+        if err.status == 404:
             raise CliError(
-                f"listing TaskProfiles: the API server answered {err.status} {err.reason}"
+                f"{host} has no taskprofiles.podtier.io: the TaskProfile CRD is not "
+                "installed (the chart ships it; learning must be on)"
             ) from None
-        except Exception as err:  # noqa: BLE001 - connection trouble, said in one line
-            raise CliError(f"listing TaskProfiles at {host}: {err}") from None
-        items += page.get("items") or []
-        token = (page.get("metadata") or {}).get("continue")
-        if not token:
-            return items
+        raise CliError(str(err)) from None
+    return items
