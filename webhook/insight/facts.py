@@ -17,10 +17,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from podtier.webhook.core.tiering import POOL_ANNOTATION, TIER_ANNOTATION
 from podtier.webhook.policy import LabelSelector, Policy
 
-TIER_ANNOTATION = "podtier.io/tier"
-POOL_ANNOTATION = "podtier.io/pool"
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
 FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
 KPO_LABEL = "kubernetes_pod_operator"

@@ -18,9 +18,8 @@ from podtier.webhook.core.decide import escalated_memory
 from podtier.webhook.core.pod import MAIN_CONTAINER
 from podtier.webhook.core.profile import MEMORY_UNIT, TaskInstance, task_instance
 from podtier.webhook.core.resources import ResourceError, Resources, parse_resource_map
+from podtier.webhook.core.tiering import POOL_ANNOTATION, TIER_ANNOTATION
 from podtier.webhook.insight.facts import (
-    POOL_ANNOTATION,
-    TIER_ANNOTATION,
     is_airflow,
     parse_time,
     pool_by_selector,

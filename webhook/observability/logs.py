@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from podtier.webhook.core.pod import PodView
+from podtier.webhook.core.tiering import REASON_ANNOTATION
 
 if TYPE_CHECKING:
     from podtier.webhook.core.admission import Answer
 
-# podtier's own annotation, copied into the decision when the API server reinvokes the webhook:
-# the pod may have set it itself, so it is not logged.
-_EARLIER_REASON_KEY = "podtier.io/reason"
+# A decision's reason equal to the pod's REASON_ANNOTATION was copied from an earlier podtier
+# decision (the API server reinvoked the webhook): the pod may have set it itself, so it is not
+# logged.
 
 _STANDARD = vars(logging.LogRecord("", 0, "", 0, "", None, None))
 _STANDARD_COUNT = len(_STANDARD)
@@ -279,7 +280,7 @@ def decision_fields(uid: str, webhook: str, answer: Answer) -> dict[str, Any]:
     if pod is not None and decision is not None:  # the usual line, made in one go
         airflow = pod.airflow
         reason = decision.reason
-        if reason == pod.annotations.get(_EARLIER_REASON_KEY):
+        if reason == pod.annotations.get(REASON_ANNOTATION):
             reason = "kept from an earlier podtier decision"
         fields: dict[str, Any] = {
             "uid": uid,

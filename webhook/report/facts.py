@@ -21,12 +21,11 @@ from typing import Any, NamedTuple
 
 from podtier.webhook.core.quantity import QuantityError, to_milli
 from podtier.webhook.core.resources import ResourceError
+from podtier.webhook.core.tiering import POOL_ANNOTATION, TIER_ANNOTATION
 from podtier.webhook.headroom.records import spec_requests
 from podtier.webhook.insight.facts import (
     FINISHED_PHASES,
     PHASES,
-    POOL_ANNOTATION,
-    TIER_ANNOTATION,
     finished_at,
     is_airflow,
     parse_time,
