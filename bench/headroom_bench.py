@@ -44,10 +44,14 @@ import cluster_gen  # noqa: E402
 
 from podtier.webhook.headroom import ClusterHeadroom  # noqa: E402
 from podtier.webhook.headroom.decode import decode_event, decode_page  # noqa: E402
+from podtier.webhook.insight.census import PodCensus  # noqa: E402
+from podtier.webhook.learning.recorder import OutcomeRecorder  # noqa: E402
+from podtier.webhook.policy.load import load_policy  # noqa: E402
 
 PAGE = 500
 SIZE = (2000, 2000, 1000)  # worker, compute-optimized, gpu nodes; 30 pods each
 DUMP = "/tmp/podtier-cluster-5000.json"
+POLICY = ROOT / "policies" / "default.yaml"
 FIXTURE = ROOT / "tests" / "fixtures" / "admission" / "b_create_executor_pod_docs_template.json"
 GOAL_SYNC, GOAL_EVENTS, GOAL_EXPLAIN, GOAL_RATIO = 5.0, 50_000, 10.0, 1.2
 SELECTORS = {
@@ -93,20 +97,23 @@ def _page(kind: str, items: list[dict]) -> bytes:
 
 
 def sync(
-    bodies: dict[str, list[bytes]], whole: bool = False
+    bodies: dict[str, list[bytes]], listeners: bool = False
 ) -> tuple[ClusterHeadroom, float, float]:
     """A fresh tracker fed the pages as the watcher feeds them: (tracker, CPU s, decode s).
-    `whole`: as with a pod listener (insight), pods are parsed whole."""
+    `listeners`: with the pod listeners `serve --cluster auto --learning` adds (insight's
+    census and learning's outcome recorder, under the default policy)."""
     headroom = ClusterHeadroom(source="bench")
-    if whole:
-        headroom.add_pod_listener(lambda event_type, key, raw: None)
+    if listeners:
+        policy = load_policy([POLICY])
+        headroom.add_pod_listener(PodCensus(lambda: policy))
+        headroom.add_pod_listener(OutcomeRecorder(lambda: policy))
     decoding = 0.0
 
     def pages(kind: str) -> Iterator[list]:
         nonlocal decoding
         for body in bodies[kind]:
             started = time.thread_time()
-            page = decode_page(kind, body, headroom.lean_pods)
+            page = decode_page(kind, body, headroom.pod_fields)
             decoding += time.thread_time() - started
             yield page.get("items") or []
 
@@ -136,14 +143,14 @@ def watch_lines(headroom: ClusterHeadroom, count: int) -> list[bytes]:
 
 def apply_events(headroom: ClusterHeadroom, lines: list[bytes]) -> tuple[float, float]:
     """CPU seconds to decode and apply `lines` as the watcher does, and to decode them alone."""
-    lean = headroom.lean_pods
+    fields = headroom.pod_fields
     started = time.thread_time()
     for line in lines:
-        decode_event("Pod", line, lean)
+        decode_event("Pod", line, fields)
     decoding = time.thread_time() - started
     started = time.thread_time()
     for line in lines:
-        event = decode_event("Pod", line, lean)
+        event = decode_event("Pod", line, fields)
         headroom.apply("Pod", event["type"], event["object"])
     return time.thread_time() - started, decoding
 
@@ -198,16 +205,16 @@ def main() -> int:
     )
     parser.add_argument("--find-calls", type=int, default=20_000)
     parser.add_argument(
-        "--whole",
+        "--listeners",
         action="store_true",
-        help="decode pods whole, as with a pod listener (insight on) and as before the lean decode",
+        help="with the pod listeners serve adds (insight's census, learning's recorder)",
     )
     args = parser.parse_args()
     print(
         f"podtier headroom benchmark: {sum(SIZE):,} nodes, {sum(SIZE) * 30:,} pods; "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
         f"median of {args.rounds} rounds, CPU time; "
-        f"pods decoded {'whole' if args.whole else 'lean'}"
+        f"{'with' if args.listeners else 'without'} serve's pod listeners"
     )
 
     bodies = list_pages(SIZE)
@@ -216,7 +223,7 @@ def main() -> int:
     for _ in range(args.rounds):
         headroom = None
         gc.collect()
-        headroom, cpu, decoding = sync(bodies, args.whole)
+        headroom, cpu, decoding = sync(bodies, args.listeners)
         syncs.append(cpu)
         decodes.append(decoding)
     del bodies

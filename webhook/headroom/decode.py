@@ -1,23 +1,33 @@
-"""Decoding the API server's JSON (list pages, watch events, dump items), keeping what
-headroom reads of a Pod.
+"""Decoding the API server's JSON (list pages, watch events, dump items), keeping what is read
+of a Pod.
 
-Pods are nearly all of a cluster's bytes (150,000 pods of ~3.6 KB), and headroom reads a
-handful of their fields: `records.pod_record` takes the namespace, name, resourceVersion, the
-`podtier.io/pool` and `podtier.io/node` annotations, the node, the containers' resources (and
-restart policy), the overhead, the node selector, the tolerations and the phase. A *lean*
-decode (msgspec into TypedDicts of those fields) builds only those, as plain dicts, and skips
-the rest (env, args, volumes, status details) without making a Python object of it: about 4x
-faster than parsing a pod whole, and much less to free.
+Pods are nearly all of a cluster's bytes (150,000 pods of ~3.6 KB), and podtier reads a handful
+of their fields. msgspec decodes them into TypedDicts of those fields, as plain dicts, and skips
+the rest (env, args, volumes, mounts, managedFields, image details) without making a Python
+object of it. `PodFields` says how much is kept:
 
-Everything else is parsed whole (orjson): Nodes and Namespaces (few), watch ERROR events (their
-Status), and pods when a pod listener (the insight census) reads more of them. A pod whose
-shape the lean types do not fit (a `spec` that is not an object ...) is parsed whole too, so
-`records` reports it as it would have; JSON that is not valid raises orjson's error either way.
+- `HEADROOM`: what `records.pod_record` reads: the namespace, name, resourceVersion, the
+  `podtier.io/pool` and `podtier.io/node` annotations, the node, the containers' resources
+  (and restart policy), the overhead, the node selector, the tolerations and the phase. About
+  4x faster than parsing a pod whole, and much less to free.
+- `LISTENERS`: that, and what the pod listeners read (insight's census and `podtier pods`
+  through `insight.facts`, learning's recorder through `learning.outcome`): every label and
+  annotation, the uid and creationTimestamp, the containers' names, and the status's
+  conditions and container states. A listener that reads another field must add it here
+  (`tests/webhook/headroom/test_decode.py` compares what each listener makes of a pod decoded
+  so and whole).
+- `WHOLE`: everything (orjson).
+
+Nodes and Namespaces (few) are always parsed whole, and so are watch ERROR events (their
+Status). A pod whose shape the typed fields do not fit (a `spec` that is not an object ...) is
+parsed whole too, so `records` and the listeners report it as they would have; JSON that is not
+valid raises orjson's error either way.
 """
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+import enum
+from typing import Any, NamedTuple, TypedDict
 
 import msgspec
 import orjson
@@ -74,29 +84,107 @@ class _PodEvent(TypedDict, total=False):
     object: _Pod
 
 
-_POD = msgspec.json.Decoder(_Pod)
-_POD_PAGE = msgspec.json.Decoder(_PodPage)
-_POD_EVENT = msgspec.json.Decoder(_PodEvent)
+# What the pod listeners read besides (see the module's docstring).
 
 
-def decode_page(kind: str, data: bytes | memoryview, lean: bool) -> dict[str, Any]:
-    """A List page (`{"metadata": ..., "items": [...]}`); pods lean when `lean`."""
-    if lean and kind == POD:
+class _ListenedMeta(TypedDict, total=False):
+    name: Any
+    namespace: Any
+    uid: Any
+    resourceVersion: Any
+    creationTimestamp: Any
+    labels: Any
+    annotations: Any
+
+
+class _ListenedContainer(TypedDict, total=False):
+    name: Any
+    resources: Any
+    restartPolicy: Any
+
+
+class _ListenedSpec(TypedDict, total=False):
+    nodeName: Any
+    containers: list[_ListenedContainer]
+    initContainers: list[_ListenedContainer]
+    overhead: Any
+    nodeSelector: Any
+    tolerations: Any
+
+
+class _ContainerStatus(TypedDict, total=False):
+    name: Any
+    state: Any
+
+
+class _ListenedStatus(TypedDict, total=False):
+    phase: Any
+    conditions: Any
+    containerStatuses: list[_ContainerStatus]
+
+
+class _ListenedPod(TypedDict, total=False):
+    kind: Any
+    metadata: _ListenedMeta
+    spec: _ListenedSpec
+    status: _ListenedStatus
+
+
+class _ListenedPodPage(TypedDict, total=False):
+    kind: Any
+    metadata: Any
+    items: list[_ListenedPod]
+
+
+class _ListenedPodEvent(TypedDict, total=False):
+    type: Any
+    object: _ListenedPod
+
+
+class PodFields(enum.Enum):
+    """How much of each pod a decode keeps (see the module's docstring)."""
+
+    HEADROOM = "headroom"
+    LISTENERS = "listeners"
+    WHOLE = "whole"
+
+
+class _Decoders(NamedTuple):
+    pod: msgspec.json.Decoder[Any]
+    page: msgspec.json.Decoder[Any]
+    event: msgspec.json.Decoder[Any]
+
+
+_DECODERS = {
+    PodFields.HEADROOM: _Decoders(
+        msgspec.json.Decoder(_Pod), msgspec.json.Decoder(_PodPage), msgspec.json.Decoder(_PodEvent)
+    ),
+    PodFields.LISTENERS: _Decoders(
+        msgspec.json.Decoder(_ListenedPod),
+        msgspec.json.Decoder(_ListenedPodPage),
+        msgspec.json.Decoder(_ListenedPodEvent),
+    ),
+}
+
+
+def decode_page(kind: str, data: bytes | memoryview, fields: PodFields) -> dict[str, Any]:
+    """A List page (`{"metadata": ..., "items": [...]}`); its pods keep `fields`."""
+    if kind == POD and fields in _DECODERS:
         try:
-            page: dict[str, Any] = _POD_PAGE.decode(data)
+            page: dict[str, Any] = _DECODERS[fields].page.decode(data)
             return page
         except msgspec.MsgspecError:
-            pass  # not the shape the lean types expect: parse it whole (below)
+            pass  # not the shape the typed fields expect: parse it whole (below)
     whole: dict[str, Any] = orjson.loads(data)
     return whole
 
 
-def decode_event(kind: str, line: bytes | memoryview, lean: bool) -> dict[str, Any]:
-    """One watch event (`{"type": ..., "object": ...}`); a pod's object lean when `lean`.
+def decode_event(kind: str, line: bytes | memoryview, fields: PodFields) -> dict[str, Any]:
+    """One watch event (`{"type": ..., "object": ...}`); a pod's object keeps `fields`.
     An ERROR event's object is a Status, always parsed whole."""
-    if lean and kind == POD:
+    if kind == POD and fields in _DECODERS:
         try:
-            event: dict[str, Any] = _POD_EVENT.decode(line)
+            event: dict[str, Any] = _DECODERS[fields].event.decode(line)
             if event.get("type") != "ERROR":
                 return event
         except msgspec.MsgspecError:
@@ -105,11 +193,11 @@ def decode_event(kind: str, line: bytes | memoryview, lean: bool) -> dict[str, A
     return whole
 
 
-def decode_pod(data: bytes | memoryview, lean: bool) -> Any:
-    """One pod object (a `kubectl get -o json` item); lean when `lean`."""
-    if lean:
+def decode_pod(data: bytes | memoryview, fields: PodFields) -> Any:
+    """One pod object (a `kubectl get -o json` item), keeping `fields`."""
+    if fields in _DECODERS:
         try:
-            return _POD.decode(data)
+            return _DECODERS[fields].pod.decode(data)
         except msgspec.MsgspecError:
             pass
     return orjson.loads(data)

@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import orjson
 import yaml
 
-from podtier.webhook.headroom.decode import decode_pod
+from podtier.webhook.headroom.decode import PodFields, decode_pod
 from podtier.webhook.headroom.state import NODE, POD
 from podtier.webhook.headroom.tracker import ClusterHeadroom, collector_paused
 
@@ -28,18 +28,18 @@ class ClusterFileError(ValueError):
 
 
 def read_cluster_file(
-    path: str | Path, *, lean: bool = False
+    path: str | Path, *, fields: PodFields = PodFields.WHOLE
 ) -> tuple[list[Mapping[str, Any]], Iterator[list[Mapping[str, Any]]]]:
     """The file's Nodes, and its Pods in pages. In kubectl's own layout the file is mapped, not
     read, and each pod is decoded when its page is taken, so a 1.4 GB dump never becomes one
-    tree of Python objects (nor one 1.4 GB bytes object). `lean`: pods keep only what headroom
-    reads (`headroom.decode`)."""
-    objects, pod_pages = read_cluster_objects(path, (NODE,), lean=lean)
+    tree of Python objects (nor one 1.4 GB bytes object). `fields`: how much of each pod is kept
+    (`headroom.decode`)."""
+    objects, pod_pages = read_cluster_objects(path, (NODE,), fields=fields)
     return objects[NODE], pod_pages
 
 
 def read_cluster_objects(
-    path: str | Path, kinds: tuple[str, ...], *, lean: bool = False
+    path: str | Path, kinds: tuple[str, ...], *, fields: PodFields = PodFields.WHOLE
 ) -> tuple[dict[str, list[Mapping[str, Any]]], Iterator[list[Mapping[str, Any]]]]:
     """The file's objects of `kinds` (such as Node, TaskProfile, PodMetrics) by kind, and its
     Pods in pages, as `read_cluster_file` reads them."""
@@ -52,11 +52,11 @@ def read_cluster_objects(
     if split is not None:
         head, pieces = split
         _check_list(path, head, [])
-        return _by_kind(path, head, pieces, kinds, lean)
+        return _by_kind(path, head, pieces, kinds, fields)
     with collector_paused():
         document = _parse(path, data[:])
     items = _check_list(path, document, None)
-    return _by_kind(path, document, items, kinds, lean)
+    return _by_kind(path, document, items, kinds, fields)
 
 
 def _map(path: Path) -> bytes | mmap.mmap:
@@ -92,7 +92,7 @@ def _by_kind(
     document: Mapping[str, Any],
     items: list[Any],
     kinds: tuple[str, ...],
-    lean: bool,
+    fields: PodFields,
 ) -> tuple[dict[str, list[Mapping[str, Any]]], Iterator[list[Mapping[str, Any]]]]:
     """Objects of `kinds` now; pods as pages. `items` holds parsed objects or raw kubectl item
     bytes."""
@@ -107,7 +107,7 @@ def _by_kind(
                 continue
             if item.kind and item.kind not in objects:
                 continue  # a kind not asked for, seen in its "kind" line: not parsed
-            item = _loads(path, i, item.raw, lean=False)
+            item = _loads(path, i, item.raw, PodFields.WHOLE)
         if not isinstance(item, Mapping):
             raise ClusterFileError(f"{path}: items[{i}]: expected an object")
         kind = item.get("kind") or default
@@ -121,7 +121,7 @@ def _by_kind(
         for at in range(0, len(pods), _PAGE):
             page = pods[at : at + _PAGE]
             yield [
-                _loads(path, at + j, p, lean) if isinstance(p, memoryview) else p
+                _loads(path, at + j, p, fields) if isinstance(p, memoryview) else p
                 for j, p in enumerate(page)
             ]
             pods[at : at + _PAGE] = [None] * len(page)  # free as we go
@@ -186,9 +186,9 @@ class _Piece(NamedTuple):
     kind: str  # from its "kind" line; "" when not found (then parsed to find out)
 
 
-def _loads(path: Path, index: int, raw: bytes | memoryview, lean: bool) -> Any:
+def _loads(path: Path, index: int, raw: bytes | memoryview, fields: PodFields) -> Any:
     try:
-        return decode_pod(raw, lean) if lean else orjson.loads(raw)
+        return decode_pod(raw, fields)
     except orjson.JSONDecodeError as err:
         raise ClusterFileError(f"{path}: items[{index}]: not valid JSON: {err}") from None
 
@@ -207,7 +207,7 @@ def load_cluster_file(
             source=f"file {path}", reservation_ttl=reservation_ttl, static=True
         )
     others = others if others is not None else {}
-    objects, pod_pages = read_cluster_objects(path, (NODE, *others), lean=headroom.lean_pods)
+    objects, pod_pages = read_cluster_objects(path, (NODE, *others), fields=headroom.pod_fields)
     for kind, found in others.items():
         found.extend(objects[kind])
     headroom.relist(NODE, [objects[NODE]])

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from podtier.webhook.core.capacity import ROOM_COUNT_LIMIT, Borrowed, CapacityView, HeadroomStatus
+from podtier.webhook.headroom.decode import PodFields
 from podtier.webhook.headroom.records import RecordError, object_name, pod_key
 from podtier.webhook.headroom.state import NAMESPACE, NODE, POD, ClusterState, GroupKey
 from podtier.webhook.observability.metrics import (
@@ -37,7 +38,9 @@ KINDS = (NODE, POD)
 # An observer of the pod picture: (event type, pod key "namespace/name", raw pod or None).
 # Called under the tracker's lock, after the state took the event: ADDED/MODIFIED with the raw
 # object (every relist item comes as MODIFIED), DELETED with the raw object, or with None for
-# a pod a relist no longer has. It must be quick and must not call back into the tracker.
+# a pod a relist no longer has. It must be quick and must not call back into the tracker. The
+# raw pod holds the fields `decode.PodFields.LISTENERS` names (feeders decode it so): a
+# listener that reads another field must add it there.
 PodListener = Callable[[str, str, Mapping[str, Any] | None], None]
 
 
@@ -100,10 +103,10 @@ class ClusterHeadroom:
             self._peers_agreed = self._peers_agreed or not problem
 
     @property
-    def lean_pods(self) -> bool:
-        """True when nothing but headroom reads the pods, so feeders may decode them lean
-        (`headroom.decode`); a pod listener gets them whole."""
-        return not self._pod_listeners
+    def pod_fields(self) -> PodFields:
+        """How much of each pod feeders must decode (`headroom.decode`): what headroom reads,
+        and with a pod listener, what the listeners read too."""
+        return PodFields.LISTENERS if self._pod_listeners else PodFields.HEADROOM
 
     def add_pod_listener(self, listener: PodListener) -> None:
         """Also tell `listener` about every pod event the state takes (see `PodListener`).

@@ -3,8 +3,8 @@
 One thread per kind. Each lists in pages (`limit`/`continue`), hands the pages to
 `ClusterHeadroom.relist`, then watches from the list's resourceVersion with bookmarks,
 reading the raw stream (`_preload_content=False`) and decoding each page and line with
-`headroom.decode` (pods lean: only what headroom reads). The client's model objects cost ~30x
-more per pod than a whole parse with orjson, which costs ~4x more than the lean decode.
+`headroom.decode` (pods keep only the fields podtier reads). The client's model objects cost ~30x
+more per pod than a whole parse with orjson, which costs ~4x more than the typed decode.
 A watch that ends normally is resumed from the last resourceVersion; a 410 Gone (history
 compacted) means a fresh relist; any other failure (API down, connection cut, read timeout)
 is retried after an exponential backoff with full jitter. Pods are first listed after the
@@ -152,7 +152,7 @@ class ClusterWatcher:
                 }
                 if token:
                     kwargs["_continue"] = token
-                page = decode_page(kind, list_fn(**kwargs).data, self.headroom.lean_pods)
+                page = decode_page(kind, list_fn(**kwargs).data, self.headroom.pod_fields)
                 meta = page.get("metadata") or {}
                 if not resource_version:
                     resource_version = str(meta.get("resourceVersion") or "")
@@ -185,10 +185,10 @@ class ClusterWatcher:
         headroom = self.headroom
         rvs = self._rvs
         headroom.connected(kind)
-        lean = headroom.lean_pods
+        fields = headroom.pod_fields
         try:
             for line in watch_lines(response):
-                event = decode_event(kind, line, lean)
+                event = decode_event(kind, line, fields)
                 event_type = event.get("type")
                 obj = event.get("object") or {}
                 if event_type == "ERROR":

@@ -29,7 +29,15 @@ from typing import Any, NamedTuple
 
 from podtier.webhook.core.resources import ResourceError
 from podtier.webhook.headroom.records import spec_requests
-from podtier.webhook.insight.facts import FINISHED_PHASES, PodFacts, airflow_facts
+from podtier.webhook.insight.facts import (
+    FINISHED_PHASES,
+    PodFacts,
+    PodPlace,
+    airflow_facts,
+    airflow_place,
+    parse_time,
+    scheduled_at,
+)
 from podtier.webhook.observability.metrics import AIRFLOW_PENDING_SECONDS
 from podtier.webhook.policy import Policy
 
@@ -77,52 +85,57 @@ class PodCensus:
     # ------------------------------------------------------------------ the listener
 
     def __call__(self, event_type: str, key: str, raw: Mapping[str, Any] | None) -> None:
-        facts = None
+        place = facts = None
         if event_type != "DELETED" and raw is not None:
-            facts = airflow_facts(raw, self.policy())
+            policy = self.policy()
+            place = airflow_place(raw, policy)
+            if place is not None and place.phase in FINISHED_PHASES:
+                facts = airflow_facts(raw, policy)  # kept whole for cleanup
         with self._lock:
             old = self._pods.pop(key, None)
             if old is not None:
                 self._count(old, -1)
             self._finished.pop(key, None)
-            if facts is None or raw is None:
+            if place is None or raw is None:
                 return
-            entry = self._entry(facts, raw, old)
+            entry = self._entry(place, raw, old)
             self._pods[key] = entry
             self._count(entry, +1)
-            if facts.phase in FINISHED_PHASES:
+            if facts is not None:
                 self._finished[key] = facts
 
-    def _entry(self, facts: PodFacts, raw: Mapping[str, Any], old: _Entry | None) -> _Entry:
-        waiting = facts.phase == "Pending" and not facts.bound
+    def _entry(self, place: PodPlace, raw: Mapping[str, Any], old: _Entry | None) -> _Entry:
+        waiting = place.phase == "Pending" and not place.bound
         seen_waiting = waiting or (old is not None and old.seen_waiting)
         measured = old is not None and old.wait_measured
-        if facts.bound and not measured:
-            waited = self._waited(facts, old is not None and old.seen_waiting)
+        if place.bound and not measured:
+            waited = self._waited(raw, old is not None and old.seen_waiting)
             if waited is not None:
-                self.observe_wait(facts.tier, facts.pool, waited)
+                self.observe_wait(place.tier, place.pool, waited)
             measured = True
         requests = None
-        if facts.phase == "Running" and facts.bound:
+        if place.phase == "Running" and place.bound:
             requests = old.requests if old is not None and old.requests else _requests(raw)
         return _Entry(
-            slot=(facts.phase, facts.tier, facts.pool, facts.namespace),
-            waits_in=facts.pool if waiting else None,
+            slot=(place.phase, place.tier, place.pool, place.namespace),
+            waits_in=place.pool if waiting else None,
             seen_waiting=seen_waiting,
             wait_measured=measured,
             requests=requests,
         )
 
-    def _waited(self, facts: PodFacts, seen_waiting: bool) -> float | None:
-        if facts.created is None:
+    def _waited(self, raw: Mapping[str, Any], seen_waiting: bool) -> float | None:
+        """The wait of a pod seen bound for the first time, if it is to be measured. The times
+        are read only then (the scheduled one first: most pods of a first list are not)."""
+        scheduled = scheduled_at(raw.get("status") or {})
+        if scheduled is None and not seen_waiting:
             return None
-        if facts.scheduled is not None:
-            if seen_waiting or facts.scheduled >= self.started:
-                return max(0.0, facts.scheduled - facts.created)
+        if scheduled is not None and not seen_waiting and scheduled < self.started:
             return None
-        if seen_waiting:
-            return max(0.0, self.wall_clock() - facts.created)
-        return None
+        created = parse_time((raw.get("metadata") or {}).get("creationTimestamp"))
+        if created is None:
+            return None
+        return max(0.0, (self.wall_clock() if scheduled is None else scheduled) - created)
 
     def _count(self, entry: _Entry, sign: int) -> None:
         self._counts[entry.slot] = self._counts.get(entry.slot, 0) + sign

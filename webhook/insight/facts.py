@@ -47,7 +47,19 @@ def is_airflow(labels: Mapping[str, str], selectors: tuple[LabelSelector, ...]) 
     return any(selector.matches(labels) for selector in selectors)
 
 
-def airflow_facts(raw: Mapping[str, Any], policy: Policy) -> PodFacts | None:
+class PodPlace(NamedTuple):
+    """Where an Airflow pod stands: what the census counts it by, read at every pod event."""
+
+    namespace: str
+    phase: str  # one of PHASES
+    tier: str
+    pool: str
+    bound: bool
+
+
+def airflow_place(raw: Mapping[str, Any], policy: Policy) -> PodPlace | None:
+    """None for a pod that is not an Airflow pod; else the `PodFacts` fields it is counted by
+    (the cheaper read, for every pod event of a cluster)."""
     meta = raw.get("metadata") or {}
     labels = meta.get("labels") or {}
     if not isinstance(labels, dict) or not is_airflow(labels, policy.airflow_pods):
@@ -56,25 +68,40 @@ def airflow_facts(raw: Mapping[str, Any], policy: Policy) -> PodFacts | None:
     if not isinstance(annotations, dict):
         annotations = {}
     spec = raw.get("spec") or {}
-    status = raw.get("status") or {}
-    namespace = str(meta.get("namespace") or "")
-    name = str(meta.get("name") or "")
-    phase = status.get("phase")
-    phase = phase if phase in PHASES else "Unknown" if phase else "Pending"
-    bound = bool(spec.get("nodeName"))
-    return PodFacts(
-        key=f"{namespace}/{name}",
-        namespace=namespace,
-        name=name,
-        uid=str(meta.get("uid") or ""),
-        phase=phase,
+    phase = (raw.get("status") or {}).get("phase")
+    return PodPlace(
+        namespace=str(meta.get("namespace") or ""),
+        phase=phase if phase in PHASES else "Unknown" if phase else "Pending",
         tier=str(annotations.get(TIER_ANNOTATION) or ""),
         pool=str(annotations.get(POOL_ANNOTATION) or "")
         or pool_by_selector(spec.get("nodeSelector"), policy),
-        bound=bound,
+        bound=bool(spec.get("nodeName")),
+    )
+
+
+def airflow_facts(raw: Mapping[str, Any], policy: Policy) -> PodFacts | None:
+    place = airflow_place(raw, policy)
+    if place is None:
+        return None
+    meta = raw.get("metadata") or {}
+    labels = meta["labels"]
+    annotations = meta.get("annotations") or {}
+    if not isinstance(annotations, dict):
+        annotations = {}
+    status = raw.get("status") or {}
+    name = str(meta.get("name") or "")
+    return PodFacts(
+        key=f"{place.namespace}/{name}",
+        namespace=place.namespace,
+        name=name,
+        uid=str(meta.get("uid") or ""),
+        phase=place.phase,
+        tier=place.tier,
+        pool=place.pool,
+        bound=place.bound,
         created=parse_time(meta.get("creationTimestamp")),
-        scheduled=scheduled_at(status) if bound else None,
-        finished=finished_at(status) if phase in FINISHED_PHASES else None,
+        scheduled=scheduled_at(status) if place.bound else None,
+        finished=finished_at(status) if place.phase in FINISHED_PHASES else None,
         dag_id=str(annotations.get("dag_id") or labels.get("dag_id") or ""),
         task_id=str(annotations.get("task_id") or labels.get("task_id") or ""),
         labels=labels,
@@ -109,7 +136,9 @@ def finished_at(status: Mapping[str, Any]) -> float | None:
 
 
 def scheduled_at(status: Mapping[str, Any]) -> float | None:
-    for condition in status.get("conditions") or ():
+    conditions = status.get("conditions") or ()
+    # From the end: the kubelet writes PodScheduled last, and a condition type appears once.
+    for condition in reversed(conditions) if isinstance(conditions, list) else conditions:
         if (
             isinstance(condition, dict)
             and condition.get("type") == "PodScheduled"
@@ -124,6 +153,6 @@ def parse_time(value: object) -> float | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(value).timestamp()  # Python >= 3.11 reads "Z" itself
     except ValueError:
         return None

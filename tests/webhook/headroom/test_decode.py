@@ -1,5 +1,6 @@
-"""Lean decoding gives headroom the same picture as parsing every pod whole: the same records
-for every shape of pod, ERROR events whole, and the same cluster from a dump or a List."""
+"""Typed decoding gives headroom and the pod listeners what parsing every pod whole gives them:
+the same records, census places, facts and outcomes for every shape of pod, ERROR events whole,
+and the same cluster from a dump or a List."""
 
 from __future__ import annotations
 
@@ -15,15 +16,24 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from podtier.policies import DEFAULT_POLICY
 from podtier.webhook.headroom import ClusterHeadroom
-from podtier.webhook.headroom.decode import decode_event, decode_page, decode_pod
+from podtier.webhook.headroom.decode import PodFields, decode_event, decode_page, decode_pod
 from podtier.webhook.headroom.records import RecordError, pod_record
 from podtier.webhook.headroom.snapshot import load_cluster_file
+from podtier.webhook.insight.census import PodCensus
+from podtier.webhook.insight.facts import airflow_facts, airflow_place
+from podtier.webhook.learning.outcome import base_terminated, outcome_of
+from podtier.webhook.policy.load import load_policy
 from tests.webhook.headroom.builders import init_container, pod
+from tests.webhook.insight.pods import airflow_pod
+from tests.webhook.learning.pods import ended, running, worker_pod
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 import cluster_gen  # noqa: E402
 
+HEADROOM, LISTENERS = PodFields.HEADROOM, PodFields.LISTENERS
+POLICY = load_policy([DEFAULT_POLICY])
 POOLED = {"podtier.io/pool": "worker", "podtier.io/tier": "light", "dag_id": "d"}
 
 
@@ -68,13 +78,51 @@ PODS = {
     "annotations-a-list": {**pod("l", "w1", cpu="1"), "metadata": {"name": "l", "annotations": []}},
     "phase-a-list": {**pod("ph", "w1", cpu="1"), "status": {"phase": ["Running"]}},
     "counted-on-a-node": pod("c", cpu="2", pool="compute", counted_on="c1"),
+    "airflow-pending": worker_pod(),
+    "airflow-running": running(worker_pod()),
+    "airflow-oom-killed": ended(running(worker_pod())),
+    "airflow-succeeded": ended(running(worker_pod()), reason="Completed", exit_code=0),
+    "airflow-scheduled": airflow_pod("s", phase="Running", node="w1", created=1e9, scheduled=2e9),
+    "airflow-finished": airflow_pod("f", phase="Succeeded", node="w1", finished=2e9),
+    "airflow-by-selector": airflow_pod("n", pool=None, node_selector={"node-type": "worker"}),
 }
+
+
+def what_listeners_read(raw: Any) -> Any:
+    """Everything a pod listener makes of a pod (or what went wrong): the census's place and
+    facts, learning's outcome and base container end, headroom's record."""
+    reads = []
+    for read in (
+        lambda: airflow_place(raw, POLICY),
+        lambda: airflow_facts(raw, POLICY),
+        lambda: outcome_of(raw, POLICY),
+        lambda: base_terminated(raw),
+    ):
+        try:
+            reads.append(read())
+        except Exception as err:  # noqa: BLE001 - compared, not hidden
+            reads.append(type(err).__name__)
+    return reads, record_or_error(raw)
 
 
 @pytest.mark.parametrize("raw", list(PODS.values()), ids=list(PODS))
 def test_a_lean_pod_gives_the_same_record_as_a_whole_one(raw: dict[str, Any]) -> None:
     data = orjson.dumps(raw)
-    assert record_or_error(decode_pod(data, lean=True)) == record_or_error(orjson.loads(data))
+    assert record_or_error(decode_pod(data, HEADROOM)) == record_or_error(orjson.loads(data))
+
+
+@pytest.mark.parametrize("raw", list(PODS.values()), ids=list(PODS))
+def test_listeners_read_the_same_of_a_pod_decoded_for_them_as_whole(raw: dict[str, Any]) -> None:
+    data = orjson.dumps(raw)
+    assert what_listeners_read(decode_pod(data, LISTENERS)) == what_listeners_read(raw)
+
+
+def test_the_listeners_fields_are_what_they_read_and_not_the_rest() -> None:
+    data = orjson.dumps(PODS["airflow-oom-killed"])
+    kept = decode_pod(data, LISTENERS)
+    outcome = outcome_of(kept, POLICY)
+    assert outcome is not None and outcome.oom_killed and outcome.instance.dag_id == "sales_etl"
+    assert "restartCount" not in json.dumps(kept) and "image" not in json.dumps(kept)
 
 
 JSON_SCALARS = st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=5)
@@ -87,6 +135,8 @@ JSON = st.recursive(
 )
 PATHS = [
     ("spec",),
+    ("spec", "containers", 0, "name"),
+    ("spec", "initContainers"),
     ("spec", "containers"),
     ("spec", "containers", 0),
     ("spec", "containers", 0, "resources"),
@@ -99,19 +149,54 @@ PATHS = [
     ("metadata", "annotations", "podtier.io/node"),
     ("status",),
     ("status", "phase"),
+    ("metadata", "labels"),
+    ("metadata", "labels", "kubernetes_executor"),
+    ("metadata", "annotations", "dag_id"),
+    ("metadata", "uid"),
+    ("metadata", "creationTimestamp"),
+    ("status", "conditions"),
+    ("status", "conditions", 0),
+    ("status", "containerStatuses"),
+    ("status", "containerStatuses", 0),
+    ("status", "containerStatuses", 0, "state"),
+    ("status", "containerStatuses", 0, "state", "terminated", "reason"),
 ]
+DAMAGED = {
+    "Running": "bound",
+    "Pending": "pending-placed",
+    "airflow-scheduled": "airflow-scheduled",
+    "airflow-oom-killed": "airflow-oom-killed",
+}
 
 
-@settings(max_examples=150, deadline=None)
-@given(where=st.sampled_from(PATHS), value=JSON, phase=st.sampled_from(["Running", "Pending"]))
-def test_any_damage_to_a_pod_reads_the_same_lean_and_whole(where, value, phase) -> None:  # type: ignore[no-untyped-def]
-    raw = copy.deepcopy(PODS["pending-placed" if phase == "Pending" else "bound"])
-    target = raw
+def damaged(name: str, where: tuple[Any, ...], value: Any) -> bytes:
+    """PODS[name] with `value` put at `where` (objects on the way made as needed); unchanged
+    when `where` goes through a list element the pod does not have, or through a non-object."""
+    raw = copy.deepcopy(PODS[name])
+    target: Any = raw
     for step in where[:-1]:
-        target = target.setdefault(step, {}) if isinstance(step, str) else target[step]
-    target[where[-1]] = value
-    data = orjson.dumps(raw)
-    assert record_or_error(decode_pod(data, lean=True)) == record_or_error(orjson.loads(data))
+        if isinstance(step, int):
+            if not isinstance(target, list) or len(target) <= step:
+                return orjson.dumps(raw)
+            target = target[step]
+        elif isinstance(target, dict):
+            target = target.setdefault(step, {})
+        else:
+            return orjson.dumps(raw)
+    last = where[-1]
+    in_list = isinstance(last, int) and isinstance(target, list) and len(target) > last
+    if in_list or (isinstance(last, str) and isinstance(target, dict)):
+        target[last] = value
+    return orjson.dumps(raw)
+
+
+@settings(max_examples=200, deadline=None)
+@given(where=st.sampled_from(PATHS), value=JSON, name=st.sampled_from(sorted(DAMAGED)))
+def test_any_damage_to_a_pod_reads_the_same_typed_and_whole(where, value, name) -> None:  # type: ignore[no-untyped-def]
+    data = damaged(DAMAGED[name], where, value)
+    whole = orjson.loads(data)
+    assert record_or_error(decode_pod(data, HEADROOM)) == record_or_error(whole)
+    assert what_listeners_read(decode_pod(data, LISTENERS)) == what_listeners_read(whole)
 
 
 def test_a_pod_headroom_cannot_read_is_named_with_its_field() -> None:
@@ -123,11 +208,11 @@ def test_a_pod_headroom_cannot_read_is_named_with_its_field() -> None:
 
 def test_watch_events_keep_what_the_watcher_reads() -> None:
     error = orjson.dumps({"type": "ERROR", "object": {"kind": "Status", "code": 410}})
-    assert decode_event("Pod", error, lean=True)["object"]["code"] == 410
+    assert decode_event("Pod", error, HEADROOM)["object"]["code"] == 410
     bookmark = orjson.dumps({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "9"}}})
-    assert decode_event("Pod", bookmark, lean=True)["object"]["metadata"]["resourceVersion"] == "9"
+    assert decode_event("Pod", bookmark, HEADROOM)["object"]["metadata"]["resourceVersion"] == "9"
     added = orjson.dumps({"type": "ADDED", "object": PODS["generated-running"]})
-    event = decode_event("Pod", added, lean=True)
+    event = decode_event("Pod", added, HEADROOM)
     assert event["type"] == "ADDED"
     assert pod_record(event["object"]) == pod_record(PODS["generated-running"])
     assert "env" not in json.dumps(event), "the lean decode kept a field headroom does not read"
@@ -136,15 +221,15 @@ def test_watch_events_keep_what_the_watcher_reads() -> None:
 def test_a_page_keeps_its_continue_token_and_resource_version() -> None:
     meta = {"resourceVersion": "77", "continue": "token"}
     data = orjson.dumps({"kind": "PodList", "metadata": meta, "items": [PODS["bound"]]})
-    page = decode_page("Pod", data, lean=True)
+    page = decode_page("Pod", data, HEADROOM)
     assert page["metadata"] == meta and len(page["items"]) == 1
 
 
 def test_invalid_json_is_orjsons_error_either_way() -> None:
     with pytest.raises(orjson.JSONDecodeError):
-        decode_pod(b'{"metadata": ', lean=True)
+        decode_pod(b'{"metadata": ', HEADROOM)
     with pytest.raises(orjson.JSONDecodeError):
-        decode_event("Pod", b"not json", lean=True)
+        decode_event("Pod", b"not json", HEADROOM)
 
 
 def picture(headroom: ClusterHeadroom) -> tuple[Any, ...]:
@@ -156,15 +241,30 @@ def picture(headroom: ClusterHeadroom) -> tuple[Any, ...]:
     return dict(state.pods), dict(state.pod_requests), reservations_free
 
 
-def test_a_kubectl_dump_gives_the_same_picture_lean_and_whole(tmp_path: Path) -> None:
+def test_a_kubectl_dump_gives_the_same_picture_and_census_however_pods_are_decoded(
+    tmp_path: Path,
+) -> None:
     path = tmp_path / "cluster.json"
     cluster_gen.write_dump(str(path), (3, 2, 1))
     lean = load_cluster_file(path)
+    censuses = []
+    listened = ClusterHeadroom(source="listened", static=True)
+    censuses.append(PodCensus(lambda: POLICY))
+    listened.add_pod_listener(censuses[-1])
+    load_cluster_file(path, headroom=listened)
     whole = ClusterHeadroom(source="whole", static=True)
-    whole.add_pod_listener(lambda event_type, key, raw: None)  # a listener reads pods whole
+    censuses.append(PodCensus(lambda: POLICY))
+    for raw in orjson.loads(path.read_bytes())["items"]:
+        if raw["kind"] == "Pod":
+            censuses[-1](
+                "MODIFIED", f"{raw['metadata']['namespace']}/{raw['metadata']['name']}", raw
+            )
     load_cluster_file(path, headroom=whole)
-    assert lean.lean_pods and not whole.lean_pods
+    assert lean.pod_fields is HEADROOM and listened.pod_fields is LISTENERS
     assert len(lean.state.pods) == 6 * 30
-    assert picture(lean) == picture(whole)
+    assert picture(lean) == picture(listened) == picture(whole)
+    counts = censuses[0].counts()
+    assert counts == censuses[1].counts() and sum(counts.values()) == 6 * 30
+    assert censuses[0].finished() == censuses[1].finished()
     with lean.transaction(time.monotonic()) as view:
         assert view.find_node({"node-type": "worker"}, [cluster_gen.TOLERATIONS["worker"]], {})
