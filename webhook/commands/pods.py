@@ -189,6 +189,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _read_pods(cluster: str, kubeconfig: str | None) -> tuple[list[Mapping[str, Any]], str]:
     if cluster != "auto":
+        from podtier.webhook.headroom.decode import PodFields
         from podtier.webhook.headroom.snapshot import read_cluster_file
 
         if not Path(cluster).is_file():
@@ -196,7 +197,7 @@ def _read_pods(cluster: str, kubeconfig: str | None) -> tuple[list[Mapping[str, 
                 f'--cluster "{cluster}": no such file (expected auto, or the output of '
                 "kubectl get pods -A -o json)"
             )
-        _, pages = read_cluster_file(cluster)
+        _, pages = read_cluster_file(cluster, fields=PodFields.LISTENERS)  # what facts read
         return [raw for page in pages for raw in page], f"file {cluster}"
     from kubernetes import client
 

@@ -53,10 +53,11 @@ class Insight:
     def load_file(self, path: str) -> None:
         """Count the pods of a `kubectl get -o json` file (headroom read it before the census
         was listening): `podtier serve --cluster FILE`."""
+        from podtier.webhook.headroom.decode import PodFields
         from podtier.webhook.headroom.records import pod_key
         from podtier.webhook.headroom.snapshot import read_cluster_file
 
-        _, pages = read_cluster_file(path)
+        _, pages = read_cluster_file(path, fields=PodFields.LISTENERS)
         for page in pages:
             for raw in page:
                 self.census("ADDED", pod_key(raw), raw)
