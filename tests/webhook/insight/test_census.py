@@ -5,12 +5,16 @@ and each pool's desired nodes follow its pending pods."""
 from __future__ import annotations
 
 import time
+import tracemalloc
 from collections.abc import Iterator
 
+import orjson
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from podtier.policies import DEFAULT_POLICY
+from podtier.webhook.headroom.decode import PodFields, decode_pod
+from podtier.webhook.insight.census import PodCensus
 from podtier.webhook.policy.load import load_policy
 from tests.kubeapi import KubeAPI
 from tests.webhook.headroom.builders import node
@@ -177,3 +181,21 @@ def test_desired_nodes_follow_the_pending_pods_of_each_pool(api: KubeAPI) -> Non
         for i in range(20):
             api.remove("Pod", f"x{i}", "airflow")
         wait_for(lambda: desired(registry, "worker") == 1, what="back to minNodes")
+
+
+def test_the_census_keeps_little_per_pod_however_many_pods_share_a_shape() -> None:
+    """At 150,000 pods every byte per pod is 150 kB: pods of one shape share one entry, so the
+    census keeps a dict slot per pod, not a copy of what it read."""
+    policy = load_policy([DEFAULT_POLICY])
+    census = PodCensus(lambda: policy)
+    pods = []
+    for i in range(3000):
+        raw = airflow_pod(f"p{i}", phase="Running", node="w1", created=1e9, scheduled=1e9 + 5)
+        pods.append((f"airflow/p{i}", decode_pod(orjson.dumps(raw), PodFields.LISTENERS)))
+    tracemalloc.start()
+    for key, raw in pods:
+        census("MODIFIED", key, raw)
+    kept, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert census.counts() == {("Running", "medium", "worker", "airflow"): 3000}
+    assert kept / len(pods) < 120, f"{kept / len(pods):.0f} bytes per pod"
