@@ -9,8 +9,10 @@
 
 Every object returned has `ready()`, `transaction(now)`, `start()` and `stop()` (no-ops
 except for the live watch). Modules: `taints` and `records` (pure: reading Nodes and Pods),
-`state` (pure: the picture, events, reservations, node lookup), `tracker` (locking,
-freshness, the `CapacityView`), `watch` (list + watch threads), `snapshot` (files), `live`.
+`state` (pure: the picture, events, holds, reservations), `groups` (pure: the node index behind
+each lookup), `decode` (pods keep the fields read), `tracker` (locking, freshness, the
+`CapacityView`), `peers` (shares among replicas), `watch` (list + watch threads), `snapshot`
+(files), `live`.
 """
 
 from __future__ import annotations

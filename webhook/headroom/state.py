@@ -37,19 +37,9 @@ replica has just promised to a pod this one cannot see yet, and that pod will th
 this one's pod leaves. So the room stays held, as a *shadow* on the node the pod was held on, for
 `PEER_LAG` seconds (longer than an admission takes to show up in every replica's watch).
 
-Node groups: `find_node` is asked about a few (node selector, tolerations) pairs, one per pool.
-Each pair gets a `NodeGroup`, kept up to date as nodes change: the nodes it may use (Ready,
-not cordoned, labels match, blocking taints tolerated) and, per resource, a max-heap of free
-capacity. The heaps are lazy: every member node has an entry at least as large as its free
-amount when a query reads them. Capacity coming back (a pod gone, a node joining) is noted in
-the group and pushed as a fresh entry when the group is next asked, so a node freed and taken
-again between two queries costs one entry; capacity taken pushes nothing (the old entry is then
-an over-estimate, corrected when it reaches the top). A query first tries the node the group's
-last query found, while it is still a member with room (one fit check; a run of pods of one
-shape fills that node before the next). Otherwise it reads the largest free amount of each
-requested resource (so "no node fits" is usually answered without a scan), then tries the nodes
-with the most free of each resource, and scans the group only when capacity is fragmented (no
-roomiest node has room in every resource).
+Node groups (`groups.py`): each (node selector, tolerations) pair `find_node` is asked about
+gets a `NodeGroup` of the nodes it may use, indexed by free capacity; the state keeps the groups'
+members and their freed capacity up to date as nodes and charges change.
 
 Where this differs from the scheduler, on purpose (docs/operations.md, "Where podtier's fit
 rule and the scheduler's differ"; `tests/webhook/headroom/test_scheduler_differential.py`
@@ -62,7 +52,6 @@ scheduler never reads the Ready condition, only the `node.kubernetes.io/not-read
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -70,6 +59,7 @@ from typing import Any
 import orjson
 
 from podtier.webhook.core.resources import Resources
+from podtier.webhook.headroom.groups import GroupKey, NodeGroup, Selector, fits, group_key
 from podtier.webhook.headroom.records import (
     NodeRecord,
     namespace_labels,
@@ -78,7 +68,7 @@ from podtier.webhook.headroom.records import (
     pod_key,
     pod_record,
 )
-from podtier.webhook.headroom.taints import Toleration, parse_tolerations, tolerates_all
+from podtier.webhook.headroom.taints import Toleration
 
 NODE = "Node"
 POD = "Pod"
@@ -88,12 +78,7 @@ Charge = tuple[str, Resources]  # (node name, requests)
 # How long room a pod of this replica's share left for another replica's node stays held (see
 # "Replicas"): the webhook timeout (at most 10 s) plus the watch's lag, with margin.
 PEER_LAG = 15.0
-Selector = tuple[tuple[str, str], ...]
-
 _ASKED_LIMIT = 4096  # questions remembered by `asked_key`
-
-
-GroupKey = tuple[Selector, tuple[Toleration, ...]]
 
 
 @dataclass(slots=True)
@@ -101,41 +86,6 @@ class Reservation:
     node: str
     requests: Resources
     expires: float
-
-
-def group_key(
-    node_selector: Mapping[str, str], tolerations: Sequence[Mapping[str, Any]]
-) -> GroupKey:
-    """The (selector, tolerations) pair a query or a hold is indexed by."""
-    selector = tuple(sorted((str(k), str(v)) for k, v in node_selector.items()))
-    return selector, parse_tolerations(list(tolerations))
-
-
-class NodeGroup:
-    """The nodes one (node selector, tolerations) pair may use, indexed by free capacity."""
-
-    __slots__ = ("selector", "tolerations", "members", "heaps", "latest", "freed", "last")
-
-    def __init__(self, selector: Selector, tolerations: tuple[Toleration, ...]) -> None:
-        self.selector = selector
-        self.tolerations = tolerations
-        self.members: dict[str, None] = {}
-        self.heaps: dict[str, list[tuple[int, str]]] = {}
-        # Per resource, node -> the free amount of an entry the node has in the heap (the one
-        # last put in): a node freed and taken again is already there, and needs no new entry.
-        self.latest: dict[str, dict[str, int]] = {}
-        # Members with (maybe) more free than their heap entries say: new members, and nodes
-        # whose usage went down. Their fresh entries are pushed when the group is next asked.
-        self.freed: set[str] = set()
-        # The node the group's last query found: asked first next time (see `_find_in`).
-        self.last = ""
-
-    def admits(self, node: NodeRecord) -> bool:
-        return (
-            node.schedulable
-            and all(node.labels.get(key) == value for key, value in self.selector)
-            and tolerates_all(self.tolerations, node.taints)
-        )
 
 
 class ClusterState:
@@ -290,7 +240,7 @@ class ClusterState:
             return held_on
         if counted_on in group.members and self.fits(counted_on, requests):
             return counted_on
-        return self._find_in(group, requests) or self._roomiest(group, requests)
+        return group.find(requests) or group.roomiest(requests)
 
     # ------------------------------------------------------------------ reservations
 
@@ -413,7 +363,7 @@ class ClusterState:
             if not self._over(node):
                 return
             where = self.holds[key]
-            target = self._find_in(self._group(*where), self._requests_of(key))
+            target = self._group(*where).find(self._requests_of(key))
             if target is not None and target != node:
                 self._move(key, target)
             else:
@@ -425,7 +375,7 @@ class ClusterState:
             where = self.holds[key]
             group = self._group(*where)
             requests = self._requests_of(key)
-            target = self._find_in(group, requests) or self._roomiest(group, requests)
+            target = group.find(requests) or group.roomiest(requests)
             if target:
                 self._move(key, target)
 
@@ -441,7 +391,7 @@ class ClusterState:
                 if not self._over(held):
                     self.overcommitted.get(where, {}).pop(key, None)
                     continue
-                target = self._find_in(group, self._requests_of(key))
+                target = group.find(self._requests_of(key))
                 if target is None or target == held:
                     break
                 self._move(key, target)
@@ -467,13 +417,7 @@ class ClusterState:
         return allocatable - self.used.get(node, {}).get(resource, 0)
 
     def fits(self, node: str, requests: Mapping[str, int]) -> bool:
-        record = self.nodes[node]
-        used = self.used.get(node, {})
-        allocatable = record.allocatable
-        for resource, value in requests.items():
-            if value > 0 and value > allocatable.get(resource, 0) - used.get(resource, 0):
-                return False
-        return True
+        return fits(self.nodes, self.used, node, requests)
 
     def find_node(
         self,
@@ -504,7 +448,7 @@ class ClusterState:
         self, selector: Selector, tolerations: tuple[Toleration, ...], requests: Mapping[str, int]
     ) -> str | None:
         """`find_node` for a group key already made (see `group_key`)."""
-        return self._find_in(self._group(selector, tolerations), requests)
+        return self._group(selector, tolerations).find(requests)
 
     def borrow(
         self,
@@ -556,7 +500,7 @@ class ClusterState:
         """`find`, among this replica's share of the group's nodes only (for new placements)."""
         if self.share is None:
             return self.find(selector, tolerations, requests)
-        return self._find_in(self._share_group((selector, tolerations)), requests)
+        return self._share_group((selector, tolerations)).find(requests)
 
     def _share_group(self, key: GroupKey) -> NodeGroup:
         """This replica's share of a group: its nodes sorted by name, every `count`-th from
@@ -564,7 +508,7 @@ class ClusterState:
         shared = self._shares.get(key)
         if shared is None:
             index, count = self.share or (0, 1)
-            shared = NodeGroup(*key)
+            shared = NodeGroup(*key, self.nodes, self.used)
             for name in sorted(self._group(*key).members)[index::count]:
                 shared.members[name] = None
             self._shares[key] = shared
@@ -575,53 +519,6 @@ class ClusterState:
         if share != self.share:
             self.share = share
             self._shares.clear()
-
-    def _find_in(self, group: NodeGroup, requests: Mapping[str, int]) -> str | None:
-        # The node the last query of this group found, while it still has the room: pods of
-        # one pool come in runs of the same few shapes, so it usually has, and one `fits`
-        # costs a fifth of reading the heaps (which need a correction after every placement).
-        # Any node with room is a right answer; this one packs a run onto one node before
-        # the next, where the heaps alone would spread it over the roomiest nodes.
-        last = group.last
-        if last and last in group.members and self.fits(last, requests):
-            return last
-        found = self._search(group, requests)
-        if found is not None:
-            group.last = found
-        return found
-
-    def _search(self, group: NodeGroup, requests: Mapping[str, int]) -> str | None:
-        """A node of `group` with room for `requests`, through the heaps (see "Node groups")."""
-        if not group.members:
-            return None
-        candidates = []
-        for resource, value in requests.items():
-            if value <= 0:
-                continue
-            top = self._largest_free(group, resource)
-            if top is None or top[0] < value:
-                return None  # not even the roomiest node has enough of this resource
-            candidates.append(top[1])
-        for node in candidates:
-            if self.fits(node, requests):
-                return node
-        for node in group.members:  # fragmented: no single roomiest node fits everything
-            if self.fits(node, requests):
-                return node
-        return None
-
-    def _roomiest(self, group: NodeGroup, requests: Mapping[str, int]) -> str:
-        """The node of `group` with the most free of the resource the pod is shortest of (where
-        a pod that fits nowhere is held); "" for an empty group."""
-        best = ""
-        shortest = None
-        for resource, value in requests.items():
-            if value <= 0:
-                continue
-            top = self._largest_free(group, resource)
-            if top is not None and (shortest is None or top[0] - value < shortest):
-                shortest, best = top[0] - value, top[1]
-        return best or next(iter(group.members), "")
 
     def eligible_nodes(
         self, node_selector: Mapping[str, str], tolerations: Sequence[Mapping[str, Any]]
@@ -634,65 +531,12 @@ class ClusterState:
     def _group(self, selector: Selector, tolerations: tuple[Toleration, ...]) -> NodeGroup:
         group = self._groups.get((selector, tolerations))
         if group is None:
-            group = NodeGroup(selector, tolerations)
+            group = NodeGroup(selector, tolerations, self.nodes, self.used)
             for name, node in self.nodes.items():
                 if group.admits(node):
                     group.members[name] = None
             self._groups[(selector, tolerations)] = group
         return group
-
-    def _largest_free(self, group: NodeGroup, resource: str) -> tuple[int, str] | None:
-        if group.freed:
-            self._push_freed(group)
-        heap = group.heaps.get(resource)
-        if heap is None:
-            heap = self._rebuild(group, resource)
-        latest = group.latest[resource]
-        members, nodes, used_by = group.members, self.nodes, self.used
-        while heap:
-            negative_free, node = heap[0]
-            if node not in members:
-                heapq.heappop(heap)  # left the group since
-                latest.pop(node, None)
-                continue
-            used = used_by.get(node)
-            free = nodes[node].allocatable.get(resource, 0) - (used.get(resource, 0) if used else 0)
-            if free == -negative_free:
-                return free, node
-            # An over-estimate left by a placement (usage only pushes when it goes down):
-            # correct it in place and look again.
-            heapq.heapreplace(heap, (-free, node))
-            latest[node] = free
-        return None
-
-    def _rebuild(self, group: NodeGroup, resource: str) -> list[tuple[int, str]]:
-        """A fresh heap of `resource` for `group`: one exact entry per member."""
-        latest = group.latest[resource] = {
-            node: self.free(node, resource) for node in group.members
-        }
-        heap = group.heaps[resource] = [(-free, node) for node, free in latest.items()]
-        heapq.heapify(heap)
-        return heap
-
-    def _push_freed(self, group: NodeGroup) -> None:
-        """Push the freed members' entries, at their free capacity now (a usage that went
-        down and up again since costs one entry, not two)."""
-        limit = 2 * len(group.members) + 64
-        for resource, heap in list(group.heaps.items()):
-            if len(heap) + len(group.freed) > limit:  # mostly stale entries: rebuild
-                self._rebuild(group, resource)
-                continue
-            latest = group.latest[resource]
-            for node in group.freed:
-                if node in group.members:
-                    used = self.used.get(node)
-                    free = self.nodes[node].allocatable.get(resource, 0)
-                    if used is not None:
-                        free -= used.get(resource, 0)
-                    if latest.get(node) != free:  # else its entry is right already
-                        heapq.heappush(heap, (-free, node))
-                        latest[node] = free
-        group.freed.clear()
 
     def _refresh_groups(self, name: str) -> None:
         node = self.nodes.get(name)

@@ -22,8 +22,9 @@ from typing import Any
 
 from podtier.webhook.core.capacity import ROOM_COUNT_LIMIT, Borrowed, CapacityView, HeadroomStatus
 from podtier.webhook.headroom.decode import PodFields
+from podtier.webhook.headroom.groups import GroupKey
 from podtier.webhook.headroom.records import RecordError, object_name, pod_key
-from podtier.webhook.headroom.state import NAMESPACE, NODE, POD, ClusterState, GroupKey
+from podtier.webhook.headroom.state import NAMESPACE, NODE, POD, ClusterState
 from podtier.webhook.observability.metrics import (
     HEADROOM_LAST_SYNC,
     HEADROOM_RESOURCES,

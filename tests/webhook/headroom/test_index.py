@@ -8,8 +8,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from podtier.webhook.headroom.groups import group_key
 from podtier.webhook.headroom.records import node_record
-from podtier.webhook.headroom.state import ClusterState, group_key
+from podtier.webhook.headroom.state import ClusterState
 from podtier.webhook.headroom.taints import parse_tolerations, tolerates_all
 from tests.webhook.headroom.builders import POOLS, node, pod, requests
 
