@@ -115,25 +115,31 @@ class ClusterState:
 
     # ------------------------------------------------------------------ events
 
-    def apply(self, kind: str, event_type: str, raw: Mapping[str, Any], now: float = 0.0) -> None:
-        """Apply one ADDED / MODIFIED / DELETED event for a Node or a Pod, seen at `now`."""
+    def apply(self, kind: str, event_type: str, raw: Mapping[str, Any], now: float = 0.0) -> str:
+        """Apply one ADDED / MODIFIED / DELETED event for a Node or a Pod, seen at `now`; the
+        object's key (a pod's "namespace/name", a node's or namespace's name)."""
         if kind == POD:
+            if event_type != "DELETED":
+                return self._upsert_pod(raw, now)
+            key = pod_key(raw)
+            self.delete_pod(key)
+            return key
+        if kind == NODE:
+            if event_type != "DELETED":
+                node = node_record(raw)
+                self._set_node(node)
+                return node.name
+            name = object_name(raw)
+            self.delete_node(name)
+            return name
+        if kind == NAMESPACE:
+            name = object_name(raw)
             if event_type == "DELETED":
-                self.delete_pod(pod_key(raw))
+                self.namespaces.pop(name, None)
             else:
-                self._upsert_pod(raw, now)
-        elif kind == NODE:
-            if event_type == "DELETED":
-                self.delete_node(object_name(raw))
-            else:
-                self._set_node(node_record(raw))
-        elif kind == NAMESPACE:
-            if event_type == "DELETED":
-                self.namespaces.pop(object_name(raw), None)
-            else:
-                self.namespaces[object_name(raw)] = namespace_labels(raw)
-        else:
-            raise ValueError(f"headroom does not track {kind}")
+                self.namespaces[name] = namespace_labels(raw)
+            return name
+        raise ValueError(f"headroom does not track {kind}")
 
     def keys(self, kind: str) -> set[str]:
         """The pod keys (namespace/name) or node names currently known, for a relist."""
@@ -182,7 +188,7 @@ class ClusterState:
         if self._over(node.name):
             self._settle(node.name)
 
-    def _upsert_pod(self, raw: Mapping[str, Any], now: float) -> None:
+    def _upsert_pod(self, raw: Mapping[str, Any], now: float) -> str:
         pod = pod_record(raw)
         key = pod.key
         previous = self.pods.get(key, "")
@@ -193,7 +199,7 @@ class ClusterState:
             and key not in self.holds
             and self.pod_requests[key] == pod.requests
         ):
-            return  # a status update: same node, same requests
+            return key  # a status update: same node, same requests
         held_for = self.holds.get(key)
         self._unhold(key)  # while the reservation or the pod record says where it is held
         held_on = ""
@@ -218,7 +224,7 @@ class ClusterState:
             self._charge((node, pod.requests), +1)
             if where is not None:
                 self._hold(key, node, where)
-            elif self._over(node):
+            elif node in self.holds_on and self._over(node):
                 self._settle(node)  # bound where podtier held others: they move
         if pod.uses_node and key in self.mine:
             self.mine.discard(key)
@@ -227,6 +233,7 @@ class ClusterState:
                 held_on = ""  # its room stays held
         if held_on and held_on != node:
             self._retry_overcommitted(held_on)
+        return key
 
     def _hold_node(
         self, where: GroupKey, requests: Resources, held_on: str, counted_on: str

@@ -200,13 +200,11 @@ class ClusterHeadroom:
         """Replace everything known of `kind` by a full list, given page by page: each item is
         applied as an event, and what the list no longer has is applied as deleted."""
         seen: set[str] = set()
-        key = pod_key if kind == POD else object_name
         with collector_paused():
             for page in pages:
                 with self.lock:
                     for raw in page:
-                        self._apply(kind, "MODIFIED", raw)
-                        seen.add(key(raw))
+                        seen.add(self._apply(kind, "MODIFIED", raw))
         with self.lock:
             for gone in self.state.keys(kind) - seen:
                 self.state.delete(kind, gone)
@@ -220,17 +218,19 @@ class ClusterHeadroom:
                 self._synced.set()
         HEADROOM_LAST_SYNC.set_to_current_time()
 
-    def _apply(self, kind: str, event_type: str, raw: Mapping[str, Any]) -> None:
+    def _apply(self, kind: str, event_type: str, raw: Mapping[str, Any]) -> str:
+        """The event applied (and told to the pod listeners); the object's key."""
         try:
-            self.state.apply(kind, event_type, raw, self.clock())
+            key = self.state.apply(kind, event_type, raw, self.clock())
         except RecordError as err:
             self.skipped += 1
             if len(self.skip_errors) < 5:
                 self.skip_errors.append(str(err))
             log.warning("headroom skips an object it cannot read: %s", err)
-            return
+            return pod_key(raw) if kind == POD else object_name(raw)
         if kind == POD and self._pod_listeners:
-            self._tell(event_type, pod_key(raw), raw)
+            self._tell(event_type, key, raw)
+        return key
 
     def _tell(self, event_type: str, key: str, raw: Mapping[str, Any] | None) -> None:
         for listener in self._pod_listeners:

@@ -72,10 +72,15 @@ class PodCensus:
         *,
         wall_clock: Callable[[], float] = time.time,
         observe_wait: Observe = _observe_wait,
+        requests_of: Callable[[str], Mapping[str, int] | None] | None = None,
     ) -> None:
+        """`requests_of`: a pod's effective requests by key, as the headroom state has just
+        counted them (the census is told each event after the state took it); without it, the
+        census reads them from the pod."""
         self.policy = policy
         self.wall_clock = wall_clock
         self.observe_wait = observe_wait
+        self.requests_of = requests_of
         self.started = wall_clock()
         self._lock = threading.Lock()
         self._pods: dict[str, _Entry] = {}
@@ -103,13 +108,15 @@ class PodCensus:
             self._finished.pop(key, None)
             if place is None or raw is None:
                 return
-            entry = self._entry(place, raw, old)
+            entry = self._entry(key, place, raw, old)
             self._pods[key] = entry
             self._count(entry, +1)
             if facts is not None:
                 self._finished[key] = facts
 
-    def _entry(self, place: PodPlace, raw: Mapping[str, Any], old: _Entry | None) -> _Entry:
+    def _entry(
+        self, key: str, place: PodPlace, raw: Mapping[str, Any], old: _Entry | None
+    ) -> _Entry:
         waiting = place.phase == "Pending" and not place.bound
         seen_waiting = waiting or (old is not None and old.seen_waiting)
         measured = old is not None and old.wait_measured
@@ -120,7 +127,8 @@ class PodCensus:
             measured = True
         requests = None
         if place.phase == "Running" and place.bound:
-            requests = old.requests if old is not None and old.requests else _requests(raw)
+            requests = old.requests if old is not None else None
+            requests = requests or self._requests(key, raw)
         entry = _Entry(
             slot=(place.phase, place.tier, place.pool, place.namespace),
             waits_in=place.pool if waiting else None,
@@ -144,6 +152,15 @@ class PodCensus:
         if created is None:
             return None
         return max(0.0, (self.wall_clock() if scheduled is None else scheduled) - created)
+
+    def _requests(self, key: str, raw: Mapping[str, Any]) -> tuple[int, int] | None:
+        requests = self.requests_of(key) if self.requests_of is not None else None
+        if requests is None:
+            try:
+                requests = spec_requests(raw.get("spec") or {})
+            except ResourceError:
+                return None
+        return requests.get("cpu", 0), requests.get("memory", 0)
 
     def _count(self, entry: _Entry, sign: int) -> None:
         self._counts[entry.slot] = self._counts.get(entry.slot, 0) + sign
@@ -192,13 +209,3 @@ class PodCensus:
             )
             for pool in used
         }
-
-
-def _requests(raw: Mapping[str, Any]) -> tuple[int, int] | None:
-    # The headroom records' memo of `effective_requests` (keyed by the resource parts of the
-    # spec): the tracker has just computed this very pod's requests, so this is a cache hit.
-    try:
-        requests = spec_requests(raw.get("spec") or {})
-    except ResourceError:
-        return None
-    return requests.get("cpu", 0), requests.get("memory", 0)

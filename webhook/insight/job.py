@@ -37,7 +37,7 @@ class Insight:
     ) -> None:
         self._holder: HoldsPolicy | None = None
         self._policy = policy
-        self.census = PodCensus(self.policy)
+        self.census = PodCensus(self.policy, requests_of=headroom.state.pod_requests.get)
         headroom.add_pod_listener(self.census)
         self.poller: UtilizationPoller | None = None
         self._api_client: client.ApiClient | None = None
