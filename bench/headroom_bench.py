@@ -36,6 +36,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import orjson
+from prometheus_client import CollectorRegistry
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -46,7 +47,7 @@ import cluster_gen  # noqa: E402
 
 from podtier.webhook.headroom import ClusterHeadroom  # noqa: E402
 from podtier.webhook.headroom.decode import decode_event, decode_page  # noqa: E402
-from podtier.webhook.insight.census import PodCensus  # noqa: E402
+from podtier.webhook.insight.job import Insight  # noqa: E402
 from podtier.webhook.learning.recorder import OutcomeRecorder  # noqa: E402
 from podtier.webhook.policy.load import load_policy  # noqa: E402
 
@@ -105,10 +106,9 @@ def sync(
     `listeners`: with the pod listeners `serve --cluster auto --learning` adds (insight's
     census and learning's outcome recorder, under the default policy)."""
     headroom = ClusterHeadroom(source="bench")
-    if listeners:
-        policy = load_policy([POLICY])
-        headroom.add_pod_listener(PodCensus(lambda: policy))
-        headroom.add_pod_listener(OutcomeRecorder(lambda: policy))
+    if listeners:  # as serve wires them (learning's recorder without its profile store)
+        insight = Insight(headroom, load_policy([POLICY]), registry=CollectorRegistry())
+        headroom.add_pod_listener(OutcomeRecorder(insight.policy))
     decoding = 0.0
 
     def pages(kind: str) -> Iterator[list]:
