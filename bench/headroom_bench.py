@@ -220,9 +220,12 @@ def main() -> int:
     )
 
     bodies = list_pages(SIZE)
-    syncs, decodes = [], []
+    syncs, decodes, alone = [], [], []
     headroom = None
     for _ in range(args.rounds):
+        if not args.headroom_only:  # headroom alone too, in the same rounds: how fast the
+            gc.collect()  # machine is now, and what the listeners add
+            alone.append(sync(bodies, False)[1])
         headroom = None
         gc.collect()
         headroom, cpu, decoding = sync(bodies, not args.headroom_only)
@@ -239,6 +242,8 @@ def main() -> int:
         f"of which decoding {statistics.median(decodes):.2f} s "
         f"-> goal <= {GOAL_SYNC:g} s: {verdict(statistics.median(syncs) <= GOAL_SYNC)}"
     )
+    if alone:
+        print(f"   headroom alone, without the listeners: {spread(alone, seconds)} CPU")
     print(
         f"   {len(state.nodes):,} nodes, {len(state.pods):,} pods; steady RSS after it "
         f"{steady:.0f} MB (goal <= 250 MB)"
