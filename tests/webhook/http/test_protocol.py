@@ -1,6 +1,7 @@
 """The guarded protocol's head deadline on a kept-alive connection: each request's head gets
 its own `HEAD_DEADLINE_SECONDS`, on the one timer the connection keeps; headers as the app sees
-them; and a response's head written with its body, whatever shape the response has."""
+them; a response's head written with its body, whatever shape the response has; and writes
+held to the end of the event loop's turn, in order with a close."""
 
 from __future__ import annotations
 
@@ -135,6 +136,14 @@ async def streamed(scope: Any, receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"k"})
 
 
+async def streamed_over_turns(scope: Any, receive: Any, send: Any) -> None:
+    await receive()
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"o", "more_body": True})
+    await asyncio.sleep(0)  # the rest comes in a later turn of the event loop
+    await send({"type": "http.response.body", "body": b"k"})
+
+
 async def no_body(scope: Any, receive: Any, send: Any) -> None:
     await receive()
     await send({"type": "http.response.start", "status": 204, "headers": []})
@@ -183,9 +192,17 @@ GET = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
             streamed,
             GET,
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\no\r\n1\r\nk\r\n0\r\n\r\n",
+            1,
+            False,
+            id="streamed-in-one-turn-one-write",
+        ),
+        pytest.param(
+            streamed_over_turns,
+            GET,
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n1\r\no\r\n1\r\nk\r\n0\r\n\r\n",
             2,
             False,
-            id="streamed-head-with-the-first-part",
+            id="streamed-over-two-turns-head-with-the-first-part",
         ),
         pytest.param(
             fails_after_start,
@@ -237,3 +254,63 @@ def test_a_pipelined_request_is_answered_after_the_first_each_in_one_write() -> 
 
     answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
     assert asyncio.run(scenario()).writes == [answer, answer]
+
+
+class LoggedTransport(Transport):
+    """A Transport that also notes each write in a log shared with the app."""
+
+    def __init__(self, log: list[str]) -> None:
+        super().__init__()
+        self.log = log
+
+    def write(self, data: bytes) -> None:
+        self.log.append("write")
+        super().write(data)
+
+
+def new_connection(app: Any, log: list[str] | None = None) -> tuple[Any, Transport]:
+    config = uvicorn.Config(app, http=protocol.GuardedHttpToolsProtocol, lifespan="off")
+    config.load()
+    conn = protocol.GuardedHttpToolsProtocol(
+        config=config, server_state=ServerState(), app_state={}
+    )
+    transport = Transport() if log is None else LoggedTransport(log)
+    conn.connection_made(transport)  # type: ignore[arg-type]
+    return conn, transport
+
+
+def test_the_answers_of_one_turn_are_written_after_every_request_of_the_turn_ran() -> None:
+    log: list[str] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await one_part(scope, receive, send)
+        log.append("answered")
+
+    async def scenario() -> list[Transport]:
+        connections = [new_connection(app, log) for _ in range(3)]
+        for conn, _ in connections:  # one turn reads a request on each connection
+            conn.data_received(GET)
+        await until(lambda: log.count("write") == 3)
+        return [transport for _, transport in connections]
+
+    transports = asyncio.run(scenario())
+    assert log == ["answered"] * 3 + ["write"] * 3
+    assert all(t.writes == [b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"] for t in transports)
+
+
+def test_a_shutdown_right_after_an_answer_sends_the_answer_before_closing() -> None:
+    async def scenario() -> Transport:
+        connections: list[Any] = []
+
+        async def app(scope: Any, receive: Any, send: Any) -> None:
+            await one_part(scope, receive, send)
+            connections[0].shutdown()  # the server stops in the turn the answer was made
+
+        conn, transport = new_connection(app)
+        connections.append(conn)
+        conn.data_received(GET)
+        await until(lambda: transport.closed)
+        return transport
+
+    transport = asyncio.run(scenario())
+    assert transport.written == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
