@@ -30,10 +30,13 @@ trickle a request head forever. This protocol adds, per connection:
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+log = logging.getLogger("podtier.server")
 
 MAX_HEADER_BYTES = 64 * 1024
 # The scope key under which the protocol hands the app its event loop: on Python 3.11 looking
@@ -230,4 +233,8 @@ class _Flusher:
     def flush(self) -> None:
         waiting, self.waiting = self.waiting, []
         for held in waiting:
-            held.flush()
+            try:
+                held.flush()
+            except Exception:  # noqa: BLE001 - one broken connection must not hold the others'
+                log.exception("a connection's write failed: closing it")
+                held.abort()

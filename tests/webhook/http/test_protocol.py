@@ -314,3 +314,40 @@ def test_a_shutdown_right_after_an_answer_sends_the_answer_before_closing() -> N
 
     transport = asyncio.run(scenario())
     assert transport.written == b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+
+
+class BrokenTransport(Transport):
+    """A transport whose writes fail (a socket the kernel refuses)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.aborted = False
+
+    def write(self, data: bytes) -> None:
+        raise OSError("broken pipe")
+
+    def abort(self) -> None:
+        self.aborted = True
+        self.closed = True
+
+
+def test_a_connection_whose_write_fails_is_aborted_and_the_others_still_get_their_answers() -> None:
+    async def scenario() -> tuple[BrokenTransport, list[Transport]]:
+        config = uvicorn.Config(one_part, http=protocol.GuardedHttpToolsProtocol, lifespan="off")
+        config.load()
+        broken = BrokenTransport()
+        first = protocol.GuardedHttpToolsProtocol(
+            config=config, server_state=ServerState(), app_state={}
+        )
+        first.connection_made(broken)  # type: ignore[arg-type]
+        others = [new_connection(one_part) for _ in range(2)]
+        first.data_received(GET)
+        for conn, _ in others:
+            conn.data_received(GET)
+        await until(lambda: all(t.writes for _, t in others))
+        await until(lambda: broken.aborted)
+        return broken, [t for _, t in others]
+
+    broken, others = asyncio.run(scenario())
+    answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok"
+    assert broken.aborted and all(t.writes == [answer] for t in others)
