@@ -7,10 +7,11 @@ Each figure is the median of `--rounds` rounds, with the range, in CPU time (oth
 shared machine disturbs it far less than wall time):
 
 1. initial sync: a paged List (500 objects a page, the bytes the API server sends) decoded by
-   `headroom.decode` and applied through `ClusterHeadroom.relist`, as the watcher does it,
-   with the pod listeners `podtier serve --cluster auto` runs (insight's census and learning's
-   outcome recorder, under the default policy); `--headroom-only` leaves them out.
-   Goal <= 5 s CPU.
+   `headroom.decode` and applied through `ClusterHeadroom.relist`, as the watcher does it.
+   Goal <= 5 s CPU. Measured twice, in alternating rounds: headroom alone (the issue's
+   figure), and with the pod listeners `podtier serve --cluster auto` also runs (insight's
+   census and learning's outcome recorder, under the default policy), which read more of
+   each pod; `--headroom-only` skips the second.
 2. watch events: raw pod event lines (pods finishing, new pods bound, finished ones deleted,
    across the cluster) decoded and applied as the watcher does, with the same listeners.
    Goal >= 50,000 events per CPU-second.
@@ -238,12 +239,17 @@ def main() -> int:
     state = headroom.state
     seconds = lambda v: f"{v:.2f} s"  # noqa: E731
     print(
-        f"1. initial sync (paged List, decoded and applied): {spread(syncs, seconds)} CPU, "
-        f"of which decoding {statistics.median(decodes):.2f} s "
-        f"-> goal <= {GOAL_SYNC:g} s: {verdict(statistics.median(syncs) <= GOAL_SYNC)}"
+        f"1. initial sync (paged List, decoded and applied), headroom alone: "
+        f"{spread(alone or syncs, seconds)} CPU "
+        f"-> goal <= {GOAL_SYNC:g} s: {verdict(statistics.median(alone or syncs) <= GOAL_SYNC)}"
     )
     if alone:
-        print(f"   headroom alone, without the listeners: {spread(alone, seconds)} CPU")
+        print(
+            f"   with serve's pod listeners: {spread(syncs, seconds)} CPU, of which decoding "
+            f"{statistics.median(decodes):.2f} s "
+            f"-> {'within' if statistics.median(syncs) <= GOAL_SYNC else 'OVER'} "
+            f"{GOAL_SYNC:g} s"
+        )
     print(
         f"   {len(state.nodes):,} nodes, {len(state.pods):,} pods; steady RSS after it "
         f"{steady:.0f} MB (goal <= 250 MB)"
