@@ -51,6 +51,18 @@ async def until(done: Callable[[], bool]) -> None:
     raise AssertionError("the protocol never got there")
 
 
+def new_connection(app: Any, transport: Any = None, **config: Any) -> tuple[Any, Any]:
+    """A guarded protocol serving `app`, connected to `transport` (a fresh `Transport` if None)."""
+    loaded = uvicorn.Config(app, http=protocol.GuardedHttpToolsProtocol, lifespan="off", **config)
+    loaded.load()
+    conn = protocol.GuardedHttpToolsProtocol(
+        config=loaded, server_state=ServerState(), app_state={}
+    )
+    transport = Transport() if transport is None else transport
+    conn.connection_made(transport)
+    return conn, transport
+
+
 async def ok(scope: Any, receive: Any, send: Any) -> None:
     await receive()
     await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -63,13 +75,7 @@ def test_a_slow_head_after_a_served_request_gets_408_at_its_own_deadline(
     monkeypatch.setattr(protocol, "HEAD_DEADLINE_SECONDS", 1.0)
 
     async def scenario() -> tuple[bytes, bytes, bool]:
-        config = uvicorn.Config(ok, http=protocol.GuardedHttpToolsProtocol, lifespan="off")
-        config.load()
-        conn = protocol.GuardedHttpToolsProtocol(
-            config=config, server_state=ServerState(), app_state={}
-        )
-        transport = Transport()
-        conn.connection_made(transport)  # type: ignore[arg-type]
+        conn, transport = new_connection(ok)
         conn.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         await until(lambda: b"ok" in transport.written)
         served = transport.written
@@ -99,15 +105,7 @@ async def echo_headers(scope: Any, receive: Any, send: Any) -> None:
 
 def test_headers_reach_the_app_lowercased_and_expect_100_continue_is_answered() -> None:
     async def scenario() -> bytes:
-        config = uvicorn.Config(
-            echo_headers, http=protocol.GuardedHttpToolsProtocol, lifespan="off"
-        )
-        config.load()
-        conn = protocol.GuardedHttpToolsProtocol(
-            config=config, server_state=ServerState(), app_state={}
-        )
-        transport = Transport()
-        conn.connection_made(transport)  # type: ignore[arg-type]
+        conn, transport = new_connection(echo_headers)
         conn.data_received(
             b"POST /x HTTP/1.1\r\nHost: x\r\nX-Mixed-Case: Value\r\nExpect: 100-Continue\r\n"
             b"Content-Length: 2\r\n\r\n"
@@ -218,15 +216,7 @@ def test_a_response_goes_out_whole_with_its_head_in_the_first_write(
     app: Any, request_bytes: bytes, wire: bytes, writes: int, closed: bool
 ) -> None:
     async def scenario() -> Transport:
-        config = uvicorn.Config(
-            app, http=protocol.GuardedHttpToolsProtocol, lifespan="off", log_level="critical"
-        )
-        config.load()
-        conn = protocol.GuardedHttpToolsProtocol(
-            config=config, server_state=ServerState(), app_state={}
-        )
-        transport = Transport()
-        conn.connection_made(transport)  # type: ignore[arg-type]
+        conn, transport = new_connection(app, log_level="critical")
         conn.data_received(request_bytes)
         await until(
             lambda: conn.cycle is not None and conn.cycle.response_complete or transport.closed
@@ -241,13 +231,7 @@ def test_a_response_goes_out_whole_with_its_head_in_the_first_write(
 
 def test_a_pipelined_request_is_answered_after_the_first_each_in_one_write() -> None:
     async def scenario() -> Transport:
-        config = uvicorn.Config(one_part, http=protocol.GuardedHttpToolsProtocol, lifespan="off")
-        config.load()
-        conn = protocol.GuardedHttpToolsProtocol(
-            config=config, server_state=ServerState(), app_state={}
-        )
-        transport = Transport()
-        conn.connection_made(transport)  # type: ignore[arg-type]
+        conn, transport = new_connection(one_part)
         conn.data_received(GET + GET)
         await until(lambda: transport.written.count(b"ok") == 2)
         return transport
@@ -268,17 +252,6 @@ class LoggedTransport(Transport):
         super().write(data)
 
 
-def new_connection(app: Any, log: list[str] | None = None) -> tuple[Any, Transport]:
-    config = uvicorn.Config(app, http=protocol.GuardedHttpToolsProtocol, lifespan="off")
-    config.load()
-    conn = protocol.GuardedHttpToolsProtocol(
-        config=config, server_state=ServerState(), app_state={}
-    )
-    transport = Transport() if log is None else LoggedTransport(log)
-    conn.connection_made(transport)  # type: ignore[arg-type]
-    return conn, transport
-
-
 def test_the_answers_of_one_turn_are_written_after_every_request_of_the_turn_ran() -> None:
     log: list[str] = []
 
@@ -287,7 +260,7 @@ def test_the_answers_of_one_turn_are_written_after_every_request_of_the_turn_ran
         log.append("answered")
 
     async def scenario() -> list[Transport]:
-        connections = [new_connection(app, log) for _ in range(3)]
+        connections = [new_connection(app, LoggedTransport(log)) for _ in range(3)]
         for conn, _ in connections:  # one turn reads a request on each connection
             conn.data_received(GET)
         await until(lambda: log.count("write") == 3)
@@ -333,13 +306,7 @@ class BrokenTransport(Transport):
 
 def test_a_connection_whose_write_fails_is_aborted_and_the_others_still_get_their_answers() -> None:
     async def scenario() -> tuple[BrokenTransport, list[Transport]]:
-        config = uvicorn.Config(one_part, http=protocol.GuardedHttpToolsProtocol, lifespan="off")
-        config.load()
-        broken = BrokenTransport()
-        first = protocol.GuardedHttpToolsProtocol(
-            config=config, server_state=ServerState(), app_state={}
-        )
-        first.connection_made(broken)  # type: ignore[arg-type]
+        first, broken = new_connection(one_part, BrokenTransport())
         others = [new_connection(one_part) for _ in range(2)]
         first.data_received(GET)
         for conn, _ in others:
