@@ -111,10 +111,8 @@ class _ListenedMeta(TypedDict, total=False):
     annotations: Any
 
 
-class _ListenedContainer(TypedDict, total=False):
+class _ListenedContainer(_Container, total=False):
     name: Any
-    resources: _Resources
-    restartPolicy: Any
 
 
 class _ListenedSpec(TypedDict, total=False):
@@ -148,8 +146,7 @@ class _ContainerStatus(TypedDict, total=False):
     state: _ContainerState
 
 
-class _ListenedStatus(TypedDict, total=False):
-    phase: Any
+class _ListenedStatus(_Status, total=False):
     conditions: list[_Condition]
     containerStatuses: list[_ContainerStatus]
 
