@@ -18,8 +18,21 @@ DOWNGRADE_KEY = "podtier.io/downgrade"
 # What podtier learned, written only when it has something to say (see core.learned); a fresh
 # decision drops them when they are present but no longer true.
 RECOMMENDED_TIER_ANNOTATION = "podtier.io/recommended-tier"
+# The per-resource recommendation (`sizing: resources`): cpu and memory requests, memory limit.
+RECOMMENDED_CPU_ANNOTATION = "podtier.io/recommended-cpu"
+RECOMMENDED_MEMORY_ANNOTATION = "podtier.io/recommended-memory"
+RECOMMENDED_MEMORY_LIMIT_ANNOTATION = "podtier.io/recommended-memory-limit"
+# What the base container was given when the recommendation was applied.
+RIGHT_SIZED_ANNOTATION = "podtier.io/right-sized"
 ESCALATED_MEMORY_ANNOTATION = "podtier.io/escalated-memory"
-LEARNED_ANNOTATIONS = (RECOMMENDED_TIER_ANNOTATION, ESCALATED_MEMORY_ANNOTATION)
+LEARNED_ANNOTATIONS = (
+    RECOMMENDED_TIER_ANNOTATION,
+    RECOMMENDED_CPU_ANNOTATION,
+    RECOMMENDED_MEMORY_ANNOTATION,
+    RECOMMENDED_MEMORY_LIMIT_ANNOTATION,
+    RIGHT_SIZED_ANNOTATION,
+    ESCALATED_MEMORY_ANNOTATION,
+)
 # The node whose room podtier counted for the pod, written only when one was found. The
 # scheduler may bind the pod to another node of its pool; every replica holds the pod's room on
 # this node while it waits (see headroom.state, "Replicas").
