@@ -5,6 +5,7 @@
         cpu request     = cpu p95 x (1 + cpuMargin)        rounded up to 10m
         memory request  = memory peak x (1 + margin)       rounded up to 16Mi
         memory limit    = memory peak x (1 + limitMargin)  rounded up to 16Mi, >= the request
+                          (cut to the largest tier's limit when no tier holds it all)
         cpu limit       = the tier's (cpuLimit: tier) or none (cpuLimit: none)
       each at least the floor ─► the tiers that cover it: the smallest whose limits hold the
       cpu request and the memory limit, and that asks for no resource the task never requested
@@ -99,28 +100,27 @@ def _recommend_resources(
         floor.get("memory", 0) // MEMORY_UNIT,
     )
     memory_limit = max(_round_up(figures.peak * (1 + settings.limit_margin), MEMORY_STEP), memory)
-    requests = {"cpu": cpu, "memory": memory * MEMORY_UNIT}
-    limits = {"memory": memory_limit * MEMORY_UNIT}
     why = (
         f"{runs} runs: cpu p95 {format_milli(figures.cpu, 'cpu')}, memory peak {_mib(figures.peak)}"
     )
-    for name, value in (("cpu", cpu), ("memory", memory_limit * MEMORY_UNIT)):
+    for name, value in (("cpu", cpu), ("memory", memory * MEMORY_UNIT)):
         ceiling = policy.ceilings.get(name)
         if ceiling is not None and value > ceiling.milli:
-            kind = "cpu request" if name == "cpu" else "memory limit"
             return _ignored(
-                f"{why}: the {kind} it needs, {format_milli(value, name)}, is above the "
-                f"ceiling {ceiling.text}"
+                f"{why}: the {name} request it needs, {format_milli(value, name)}, is above "
+                f"the ceiling {ceiling.text}"
             )
-    tiers = tuple(
-        tier
-        for tier in _eligible(policy, figures.extras)
-        if all(
-            tier.limits[name].milli >= value
-            for name, value in (("cpu", cpu), ("memory", memory_limit * MEMORY_UNIT))
-            if name in tier.limits
-        )
-    )
+    ceiling = policy.ceilings.get("memory")
+    if ceiling is not None:  # the limit margin is cut at the ceiling, the request is not
+        memory_limit = min(memory_limit, ceiling.milli // MEMORY_UNIT)
+    requests = {"cpu": cpu, "memory": memory * MEMORY_UNIT}
+    limits = {"memory": memory_limit * MEMORY_UNIT}
+    eligible = _eligible(policy, figures.extras)
+    tiers = _holding(eligible, cpu, memory_limit * MEMORY_UNIT)
+    if not tiers:
+        # No tier's limit holds the full limit margin: the largest tier that holds the memory
+        # request, its limit the tier's (the margin is cut, the request is not).
+        tiers = _holding(eligible, cpu, memory * MEMORY_UNIT)[-1:]
     if not tiers:
         return _ignored(f"{why}: what it needs is above every tier's limits")
     unlimited = frozenset({"cpu"}) if settings.cpu_limit == "none" else frozenset()
@@ -148,6 +148,19 @@ def _recommend_tier(
         ):
             return Recommendation(tier, why)
     return Recommendation(None, f"{why} exceed every tier")
+
+
+def _holding(tiers: list[Tier], cpu: int, memory: int) -> tuple[Tier, ...]:
+    """The tiers whose limits (where they set one) hold `cpu` and `memory` milli-units."""
+    return tuple(
+        tier
+        for tier in tiers
+        if all(
+            tier.limits[name].milli >= value
+            for name, value in (("cpu", cpu), ("memory", memory))
+            if name in tier.limits
+        )
+    )
 
 
 def _eligible(policy: Policy, extras: Mapping[str, int]) -> list[Tier]:

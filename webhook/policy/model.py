@@ -173,7 +173,9 @@ class Learning:
     sizing: SizingMode = "resources"
     min_runs: int = 5  # finished runs before a task gets a recommendation
     margin: float = 0.15  # memory request: the task's memory peak x (1 + margin)
-    cpu_margin: float = 0.0  # cpu request: the task's cpu p95 x (1 + cpu_margin)
+    # cpu request: the task's cpu p95 x (1 + cpu_margin); cpu is throttled, not killed, and the
+    # p95 already holds 95% of the run's samples (the tier's limit lets it burst above)
+    cpu_margin: float = 0.0
     limit_margin: float = 0.3  # memory limit: the task's memory peak x (1 + limit_margin)
     cpu_limit: CpuLimitMode = "tier"
     # The least a recommendation requests (milli-units), so that no task is sized to nothing.
