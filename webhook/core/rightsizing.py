@@ -24,6 +24,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from podtier.webhook.core.pod import PodView
 from podtier.webhook.core.profile import MEMORY_UNIT, TaskProfile
 from podtier.webhook.core.quantity import format_milli
 from podtier.webhook.core.resources import covers
@@ -77,6 +78,25 @@ def recommend(profile: TaskProfile, policy: Policy, settings: Learning) -> Recom
     if settings.sizing == "tier":
         return _recommend_tier(profile.runs, figures, policy, settings)
     return _recommend_resources(profile.runs, figures, policy, settings)
+
+
+def recommend_for_task(profile: TaskProfile, policy: Policy) -> Recommendation:
+    """The recommendation for a task outside any pod (`podtier profiles`, the report): with
+    the learning settings of the first rule its namespace, dag_id and task_id match (a rule on
+    pod labels cannot be told without a pod)."""
+    task = PodView(
+        namespace=profile.namespace,
+        name=profile.name,
+        labels={},
+        annotations={"dag_id": profile.dag_id, "task_id": profile.task_id},
+        airflow={"dag_id": profile.dag_id, "task_id": profile.task_id},
+        containers=(),
+        init_containers=(),
+        node_selector={},
+        tolerations=(),
+        raw={},
+    )
+    return recommend(profile, policy, policy.learning_for(policy.first_rule(task)))
 
 
 def tier_for(recommendation: Recommendation, tier: Tier, policy: Policy) -> Tier | None:
