@@ -50,6 +50,9 @@ class Decision:
     warnings: tuple[str, ...]
     annotations: Mapping[str, str]
     escalation: Escalation | None = None  # the memory raise after an OOM kill, if any
+    # The task's per-resource recommendation (milli-units), and whether the pod was sized by it.
+    recommended: Target | None = None
+    right_sized: bool = False
 
 
 def decide(
@@ -114,6 +117,8 @@ def decide(
             **advice.annotations,
         },
         escalation=advice.escalation,
+        recommended=advice.recommendation.target if advice.recommendation is not None else None,
+        right_sized=advice.target is not None,
     )
 
 
