@@ -3,7 +3,7 @@ learning code: what the pods request, what they leave idle, how often they are O
 how soon each task is sized from its history, for several mixes of tasks.
 
     python bench/learning_replay.py [--tasks 50] [--days 20] [--seed 7] [--mix NAME ...]
-        [--baseline labelled|unlabelled|both]
+        [--baseline by-limit|by-request|unlabelled|all]
 
 Each of `--tasks` tasks runs once a day for `--days` days (50 x 20 = 1,000 task runs). A task
 has a nominal cpu p95 and memory peak; each run uses them times a uniform 0.9..1.1. Over a run
@@ -27,10 +27,13 @@ the default policy:
 - oracle: every pod sized from the task's true figures (its cpu p95 over runs, 1.09 x nominal,
   and its memory peak, 1.1 x nominal) through the same sizing code, margins and rounding.
 
-Baselines: `labelled` (the default): each task's pods carry the tier its owners picked by hand,
-the smallest tier whose cpu request covers its cpu p95 and whose memory limit holds its peak
-(what platform teams do today); `unlabelled`: every pod asks for nothing (the policy default,
-medium; heavy-mem tasks fail under the rules alone). A pod whose peak exceeds its memory limit
+Baselines (what the rules are given): `by-limit` (the default): each task's pods carry the tier
+its owners picked by hand, the smallest tier whose cpu request covers its cpu p95 and whose
+memory limit holds its peak (the tiers of the default policy request half their memory limit,
+so such pods request less memory than they use); `by-request`: the smallest tier whose requests
+cover its cpu p95 and memory peak (heavy when none does), as `podtier` classifies a pod by its
+requests; `unlabelled`: every pod asks for nothing (the policy default, medium; heavy-mem tasks
+fail under the rules alone). A pod whose peak exceeds its memory limit
 is OOMKilled part way and retried (Airflow's retries: up to 3 tries). No cluster: headroom
 unknown, first pool.
 
@@ -97,6 +100,7 @@ MIXES = {
     "cpu-heavy": {"light": 0.20, "medium": 0.20, "heavy-cpu": 0.50, "heavy-mem": 0.10},
 }
 WAYS = ("rules", "learning", "by tier", "oracle")
+BASELINES = ("by-limit", "by-request", "unlabelled")
 
 
 @dataclass
@@ -159,13 +163,30 @@ def make_tasks(count: int, rng: random.Random, mix: dict[str, float]) -> list[Ta
     return tasks
 
 
-def worker_pod(task: Task, day: int, try_number: int, labelled: bool) -> dict[str, Any]:
+def owners_tier(task: Task, baseline: str) -> str | None:
+    """The tier a task's owners label its pods with, under `baseline` (None: no label)."""
+    if baseline == "by-limit":
+        return CLASSES[task.kind][3]
+    if baseline == "by-request":
+        cpu, memory = task.cpu * 1.1, task.memory * 1.1  # the most a run uses
+        for name, (tier_cpu, tier_memory) in REQUESTS.items():
+            if tier_cpu >= cpu and tier_memory >= memory:
+                return name
+        return "heavy"
+    return None
+
+
+REQUESTS = {"light": (250, 512 * MI), "medium": (1000, 2 * GI), "heavy": (2000, 4 * GI)}
+
+
+def worker_pod(task: Task, day: int, try_number: int, baseline: str) -> dict[str, Any]:
     dag_id, task_id = task.dag_task
     run_id = f"scheduled__2026-01-{day + 1:02d}T00:00:00+00:00"
     identity = {"dag_id": dag_id, "task_id": task_id, "try_number": str(try_number)}
     labels = {"kubernetes_executor": "True", **identity}
-    if labelled:
-        labels["tier"] = CLASSES[task.kind][3]
+    tier = owners_tier(task, baseline)
+    if tier is not None:
+        labels["tier"] = tier
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -193,7 +214,7 @@ def oracle_profile(task: Task) -> TaskProfile:
 
 
 def replay(
-    tasks: list[Task], days: int, policy: Policy, way: str, labelled: bool, seed: int
+    tasks: list[Task], days: int, policy: Policy, way: str, baseline: str, seed: int
 ) -> Tally:
     rng = random.Random(seed)  # the same usage draws for every way
     learns = way in ("learning", "by tier")
@@ -201,7 +222,7 @@ def replay(
     if way == "oracle":
         for task in tasks:
             instance = task_instance(
-                "airflow", worker_pod(task, 0, 1, labelled)["metadata"]["labels"], {}
+                "airflow", worker_pod(task, 0, 1, baseline)["metadata"]["labels"], {}
             )
             assert instance is not None
             profiles[instance.key] = oracle_profile(task)
@@ -219,7 +240,7 @@ def replay(
         tally.runs += 1
         converged = task.index in tally.sized_at
         for try_number in range(1, TRIES + 1):
-            raw = worker_pod(task, day, try_number, labelled)
+            raw = worker_pod(task, day, try_number, baseline)
             pod = view_pod(raw)
             view = StaticProfiles(dict(profiles)) if way != "rules" else None
             decision = decide(pod, policy, capacity, view)
@@ -357,11 +378,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=20)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--mix", nargs="*", choices=sorted(MIXES), default=list(MIXES))
-    parser.add_argument(
-        "--baseline", choices=("labelled", "unlabelled", "both"), default="labelled"
-    )
+    parser.add_argument("--baseline", choices=(*BASELINES, "all"), default="by-limit")
     args = parser.parse_args(argv)
-    baselines = ("labelled", "unlabelled") if args.baseline == "both" else (args.baseline,)
+    baselines = BASELINES if args.baseline == "all" else (args.baseline,)
     policies = {way: policy_for(way) for way in WAYS}
     min_runs = policies["learning"].learning.min_runs
     settings = policies["learning"].learning
@@ -376,13 +395,11 @@ def main(argv: list[str] | None = None) -> int:
         for mix_name in args.mix:
             tasks = make_tasks(args.tasks, random.Random(args.seed), MIXES[mix_name])
             tallies = {
-                way: replay(
-                    tasks, args.days, policies[way], way, baseline == "labelled", args.seed + 1
-                )
+                way: replay(tasks, args.days, policies[way], way, baseline, args.seed + 1)
                 for way in WAYS
             }
             print()
-            print(f"mix {mix_name}, pods {baseline} " + "-" * 40)
+            print(f"mix {mix_name}, baseline {baseline} " + "-" * 40)
             print(f"  {'':34}" + "".join(f"{way:>12}" for way in WAYS))
             rows = [
                 ("idle cpu·h", "idle_cpu_hours", ".1f"),
