@@ -2,9 +2,10 @@
 
 A `Target` (what the task's history recommends, `core.rightsizing`) takes the place of the
 tier's requests and limits for the resources it names, never above the tier's limits (the
-tier's guard-rails), and may leave a resource without a limit. Explicit values are kept in
-`missing` mode. A filled request never exceeds the container's
-own limit (it takes the limit instead), and a limit is never filled below the container's own
+tier's guard-rails), and may leave a resource without a limit.
+
+Explicit values are kept in `missing` mode. A filled request never exceeds the container's own
+limit (it takes the limit instead), and a limit is never filled below the container's own
 request: the mutation never makes a limit below a request. A pod whose requests exceed every
 tier keeps its limits as they are, so validation can judge it.
 """

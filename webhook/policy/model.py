@@ -158,6 +158,9 @@ def namespace_labels(pod: PodView) -> Mapping[str, str]:
     return {NAMESPACE_NAME_LABEL: pod.namespace, **known}
 
 
+DEFAULT_FLOOR: Mapping[str, int] = {"cpu": 10, "memory": 64 * 2**20 * 1000}  # 10m, 64Mi
+
+
 @dataclass(frozen=True)
 class Learning:
     """What podtier does with what it learned of each task (`spec.learning`, see
@@ -181,9 +184,6 @@ class Learning:
     # The least a recommendation requests (milli-units), so that no task is sized to nothing.
     floor: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_FLOOR))
     half_life_hours: float = 24.0  # how fast old runs fade from the profile's aggregates
-
-
-DEFAULT_FLOOR = {"cpu": 10, "memory": 64 * 2**20 * 1000}  # 10m, 64Mi
 
 
 @dataclass(frozen=True)
