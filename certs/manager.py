@@ -70,6 +70,7 @@ from kubernetes import client
 from podtier.certs.kube import MUTATING, VALIDATING, AlreadyExists, Conflict, KubeCalls
 from podtier.certs.plan import Settings, ca_bundle_patch, initial, next_step, trusts, with_heartbeat
 from podtier.certs.publish import publish
+from podtier.webhook.observability.metrics import CERT_RECONCILES
 from podtier.certs.stored import (
     HEARTBEAT_PREFIX,
     StoredCerts,
@@ -168,7 +169,9 @@ class CertManager:
         while not stop_event.is_set():
             try:
                 await asyncio.to_thread(self.ensure, self.clock())
+                CERT_RECONCILES.labels("success").inc()
             except Exception as error:  # keep serving; the next round retries
+                CERT_RECONCILES.labels("error").inc()
                 log.warning("certificate reconcile failed: %s", _one_line(error))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop_event.wait(), self.interval.total_seconds())

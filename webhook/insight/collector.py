@@ -2,6 +2,8 @@
 
 - `podtier_airflow_pods{phase,tier,pool,namespace}`: Airflow pods by phase, tier and pool;
 - `podtier_pool_desired_nodes{pool}`: the scaling signal of each pool with `scaling` set;
+- `podtier_airflow_oldest_pending_seconds{pool}`: how long the oldest unbound Pending Airflow
+  pod of each pool has waited since its creation (pools with such pods only);
 - `podtier_pool_utilization_ratio{pool,resource}`: used / requested over the pool's Running
   Airflow pods, only while the `metrics.k8s.io` API answers (absent otherwise, never 0).
 """
@@ -15,7 +17,12 @@ from prometheus_client.registry import Collector
 
 from podtier.webhook.insight.census import PodCensus
 from podtier.webhook.insight.scaling import desired_nodes_by_pool
-from podtier.webhook.observability.metrics import AIRFLOW_PODS, POOL_DESIRED_NODES, POOL_UTILIZATION
+from podtier.webhook.observability.metrics import (
+    AIRFLOW_PODS,
+    OLDEST_PENDING,
+    POOL_DESIRED_NODES,
+    POOL_UTILIZATION,
+)
 from podtier.webhook.policy import Policy
 
 Ratios = Callable[[], dict[str, dict[str, float]] | None]  # pool -> resource -> used/requested
@@ -41,6 +48,15 @@ class InsightCollector(Collector):
         for pool, nodes in desired_nodes_by_pool(self.policy(), pending).items():
             desired.add_metric([pool], nodes)
         yield desired
+        oldest = GaugeMetricFamily(
+            OLDEST_PENDING,
+            "Seconds the oldest Pending Airflow pod not yet bound to a node has waited since its "
+            "creation, per pool.",
+            labels=["pool"],
+        )
+        for pool, seconds in sorted(self.census.oldest_pending_by_pool().items()):
+            oldest.add_metric([pool], seconds)
+        yield oldest
         ratios = self.utilization() if self.utilization is not None else None
         if ratios:
             for pool, by_resource in sorted(ratios.items()):

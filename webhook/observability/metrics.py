@@ -58,6 +58,15 @@ POLICY_RELOADS = Counter(
 for _result in ("success", "error"):
     POLICY_RELOADS.labels(_result)  # both series exist (at 0) before the first reload
 
+CERT_RECONCILES = Counter(
+    "podtier_cert_reconciles",
+    "Rounds of the self-managed certificate's upkeep (Secret, cert files, webhooks' caBundle), "
+    "by result (success or error).",
+    ["result"],
+)
+for _result in ("success", "error"):
+    CERT_RECONCILES.labels(_result)
+
 CERT_EXPIRY = Gauge(
     "podtier_cert_expiry_timestamp_seconds",
     "Unix time at which the serving certificate expires.",
@@ -68,6 +77,7 @@ CERT_EXPIRY = Gauge(
 AIRFLOW_PODS = "podtier_airflow_pods"  # {phase,tier,pool,namespace}
 POOL_DESIRED_NODES = "podtier_pool_desired_nodes"  # {pool}
 POOL_UTILIZATION = "podtier_pool_utilization_ratio"  # {pool,resource}; only with metrics.k8s.io
+OLDEST_PENDING = "podtier_airflow_oldest_pending_seconds"  # {pool}; pools with unbound pods only
 
 AIRFLOW_PENDING_SECONDS = Histogram(
     "podtier_airflow_pending_seconds",
@@ -89,6 +99,14 @@ OOM_ESCALATIONS = Counter(
     "tier they were given.",
     ["tier"],
 )
+PROFILE_WRITES = Counter(
+    "podtier_profile_writes",
+    "TaskProfile writes by the learning leader, by result (success, or error: logged, the "
+    "task's outcomes lost).",
+    ["result"],
+)
+for _result in ("success", "error"):
+    PROFILE_WRITES.labels(_result)
 PROFILES = Gauge(
     "podtier_profiles",
     "TaskProfile objects this replica reads: valid ones, and ignored ones (unreadable, logged).",

@@ -199,3 +199,22 @@ def test_the_census_keeps_little_per_pod_however_many_pods_share_a_shape() -> No
     tracemalloc.stop()
     assert census.counts() == {("Running", "medium", "worker", "airflow"): 3000}
     assert kept / len(pods) < 120, f"{kept / len(pods):.0f} bytes per pod"
+
+
+def test_the_oldest_unbound_wait_per_pool_follows_pods_until_bound(api: KubeAPI) -> None:
+    now = time.time()
+    api.put(airflow_pod("old", pool="worker", created=now - 900))
+    api.put(airflow_pod("new", pool="worker", created=now - 60))
+    api.put(airflow_pod("heavy", pool="compute", created=now - 120, node_selector=COMPUTE))
+    with watched(api, load_policy([DEFAULT_POLICY])) as (_, _, registry):
+
+        def oldest(pool: str) -> float | None:
+            return registry.get_sample_value("podtier_airflow_oldest_pending_seconds", {"pool": pool})
+
+        assert oldest("worker") == pytest.approx(900, abs=30)
+        assert oldest("compute") == pytest.approx(120, abs=30)
+        api.put(airflow_pod("old", pool="worker", node="w1", created=now - 900))  # bound
+        wait_for(lambda: (oldest("worker") or 0) < 300, what="the bound pod no longer waits")
+        assert oldest("worker") == pytest.approx(60, abs=30)
+        api.remove("Pod", "new", "airflow")
+        wait_for(lambda: oldest("worker") is None, what="no unbound pod left in worker")
