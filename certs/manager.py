@@ -70,7 +70,6 @@ from kubernetes import client
 from podtier.certs.kube import MUTATING, VALIDATING, AlreadyExists, Conflict, KubeCalls
 from podtier.certs.plan import Settings, ca_bundle_patch, initial, next_step, trusts, with_heartbeat
 from podtier.certs.publish import publish
-from podtier.webhook.observability.metrics import CERT_RECONCILES
 from podtier.certs.stored import (
     HEARTBEAT_PREFIX,
     StoredCerts,
@@ -80,6 +79,7 @@ from podtier.certs.stored import (
     issuing_ca_fingerprint,
     to_secret,
 )
+from podtier.webhook.observability.metrics import CERT_RECONCILES
 
 log = logging.getLogger("podtier.certs.manager")
 

@@ -209,7 +209,9 @@ def test_the_oldest_unbound_wait_per_pool_follows_pods_until_bound(api: KubeAPI)
     with watched(api, load_policy([DEFAULT_POLICY])) as (_, _, registry):
 
         def oldest(pool: str) -> float | None:
-            return registry.get_sample_value("podtier_airflow_oldest_pending_seconds", {"pool": pool})
+            return registry.get_sample_value(
+                "podtier_airflow_oldest_pending_seconds", {"pool": pool}
+            )
 
         assert oldest("worker") == pytest.approx(900, abs=30)
         assert oldest("compute") == pytest.approx(120, abs=30)
