@@ -38,6 +38,9 @@ ADMISSION_BUCKETS = (
     0.1,
     0.5,
     1.0,
+    2.5,  # up to the webhook's timeout (5 s by default, 10 s at most): the latency alert's scale
+    5.0,
+    10.0,
 )
 
 HEADROOM_LAST_SYNC = Gauge(
@@ -57,6 +60,13 @@ POLICY_RELOADS = Counter(
 )
 for _result in ("success", "error"):
     POLICY_RELOADS.labels(_result)  # both series exist (at 0) before the first reload
+
+POLICY_LAST_RELOAD_SUCCESSFUL = Gauge(
+    "podtier_policy_last_reload_successful",
+    "1 when the policy files on disk loaded at the last attempt (or at start), 0 while they "
+    "fail to load and the last good policy keeps serving.",
+)
+POLICY_LAST_RELOAD_SUCCESSFUL.set(1)  # serve exits on a broken policy at start
 
 CERT_RECONCILES = Counter(
     "podtier_cert_reconciles",
