@@ -30,7 +30,6 @@ EVERYTHING_ON: dict[str, Any] = {
     "metrics": {
         "annotations": True,
         "serviceMonitor": {"enabled": True},
-        "podMonitor": {"enabled": True},
         "prometheusRule": {"enabled": True},
         "dashboard": {"enabled": True},
     }
@@ -68,9 +67,25 @@ def test_nothing_for_monitoring_unless_asked(values: dict[str, Any]) -> None:
 
 def test_everything_asked_for_is_rendered() -> None:
     objects = render(EVERYTHING_ON)
-    for kind in MONITORING_KINDS:
+    for kind in ("ServiceMonitor", "PrometheusRule"):
         assert one(objects, kind)["apiVersion"] == "monitoring.coreos.com/v1"
+    assert of_kind(objects, "PodMonitor") == []
     assert len(dashboard_configmaps(objects)) == 1
+    with_pods = {
+        "metrics": {
+            **EVERYTHING_ON["metrics"],
+            "serviceMonitor": {"enabled": False},
+            "podMonitor": {"enabled": True},
+        }
+    }
+    assert one(render(with_pods), "PodMonitor")["apiVersion"] == "monitoring.coreos.com/v1"
+    assert of_kind(render(with_pods), "ServiceMonitor") == []
+
+
+def test_both_monitors_at_once_are_refused_saying_why() -> None:
+    both = {"metrics": {"serviceMonitor": {"enabled": True}, "podMonitor": {"enabled": True}}}
+    with pytest.raises(helm_python.HelmError, match="scraped twice"):
+        render(both)
 
 
 @pytest.mark.parametrize("kind", ["ServiceMonitor", "PodMonitor"])
@@ -119,22 +134,17 @@ def test_the_server_name_is_one_the_serving_certificate_carries() -> None:
 
 
 def test_with_a_metrics_port_monitors_and_annotations_use_plain_http_there() -> None:
-    objects = render(
-        {
-            "metrics": {
-                "port": 9090,
-                "annotations": True,
-                "serviceMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "5s"},
-                "podMonitor": {"enabled": True},
-            }
-        }
-    )
-    for kind in ("ServiceMonitor", "PodMonitor"):
+    for kind, key in (("ServiceMonitor", "serviceMonitor"), ("PodMonitor", "podMonitor")):
+        monitor = {"enabled": True, "interval": "15s", "scrapeTimeout": "5s"}
+        objects = render({"metrics": {"port": 9090, "annotations": True, key: monitor}})
         scrape = endpoint(objects, kind)
         assert (scrape["port"], scrape["scheme"]) == ("metrics", "http")
+        assert (scrape["interval"], scrape["scrapeTimeout"]) == ("15s", "5s")
         assert "tlsConfig" not in scrape
-    assert endpoint(objects, "ServiceMonitor")["interval"] == "15s"
     assert "--metrics-port=9090" in container(objects)["args"]
+    assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in container(objects)[
+        "ports"
+    ]
     annotations = one(objects, "Deployment")["spec"]["template"]["metadata"]["annotations"]
     assert annotations["prometheus.io/port"] == "9090"
     assert annotations["prometheus.io/scheme"] == "http"
