@@ -51,6 +51,7 @@ RULE_FILE = CHART_DIR / "files" / "prometheus-rules.yaml"
 DASHBOARD = json.loads((CHART_DIR / "files" / "dashboard.json").read_text())
 WORKER_TAINT = {"key": "dedicated", "value": "worker", "effect": "NoSchedule"}
 SHORT_FOR = "2s"
+CPU_HOUR, GIB_HOUR = 0.04, 0.005  # the worker pool's prices
 # Grafana's interval variable, as a zoomed-out dashboard fills it
 GRAFANA_VARIABLES = {"$__rate_interval": "5m"}
 
@@ -248,6 +249,8 @@ def stack(
     doc = yaml.safe_load(DEFAULT_POLICY.read_text())
     doc["spec"]["pools"]["gpu"]["scaling"] = {"podsPerNode": 4, "minNodes": 0, "maxNodes": 10}
     doc["spec"]["pools"]["worker"]["scaling"] = {"podsPerNode": 8, "minNodes": 1, "maxNodes": 5}
+    doc["spec"]["currency"] = "EUR"
+    doc["spec"]["pools"]["worker"]["cost"] = {"cpuHour": CPU_HOUR, "memoryGiBHour": GIB_HOUR}
     policy_dir = directory / "policy"
     policy_dir.mkdir()
     policy = policy_dir / "policy.yaml"
@@ -346,6 +349,10 @@ def test_every_dashboard_query_returns_series_from_the_scraped_replicas(stack: S
         missing = empty()
     assert missing == [], "dashboard queries with no series"
 
+    def queries_of(title: str) -> str:
+        (expr,) = [expr for t, expr in queries if t == title]
+        return expr
+
     def one_value(expr: str, **labels: str) -> float:
         found = [s for s in with_values(expr) if labels.items() <= s["metric"].items()]
         assert len(found) == 1, (expr, labels, found)
@@ -364,6 +371,11 @@ def test_every_dashboard_query_returns_series_from_the_scraped_replicas(stack: S
     utilization = 'max by (pool, resource) (podtier_pool_utilization_ratio{job="podtier"})'
     assert one_value(utilization, pool="worker", resource="cpu") == pytest.approx(0.5, abs=0.01)
     assert one_value(utilization, pool="worker", resource="memory") == pytest.approx(0.25, abs=0.01)
+    # four Running medium pods (1 cpu, 2Gi each) using half their cpu, a quarter of their memory
+    cost = one_value(queries_of("Cost per hour of Running Airflow pods, per pool"), pool="worker")
+    assert cost == pytest.approx(4 * CPU_HOUR + 8 * GIB_HOUR)
+    waste = one_value(queries_of("Waste per hour, per pool"), pool="worker")
+    assert waste == pytest.approx(4 * CPU_HOUR * 0.5 + 8 * GIB_HOUR * 0.75, rel=0.02)
     assert (
         one_value(
             'sum by (tier) (increase(podtier_oom_escalations_total{job="podtier"}[1h]))',

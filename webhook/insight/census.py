@@ -91,6 +91,7 @@ class PodCensus:
         self._shared: dict[_Entry, _Entry] = {}
         self._waiting: dict[str, int] = {}
         self._waiting_since: dict[str, tuple[str, float]] = {}  # key -> (pool, created)
+        self._requested: dict[str, list[int]] = {}  # pool -> [cpu, memory] of Running pods
         self._finished: dict[str, PodFacts] = {}
 
     # ------------------------------------------------------------------ the listener
@@ -174,6 +175,10 @@ class PodCensus:
 
     def _count(self, entry: _Entry, sign: int) -> None:
         self._counts[entry.slot] = self._counts.get(entry.slot, 0) + sign
+        if entry.requests is not None:
+            requested = self._requested.setdefault(entry.slot[2], [0, 0])
+            requested[0] += sign * entry.requests[0]
+            requested[1] += sign * entry.requests[1]
         if entry.waits_in is not None:
             self._waiting[entry.waits_in] = self._waiting.get(entry.waits_in, 0) + sign
 
@@ -199,6 +204,11 @@ class PodCensus:
             for pool, created in self._waiting_since.values():
                 oldest[pool] = min(oldest.get(pool, created), created)
         return {pool: max(0.0, now - created) for pool, created in oldest.items()}
+
+    def requested_by_pool(self) -> dict[str, tuple[int, int]]:
+        """Per pool, the (cpu, memory) milli-units requested by its Running Airflow pods."""
+        with self._lock:
+            return {pool: (r[0], r[1]) for pool, r in self._requested.items() if r[0] or r[1]}
 
     def finished(self) -> list[PodFacts]:
         """Succeeded and Failed Airflow pods, as last seen."""

@@ -88,6 +88,7 @@ AIRFLOW_PODS = "podtier_airflow_pods"  # {phase,tier,pool,namespace}
 POOL_DESIRED_NODES = "podtier_pool_desired_nodes"  # {pool}
 POOL_UTILIZATION = "podtier_pool_utilization_ratio"  # {pool,resource}; only with metrics.k8s.io
 OLDEST_PENDING = "podtier_airflow_oldest_pending_seconds"  # {pool}; pools with unbound pods only
+POOL_COST = "podtier_pool_cost_per_hour"  # {pool,resource,currency}; pools with a `cost` only
 
 AIRFLOW_PENDING_SECONDS = Histogram(
     "podtier_airflow_pending_seconds",
