@@ -13,7 +13,8 @@ CRD standing in for metrics-server), and an OOM-killed task whose retry is escal
 - every query of the dashboard (files/dashboard.json) returns series with values;
 - a replica stopped fires PodtierReplicaDown, a policy file broken fires
   PodtierPolicyReloadFailing, and both clear once the replica is back and the file fixed;
-- the webhook made unreachable fires the alerts that read kube-apiserver's webhook metrics.
+- the webhook made unreachable fires the alerts that read kube-apiserver's webhook metrics, and
+  the last replica stopped fires PodtierUnavailable.
 
 Rules are the shipped ones, with each `for` shortened to seconds (their shipped values are what
 prometheus_rules_test.yaml tests). Skips, saying why, without the control plane binaries or the
@@ -461,3 +462,9 @@ def test_an_unreachable_webhook_fires_the_api_server_side_alerts(stack: Stack) -
     assert (validation["name"], validation["severity"]) == ("validate.podtier.io", "critical")
     (mutation,) = stack.alerts("PodtierMutationSkipped")
     assert mutation["name"] == "mutate.podtier.io"
+
+    # and with the last replica gone too, no podtier answers at all
+    assert stack.alerts("PodtierUnavailable") == []
+    stack.replicas["podtier-b"].stop()
+    (unavailable,) = wait("PodtierUnavailable firing", lambda: stack.alerts("PodtierUnavailable"))
+    assert (unavailable["namespace"], unavailable["severity"]) == (NAMESPACE, "critical")
