@@ -79,6 +79,7 @@ from podtier.certs.stored import (
     issuing_ca_fingerprint,
     to_secret,
 )
+from podtier.webhook.observability.metrics import CERT_RECONCILES
 
 log = logging.getLogger("podtier.certs.manager")
 
@@ -168,7 +169,9 @@ class CertManager:
         while not stop_event.is_set():
             try:
                 await asyncio.to_thread(self.ensure, self.clock())
+                CERT_RECONCILES.labels("success").inc()
             except Exception as error:  # keep serving; the next round retries
+                CERT_RECONCILES.labels("error").inc()
                 log.warning("certificate reconcile failed: %s", _one_line(error))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop_event.wait(), self.interval.total_seconds())

@@ -56,9 +56,16 @@ def client_context(cert_dir: Path) -> ssl.SSLContext:
 class Server:
     """A `python -m podtier.webhook serve` subprocess on 127.0.0.1."""
 
-    def __init__(self, cert_dir: Path, args: list[str], env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        cert_dir: Path,
+        args: list[str],
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+    ) -> None:
+        """`port`: listen there (a restart at the same address); default a free one."""
         self.cert_dir = cert_dir
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "podtier.webhook", "serve", "--cert-dir", str(cert_dir)]
         command += ["--host", "127.0.0.1", "--port", str(self.port), *args]

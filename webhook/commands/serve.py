@@ -198,8 +198,12 @@ def _add_insight_cleanup_and_learning(args: argparse.Namespace, setup: ServeSetu
     if not isinstance(setup.headroom, ClusterHeadroom):
         return
     from podtier.webhook.insight.job import Insight
+    from podtier.webhook.observability.metrics import AIRFLOW_PENDING_SECONDS
 
     insight = Insight(setup.headroom, setup.policy)
+    for name, tier in setup.policy.tiers.items():  # the series from 0: a first wait counts
+        for pool in tier.placement:
+            AIRFLOW_PENDING_SECONDS.labels(name, pool)
     if args.learning:
         _add_learning(args, setup, insight)
     if not isinstance(setup.headroom, LiveHeadroom):
@@ -229,7 +233,10 @@ def _add_insight_cleanup_and_learning(args: argparse.Namespace, setup: ServeSetu
 def _add_learning(args: argparse.Namespace, setup: ServeSetup, insight: Insight) -> None:
     from podtier.webhook.headroom import LiveHeadroom
     from podtier.webhook.lease import replica_identity, replica_namespace
+    from podtier.webhook.observability.metrics import OOM_ESCALATIONS
 
+    for tier in setup.policy.tiers:  # each tier's series from 0: its first escalation counts
+        OOM_ESCALATIONS.labels(tier)
     if not isinstance(setup.headroom, LiveHeadroom):
         from podtier.webhook.headroom import ClusterFileError
         from podtier.webhook.learning.snapshot import load_profiles_file

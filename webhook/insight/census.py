@@ -90,6 +90,8 @@ class PodCensus:
         # pods, `bench/headroom_bench.py`'s steady RSS went from 219 to ~150 MB).
         self._shared: dict[_Entry, _Entry] = {}
         self._waiting: dict[str, int] = {}
+        self._waiting_since: dict[str, tuple[str, float]] = {}  # key -> (pool, created)
+        self._requested: dict[str, list[int]] = {}  # pool -> [cpu, memory] of Running pods
         self._finished: dict[str, PodFacts] = {}
 
     # ------------------------------------------------------------------ the listener
@@ -106,9 +108,13 @@ class PodCensus:
             if old is not None:
                 self._count(old, -1)
             self._finished.pop(key, None)
+            since = self._waiting_since.pop(key, None)
             if place is None or raw is None:
                 return
             entry = self._entry(key, place, raw, old)
+            if entry.waits_in is not None:
+                created = since[1] if since else self._created(raw)
+                self._waiting_since[key] = (entry.waits_in, created)
             self._pods[key] = entry
             self._count(entry, +1)
             if facts is not None:
@@ -153,6 +159,11 @@ class PodCensus:
             return None
         return max(0.0, (self.wall_clock() if scheduled is None else scheduled) - created)
 
+    def _created(self, raw: Mapping[str, Any]) -> float:
+        """When a waiting pod was created (now when it says not: its wait counts from here)."""
+        created = parse_time((raw.get("metadata") or {}).get("creationTimestamp"))
+        return self.wall_clock() if created is None else created
+
     def _requests(self, key: str, raw: Mapping[str, Any]) -> tuple[int, int] | None:
         requests = self.requests_of(key) if self.requests_of is not None else None
         if requests is None:
@@ -164,6 +175,10 @@ class PodCensus:
 
     def _count(self, entry: _Entry, sign: int) -> None:
         self._counts[entry.slot] = self._counts.get(entry.slot, 0) + sign
+        if entry.requests is not None:
+            requested = self._requested.setdefault(entry.slot[2], [0, 0])
+            requested[0] += sign * entry.requests[0]
+            requested[1] += sign * entry.requests[1]
         if entry.waits_in is not None:
             self._waiting[entry.waits_in] = self._waiting.get(entry.waits_in, 0) + sign
 
@@ -179,6 +194,21 @@ class PodCensus:
         """P per pool: Airflow pods Pending and not yet bound ("" for pods of no pool)."""
         with self._lock:
             return {pool: n for pool, n in self._waiting.items() if n}
+
+    def oldest_pending_by_pool(self) -> dict[str, float]:
+        """Per pool with unbound Pending Airflow pods, the seconds its oldest one has waited
+        since its creation."""
+        now = self.wall_clock()
+        oldest: dict[str, float] = {}
+        with self._lock:
+            for pool, created in self._waiting_since.values():
+                oldest[pool] = min(oldest.get(pool, created), created)
+        return {pool: max(0.0, now - created) for pool, created in oldest.items()}
+
+    def requested_by_pool(self) -> dict[str, tuple[int, int]]:
+        """Per pool, the (cpu, memory) milli-units requested by its Running Airflow pods."""
+        with self._lock:
+            return {pool: (r[0], r[1]) for pool, r in self._requested.items() if r[0] or r[1]}
 
     def finished(self) -> list[PodFacts]:
         """Succeeded and Failed Airflow pods, as last seen."""

@@ -40,6 +40,7 @@ from podtier.webhook.learning.profiles import (
 from podtier.webhook.learning.prometheus import PodRun, PrometheusError, PrometheusUsage
 from podtier.webhook.learning.recorder import OutcomeRecorder
 from podtier.webhook.learning.watch import ProfileStore
+from podtier.webhook.observability.metrics import PROFILE_WRITES
 from podtier.webhook.policy import Policy
 
 log = logging.getLogger("podtier.learning")
@@ -103,6 +104,7 @@ class ProfileWriter:
                 self._write(key, [self._with_prometheus(o) for o in outcomes], policy, result)
             except Exception as err:  # noqa: BLE001 - one task's trouble must not stop the rest
                 result.failed += 1
+                PROFILE_WRITES.labels("error").inc()
                 log.warning(
                     "learning: profile of %s/%s/%s not written: %s",
                     key.namespace,
@@ -145,6 +147,7 @@ class ProfileWriter:
             response.release_conn()
             self.store.put(written)
             result.written += 1
+            PROFILE_WRITES.labels("success").inc()
             result.recorded += folded
             result.known += len(outcomes) - folded
             return

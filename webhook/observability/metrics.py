@@ -38,6 +38,9 @@ ADMISSION_BUCKETS = (
     0.1,
     0.5,
     1.0,
+    2.5,  # up to the webhook's timeout (5 s by default, 10 s at most): the latency alert's scale
+    5.0,
+    10.0,
 )
 
 HEADROOM_LAST_SYNC = Gauge(
@@ -58,6 +61,22 @@ POLICY_RELOADS = Counter(
 for _result in ("success", "error"):
     POLICY_RELOADS.labels(_result)  # both series exist (at 0) before the first reload
 
+POLICY_LAST_RELOAD_SUCCESSFUL = Gauge(
+    "podtier_policy_last_reload_successful",
+    "1 when the policy files on disk loaded at the last attempt (or at start), 0 while they "
+    "fail to load and the last good policy keeps serving.",
+)
+POLICY_LAST_RELOAD_SUCCESSFUL.set(1)  # serve exits on a broken policy at start
+
+CERT_RECONCILES = Counter(
+    "podtier_cert_reconciles",
+    "Rounds of the self-managed certificate's upkeep (Secret, cert files, webhooks' caBundle), "
+    "by result (success or error).",
+    ["result"],
+)
+for _result in ("success", "error"):
+    CERT_RECONCILES.labels(_result)
+
 CERT_EXPIRY = Gauge(
     "podtier_cert_expiry_timestamp_seconds",
     "Unix time at which the serving certificate expires.",
@@ -68,6 +87,8 @@ CERT_EXPIRY = Gauge(
 AIRFLOW_PODS = "podtier_airflow_pods"  # {phase,tier,pool,namespace}
 POOL_DESIRED_NODES = "podtier_pool_desired_nodes"  # {pool}
 POOL_UTILIZATION = "podtier_pool_utilization_ratio"  # {pool,resource}; only with metrics.k8s.io
+OLDEST_PENDING = "podtier_airflow_oldest_pending_seconds"  # {pool}; pools with unbound pods only
+POOL_COST = "podtier_pool_cost_per_hour"  # {pool,resource,currency}; pools with a `cost` only
 
 AIRFLOW_PENDING_SECONDS = Histogram(
     "podtier_airflow_pending_seconds",
@@ -104,6 +125,14 @@ RIGHT_SIZED_MEMORY = Counter(
     "recommended).",
     ["direction", "mode"],
 )
+PROFILE_WRITES = Counter(
+    "podtier_profile_writes",
+    "TaskProfile writes by the learning leader, by result (success, or error: logged, the "
+    "task's outcomes lost).",
+    ["result"],
+)
+for _result in ("success", "error"):
+    PROFILE_WRITES.labels(_result)
 PROFILES = Gauge(
     "podtier_profiles",
     "TaskProfile objects this replica reads: valid ones, and ignored ones (unreadable, logged).",

@@ -62,6 +62,7 @@ class PolicyReloader:
             policy = load_policy_text(files)
         except PolicyError as err:
             metrics.POLICY_RELOADS.labels("error").inc()
+            metrics.POLICY_LAST_RELOAD_SUCCESSFUL.set(0)
             log.error(
                 "policy reload failed, keeping the last good policy: %s",
                 err,
@@ -73,6 +74,7 @@ class PolicyReloader:
                 },
             )
             return "error"
+        metrics.POLICY_LAST_RELOAD_SUCCESSFUL.set(1)
         previous = self.holder.policy
         if policy.digest == previous.digest:
             return "unchanged"
@@ -157,6 +159,7 @@ async def _reload_in_thread(reloader: PolicyReloader) -> None:
         raise
     except Exception:
         metrics.POLICY_RELOADS.labels("error").inc()
+        metrics.POLICY_LAST_RELOAD_SUCCESSFUL.set(0)
         log.exception("policy reload failed unexpectedly, keeping the last good policy")
 
 

@@ -25,6 +25,9 @@ these are the checks that need more than one value at a time.
 {{- if and $v.learning.prometheusURL (not (include "podtier.learning" .)) -}}
   {{- fail "learning.prometheusURL is set but learning is off: it needs learning.enabled=true and headroom.enabled=true" -}}
 {{- end -}}
+{{- if and $v.metrics.serviceMonitor.enabled $v.metrics.podMonitor.enabled -}}
+  {{- fail "metrics.serviceMonitor.enabled and metrics.podMonitor.enabled are both true: each replica would be scraped twice and every podtier sum counted double; keep one" -}}
+{{- end -}}
 {{- if and $v.cleanup.enabled (not $v.headroom.enabled) -}}
   {{- fail "cleanup.enabled=true needs headroom.enabled=true: cleanup finds finished pods through the same cluster watch" -}}
 {{- end -}}

@@ -10,12 +10,14 @@ from collections.abc import Iterator
 
 import orjson
 import pytest
+import yaml
 from prometheus_client import REGISTRY, CollectorRegistry
 
 from podtier.policies import DEFAULT_POLICY
 from podtier.webhook.headroom.decode import PodFields, decode_pod
 from podtier.webhook.insight.census import PodCensus
-from podtier.webhook.policy.load import load_policy
+from podtier.webhook.policy import Policy
+from podtier.webhook.policy.load import load_policy, load_policy_text
 from tests.kubeapi import KubeAPI
 from tests.webhook.headroom.builders import node
 from tests.webhook.headroom.feeds import wait_for
@@ -199,3 +201,53 @@ def test_the_census_keeps_little_per_pod_however_many_pods_share_a_shape() -> No
     tracemalloc.stop()
     assert census.counts() == {("Running", "medium", "worker", "airflow"): 3000}
     assert kept / len(pods) < 120, f"{kept / len(pods):.0f} bytes per pod"
+
+
+def test_the_oldest_unbound_wait_per_pool_follows_pods_until_bound(api: KubeAPI) -> None:
+    now = time.time()
+    api.put(airflow_pod("old", pool="worker", created=now - 900))
+    api.put(airflow_pod("new", pool="worker", created=now - 60))
+    api.put(airflow_pod("heavy", pool="compute", created=now - 120, node_selector=COMPUTE))
+    with watched(api, load_policy([DEFAULT_POLICY])) as (_, _, registry):
+
+        def oldest(pool: str) -> float | None:
+            return registry.get_sample_value(
+                "podtier_airflow_oldest_pending_seconds", {"pool": pool}
+            )
+
+        assert oldest("worker") == pytest.approx(900, abs=30)
+        assert oldest("compute") == pytest.approx(120, abs=30)
+        api.put(airflow_pod("old", pool="worker", node="w1", created=now - 900))  # bound
+        wait_for(lambda: (oldest("worker") or 0) < 300, what="the bound pod no longer waits")
+        assert oldest("worker") == pytest.approx(60, abs=30)
+        api.remove("Pod", "new", "airflow")
+        wait_for(lambda: oldest("worker") is None, what="no unbound pod left in worker")
+
+
+def priced_policy() -> Policy:
+    doc = yaml.safe_load(DEFAULT_POLICY.read_text())
+    doc["spec"]["currency"] = "EUR"
+    doc["spec"]["pools"]["worker"]["cost"] = {"cpuHour": 0.04, "memoryGiBHour": 0.005}
+    return load_policy_text([("priced.yaml", yaml.safe_dump(doc))])
+
+
+def test_the_cost_per_hour_of_running_pods_requests_follows_them_per_pool(api: KubeAPI) -> None:
+    running = {"node": "w1", "phase": "Running"}
+    api.put(airflow_pod("a", cpu="2", memory="4Gi", **running))
+    api.put(airflow_pod("b", cpu="500m", memory="1Gi", **running))
+    api.put(airflow_pod("waiting", cpu="8", memory="32Gi"))  # not Running: costs nothing yet
+    api.put(airflow_pod("heavy", pool="compute", node_selector=COMPUTE, **running))  # no prices
+    with watched(api, priced_policy()) as (_, _, registry):
+
+        def cost(resource: str, pool: str = "worker") -> float | None:
+            labels = {"pool": pool, "resource": resource, "currency": "EUR"}
+            return registry.get_sample_value("podtier_pool_cost_per_hour", labels)
+
+        assert cost("cpu") == pytest.approx(2.5 * 0.04)
+        assert cost("memory") == pytest.approx(5 * 0.005)
+        assert cost("cpu", pool="compute") is None  # the pool has no `cost`
+        api.put(airflow_pod("b", cpu="500m", memory="1Gi", node="w1", phase="Succeeded"))
+        wait_for(lambda: cost("cpu") == pytest.approx(2 * 0.04), what="b finished")
+        assert cost("memory") == pytest.approx(4 * 0.005)
+        api.remove("Pod", "a", "airflow")
+        wait_for(lambda: cost("cpu") is None, what="no Running pod left in worker")

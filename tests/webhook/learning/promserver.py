@@ -95,27 +95,30 @@ class PodUsageExporter:
 @contextlib.contextmanager
 def prometheus_server(exporter: PodUsageExporter, directory: Path) -> Iterator[str]:
     """Prometheus scraping `exporter` every second; yields its URL (127.0.0.1 only)."""
+    job = {"job_name": "cadvisor", "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}]}
+    with prometheus_with({"scrape_configs": [job]}, directory) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def prometheus_with(
+    config: dict[str, Any], directory: Path, rules: dict[str, Any] | None = None
+) -> Iterator[str]:
+    """Prometheus with `config` (scrape and evaluation every second unless it says otherwise)
+    and, if given, `rules` as its one rule file; yields its URL (127.0.0.1 only)."""
     port = free_port()
-    config = directory / "prometheus.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "scrape_configs": [
-                    {
-                        "job_name": "cadvisor",
-                        "static_configs": [{"targets": [f"127.0.0.1:{exporter.port}"]}],
-                    }
-                ],
-            }
-        )
-    )
+    full = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"}, **config}
+    if rules is not None:
+        (directory / "rules.yaml").write_text(yaml.safe_dump(rules))
+        full["rule_files"] = [str(directory / "rules.yaml")]
+    config_file = directory / "prometheus.yml"
+    config_file.write_text(yaml.safe_dump(full))
     assert PROMETHEUS is not None
     log = (directory / "prometheus.log").open("wb")
     process = subprocess.Popen(
         [
             PROMETHEUS,
-            f"--config.file={config}",
+            f"--config.file={config_file}",
             f"--storage.tsdb.path={directory / 'data'}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--log.level=warn",

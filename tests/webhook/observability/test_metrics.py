@@ -26,6 +26,9 @@ DECLARED = [
     ("podtier_headroom_last_sync_timestamp_seconds", "gauge"),
     ("podtier_reservations", "gauge"),
     ("podtier_policy_reloads_total", "counter"),
+    ("podtier_policy_last_reload_successful", "gauge"),
+    ("podtier_cert_reconciles_total", "counter"),  # {result}
+    ("podtier_profile_writes_total", "counter"),  # {result}
     ("podtier_cert_expiry_timestamp_seconds", "gauge"),
     ("podtier_oom_escalations_total", "counter"),  # {tier}: no dag_id or task_id labels
     ("podtier_profiles", "gauge"),  # {state}

@@ -44,6 +44,10 @@ def reloads(result: str) -> float:
     return REGISTRY.get_sample_value("podtier_policy_reloads_total", {"result": result}) or 0.0
 
 
+def last_reload_successful() -> float | None:
+    return REGISTRY.get_sample_value("podtier_policy_last_reload_successful")
+
+
 def volume_with(tmp_path: Path, **data: str) -> tuple[ConfigMapVolume, Holder, PolicyReloader]:
     volume = ConfigMapVolume(tmp_path / "policy", data)
     holder = Holder(load_policy([volume.directory]))
@@ -71,6 +75,7 @@ def test_invalid_edit_keeps_the_last_good_policy(
         assert reloader.reload() == "error"
     assert holder.policy is good
     assert reloads("error") == errors + 1
+    assert last_reload_successful() == 0  # what the PodtierPolicyReloadFailing alert reads
     (record,) = [r for r in caplog.records if r.name == "podtier.policy"]
     assert record.file == str(volume.directory / "default.yaml")  # type: ignore[attr-defined]
     assert record.field == "spec.mode"  # type: ignore[attr-defined]
@@ -82,6 +87,13 @@ def test_invalid_edit_keeps_the_last_good_policy(
     volume.update({"default.yaml": LIGHT_DEFAULT})
     assert reloader.reload() == "success"
     assert holder.policy.default_tier == "light"
+    assert last_reload_successful() == 1
+    # Putting back the very policy that serves also ends the failing state.
+    volume.update({"default.yaml": BROKEN_MODE})
+    assert reloader.reload() == "error"
+    volume.update({"default.yaml": LIGHT_DEFAULT})
+    assert reloader.reload() == "unchanged"
+    assert last_reload_successful() == 1
 
 
 def test_a_configmap_update_of_several_files_is_one_reload(tmp_path: Path) -> None:
