@@ -336,7 +336,13 @@ def judge(tallies: dict[str, Tally], tasks: int, min_runs: int) -> list[Verdict]
     ):
         before, after, best = (getattr(t, attr) for t in (rules, learning, oracle))
         cut = 1 - after / before if before else 0.0
-        out.append(Verdict(f"{what} {cut:.0%} below the rules (goal >= 30%)", cut >= 0.30))
+        best_cut = 1 - best / before if before else 0.0
+        out.append(
+            Verdict(
+                f"{what} {cut:.0%} below the rules (goal >= 30%; the oracle: {best_cut:.0%})",
+                cut >= 0.30,
+            )
+        )
         # The oracle needs no runs to learn: compare on the runs after each task was sized
         # from its history, and say what the whole replay gives too.
         learned = sum(learning.idle_by_run[run][i] for run in learning.converged)
