@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from podtier.webhook.commands.args import (
     open_cluster,
     policy_arg,
 )
+from podtier.webhook.core.escalation_seal import EscalationSeal, SealKeyError
 from podtier.webhook.policy import Policy
 
 if TYPE_CHECKING:
@@ -46,6 +48,13 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=0.0,
         metavar="S",
         help="after SIGTERM, stay up not-ready this long before closing (default 0)",
+    )
+    serve.add_argument(
+        "--escalation-key",
+        type=Path,
+        metavar="FILE",
+        help="the key that seals OOM escalations (the chart's Secret; at least 32 bytes); every "
+        "replica needs the same one. Without it a key of this process only is made",
     )
     serve.add_argument("--log-level", choices=["debug", "info", "warning"], default="info")
     cleanup_args(serve)
@@ -81,7 +90,8 @@ def run(args: argparse.Namespace) -> int:
     headroom = open_cluster(
         args.cluster, args.kubeconfig, args.stale_after, args.reservation_ttl, args.namespace_labels
     )
-    setup = ServeSetup(policy, headroom, cert_dir, listen)
+    seal = escalation_seal(args.escalation_key)
+    setup = ServeSetup(policy, headroom, cert_dir, listen, seal=seal)
     warn_unseen_namespace_labels(policy, args.namespace_labels)
     _add_peers(args, setup)
     _add_insight_cleanup_and_learning(args, setup)
@@ -94,6 +104,24 @@ def run(args: argparse.Namespace) -> int:
     on_started = (lambda: print_dev_banner(cert_dir, listen)) if args.dev else None
     run_server(setup, on_started)
     return 0
+
+
+def escalation_seal(path: Path | None) -> EscalationSeal:
+    """The seal from the key file, or with a random key of this process (one replica, --dev)."""
+    if path is None:
+        logging.getLogger("podtier.serve").warning(
+            "no --escalation-key: OOM escalations are sealed with a key of this process only; "
+            "give every replica the same key file"
+        )
+        return EscalationSeal(secrets.token_bytes(32))
+    try:
+        key = path.read_bytes().strip()
+    except OSError as err:
+        raise CliError(f"--escalation-key {path}: cannot read: {err.strerror}") from None
+    try:
+        return EscalationSeal(key)
+    except SealKeyError as err:
+        raise CliError(f"--escalation-key {path}: {err}") from None
 
 
 def cleanup_args(parser: argparse.ArgumentParser) -> None:

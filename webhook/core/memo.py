@@ -35,6 +35,7 @@ from podtier.webhook.core import review
 from podtier.webhook.core.admission import Answer, mutate
 from podtier.webhook.core.capacity import Borrowed, CapacityView, HeadroomStatus
 from podtier.webhook.core.decide import Decision
+from podtier.webhook.core.escalation_seal import EscalationSeal
 from podtier.webhook.core.pod import PodError, PodView, pod_identity, with_identity
 from podtier.webhook.core.profile import ProfilesStatus, ProfilesView, TaskKey, TaskProfile
 from podtier.webhook.policy.model import Policy
@@ -90,8 +91,9 @@ class _Same:
 
 
 class AdmissionMemo:
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, seal: EscalationSeal | None = None) -> None:
         self.policy = policy
+        self.seal = seal
         named = repr(policy)
         # Volatile keys the policy does not name, blanked out of the key (absent and present
         # are the same to the decision).
@@ -112,7 +114,7 @@ class AdmissionMemo:
         answers."""
         key = self._key(request, namespace_labels, profiles)
         if key is None:
-            return mutate(request, self.policy, capacity, namespace_labels, profiles)
+            return mutate(request, self.policy, capacity, namespace_labels, profiles, self.seal)
         tree = self._trees.get(key)
         if tree is not None:
             stored = _replay(tree, _Asker(capacity, profiles, request))
@@ -129,6 +131,7 @@ class AdmissionMemo:
             _CapacityRecorder(capacity, asked),
             namespace_labels,
             None if profiles is None else _ProfilesRecorder(profiles, asked, request),
+            self.seal,
         )
         if answer.pod is not None and answer.outcome in ("patched", "unchanged"):
             self._store(key, asked, answer)

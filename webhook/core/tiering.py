@@ -19,7 +19,13 @@ DOWNGRADE_KEY = "podtier.io/downgrade"
 # decision drops them when they are present but no longer true.
 RECOMMENDED_TIER_ANNOTATION = "podtier.io/recommended-tier"
 ESCALATED_MEMORY_ANNOTATION = "podtier.io/escalated-memory"
-LEARNED_ANNOTATIONS = (RECOMMENDED_TIER_ANNOTATION, ESCALATED_MEMORY_ANNOTATION)
+# podtier's HMAC over the escalation (core.escalation_seal): without it the raise is not believed.
+ESCALATION_SEAL_ANNOTATION = "podtier.io/escalation-seal"
+LEARNED_ANNOTATIONS = (
+    RECOMMENDED_TIER_ANNOTATION,
+    ESCALATED_MEMORY_ANNOTATION,
+    ESCALATION_SEAL_ANNOTATION,
+)
 # The node whose room podtier counted for the pod, written only when one was found. The
 # scheduler may bind the pod to another node of its pool; every replica holds the pod's room on
 # this node while it waits (see headroom.state, "Replicas").
