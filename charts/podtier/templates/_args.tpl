@@ -4,6 +4,7 @@
 - --host=0.0.0.0
 - --port={{ .Values.service.targetPort }}
 - --policy=/etc/podtier/policies
+- --escalation-key=/etc/podtier/escalation-key/key
 {{- if .Values.headroom.enabled }}
 - --cluster=auto
 - --stale-after={{ .Values.headroom.staleAfterSeconds }}
