@@ -81,9 +81,14 @@ def test_both_webhooks_are_v1_side_effect_free_pod_creates_with_the_timeout(time
     ]
 
 
-def _airflow(labels: dict[str, str], memory: str = "4Gi") -> dict[str, Any]:
+def _airflow(
+    labels: dict[str, str], memory: str = "4Gi", tier: str | None = "medium"
+) -> dict[str, Any]:
     return {
-        "metadata": {"labels": labels},
+        "metadata": {
+            "labels": labels,
+            **({"annotations": {"podtier.io/tier": tier, "x": "y"}} if tier else {}),
+        },
         "spec": {"containers": [{"name": "base", "resources": {"limits": {"memory": memory}}}]},
     }
 
@@ -97,10 +102,15 @@ def _airflow(labels: dict[str, str], memory: str = "4Gi") -> dict[str, Any]:
             _airflow(EXECUTOR), _airflow({**EXECUTOR, "done": "1"}), "", False, id="label-only"
         ),
         pytest.param(_airflow(EXECUTOR), _airflow({}, "64Gi"), "", True, id="labels-dropped"),
+        pytest.param(
+            _airflow(EXECUTOR), _airflow(EXECUTOR, tier="heavy"), "", True, id="tier-rewritten"
+        ),
+        pytest.param(_airflow(EXECUTOR), _airflow(EXECUTOR, tier=None), "", True, id="tier-gone"),
+        pytest.param(_airflow(EXECUTOR, tier=None), _airflow(EXECUTOR), "", True, id="tier-added"),
         pytest.param(_airflow({}), _airflow({}, "64Gi"), "resize", False, id="not-airflow"),
     ],
 )
-def test_the_validating_webhook_sees_updates_that_change_the_spec_of_airflow_pods(
+def test_the_validating_webhook_sees_updates_of_the_spec_or_podtier_annotations_of_airflow_pods(
     old: dict[str, Any], new: dict[str, Any], sub_resource: str, called: bool
 ) -> None:
     mutating, validating = webhooks()
@@ -196,7 +206,9 @@ def test_object_selector_alone_could_not_express_the_airflow_or() -> None:
 def test_without_the_airflow_filter_every_pod_in_selected_namespaces_is_sent() -> None:
     mutating, validating = webhooks({"webhook": {"airflowPodsOnly": False}})
     assert "matchConditions" not in mutating
-    assert [c["name"] for c in validating["matchConditions"]] == ["pod-spec-changes"]
+    assert [c["name"] for c in validating["matchConditions"]] == [
+        "spec-or-podtier-annotations-change"
+    ]
     for webhook in (mutating, validating):
         assert webhook_is_called(webhook, operation="CREATE", pod=pod({"app": "x"}), namespace="a")
 

@@ -21,7 +21,12 @@ from podtier.webhook.core.escalation_seal import EscalationSeal, verified_memory
 from podtier.webhook.core.patch import build_patch
 from podtier.webhook.core.pod import PodError, PodView, view_pod
 from podtier.webhook.core.profile import ProfilesView
-from podtier.webhook.core.resize import RESIZE_SUBRESOURCE, removed_limits, resources_changed
+from podtier.webhook.core.resize import (
+    RESIZE_SUBRESOURCE,
+    removed_limits,
+    resources_changed,
+    rewritten_annotations,
+)
 from podtier.webhook.core.tiering import TIER_ANNOTATION, choose_tier
 from podtier.webhook.core.validation import Violation, find_violations
 from podtier.webhook.policy.model import Policy, Tier
@@ -95,6 +100,9 @@ def _validate_update(
     escalation annotations in the same UPDATE unlocks nothing."""
     uid = request["uid"]
     old_raw, new_raw = request.get("oldObject"), request.get("object")
+    rewritten = rewritten_annotations(old_raw, new_raw)
+    if rewritten and _is_airflow(old_raw, new_raw, policy):
+        return _rewrite_refused(request, policy, rewritten)
     if not resources_changed(old_raw, new_raw):
         return Answer(review.response(uid, True), "skipped")
     namespace, name = str(request.get("namespace") or ""), str(request.get("name") or "")
@@ -115,6 +123,34 @@ def _validate_update(
     if old is not None:
         violations += removed_limits(old, new, tier.limits, policy.ceilings)
     return _judged(uid, policy, new, violations)
+
+
+def _is_airflow(old: object, new: object, policy: Policy) -> bool:
+    """Either side of the UPDATE is an Airflow pod (judged by its labels alone)."""
+    for raw in (old, new):
+        metadata = raw.get("metadata") if isinstance(raw, Mapping) else None
+        labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
+        if isinstance(labels, Mapping) and any(s.matches(labels) for s in policy.airflow_pods):
+            return True
+    return False
+
+
+def _rewrite_refused(request: Mapping[str, Any], policy: Policy, rewritten: list[str]) -> Answer:
+    uid = request["uid"]
+    key = f"{request.get('namespace') or ''}/{request.get('name') or ''}"
+    said = "; ".join(rewritten)
+    if policy.mode == "audit":
+        warning = (
+            f"podtier (audit): pod {key}: podtier's annotations changed after admission: {said}"
+        )
+        return Answer(review.response(uid, True, warnings=[warning]), "audited")
+    status: review.Status = {
+        "code": 403,
+        "reason": "Forbidden",
+        "message": f"podtier: pod {key}: podtier's annotations are written at creation and may "
+        f"not change: {said}",
+    }
+    return Answer(review.response(uid, False, status=status), "denied")
 
 
 def _is_pod_update(request: Mapping[str, Any]) -> bool:

@@ -5,8 +5,9 @@ UPDATE of the pod on 1.27-1.32 clusters that turn InPlacePodVerticalScaling on) 
 running pod's requests and limits. The validating webhook judges the new resources by the limits
 the pod was admitted under:
 
-    UPDATE ─► container resources unchanged? ─► allowed at once (labels, Airflow's patches,
-       │                                        status: no pod is parsed)
+    UPDATE ─► podtier.io/ annotations rewritten? ─► denied (tier, escalation: written once)
+       ├─► container resources unchanged? ─► allowed at once (labels, Airflow's patches,
+       │                                     status: no pod is parsed)
        └─► changed: the new pod judged by the OLD pod's tier and sealed escalation (an UPDATE
            that rewrites `podtier.io/tier` gains nothing), plus every limit it removes
 """
@@ -22,12 +23,25 @@ from podtier.webhook.core.validation import Violation
 from podtier.webhook.policy.model import Quantity
 
 RESIZE_SUBRESOURCE = "resize"
+PODTIER_PREFIX = "podtier.io/"
 
 
 def resources_changed(old: object, new: object) -> bool:
     """True unless both pods have the same containers with the same `resources` (compared as
     the API server sends them: no pod is parsed, so unrelated updates cost a few lookups)."""
     return _resources(old) != _resources(new)
+
+
+def rewritten_annotations(old: object, new: object) -> list[str]:
+    """podtier's annotations (`podtier.io/...`) an UPDATE adds, changes or removes, as
+    "key: old -> new" lines. They are written at creation only: changed later, the tier or the
+    escalation would unlock a bigger resize in a second step."""
+    before, after = _podtier_annotations(old), _podtier_annotations(new)
+    return [
+        f"{key}: {_shown(before.get(key))} -> {_shown(after.get(key))}"
+        for key in sorted(before.keys() | after.keys())
+        if before.get(key) != after.get(key)
+    ]
 
 
 def removed_limits(
@@ -60,6 +74,21 @@ def removed_limits(
             )
             found.append(Violation(container.name, resource, 0, cap.milli, message))
     return found
+
+
+def _podtier_annotations(pod: object) -> dict[str, object]:
+    metadata = pod.get("metadata") if isinstance(pod, Mapping) else None
+    notes = metadata.get("annotations") if isinstance(metadata, Mapping) else None
+    if not isinstance(notes, Mapping):
+        return {}
+    return {k: v for k, v in notes.items() if isinstance(k, str) and k.startswith(PODTIER_PREFIX)}
+
+
+def _shown(value: object) -> str:
+    if value is None:
+        return "(none)"
+    text = str(value)
+    return f'"{text}"' if len(text) <= 40 else f'"{text[:37]}..."'
 
 
 def _resources(pod: object) -> Any:

@@ -88,16 +88,22 @@ namespaceSelector:
 matchConditions: objectSelector ANDs its terms, so it cannot say "label A or label B or label C";
 CEL can. The expression guards every lookup with has()/`in`, so it never errors (an error would
 fall back to failurePolicy). It mirrors the default policy's `airflowPods`. For the validating
-webhook an UPDATE is sent only when the pod's spec changes (labels, annotations and Airflow's own
-patches never wait on podtier, even while it is down), and an Airflow pod stays one when an
-UPDATE drops its labels (the old object counts too).
+webhook an UPDATE is sent only when the pod's spec or podtier's own annotations change (labels,
+other annotations and Airflow's own patches never wait on podtier, even while it is down), and an
+Airflow pod stays one when an UPDATE drops its labels (the old object counts too).
 */}}
 {{- define "podtier.matchConditions" -}}
 {{- $ctx := index . 0 -}}
 {{- $validate := index . 1 -}}
 {{- if $validate }}
-- name: pod-spec-changes
-  expression: request.operation != 'UPDATE' || object.spec != oldObject.spec
+- name: spec-or-podtier-annotations-change
+  expression: >-
+    request.operation != 'UPDATE' || object.spec != oldObject.spec ||
+    (has(object.metadata.annotations) && object.metadata.annotations.exists(k, k.startsWith('podtier.io/') &&
+    !(has(oldObject.metadata.annotations) && k in oldObject.metadata.annotations &&
+    oldObject.metadata.annotations[k] == object.metadata.annotations[k]))) ||
+    (has(oldObject.metadata.annotations) && oldObject.metadata.annotations.exists(k, k.startsWith('podtier.io/') &&
+    !(has(object.metadata.annotations) && k in object.metadata.annotations)))
 {{- end }}
 {{- if $ctx.Values.webhook.airflowPodsOnly }}
 {{- $expression := include "podtier.airflowPodsCEL" "object" }}

@@ -170,7 +170,35 @@ def test_rewriting_the_tier_annotation_in_the_same_update_unlocks_nothing() -> N
     new["metadata"]["labels"]["tier"] = "heavy"
     answer = judge(update(old, new, None))
     assert answer.outcome == "denied"
-    assert "memory limit 8Gi is above tier medium's limit 4Gi" in message(answer)
+    assert message(answer) == (
+        "podtier: pod airflow/etl-load-1: podtier's annotations are written at creation and may "
+        'not change: podtier.io/tier: "medium" -> "heavy"'
+    )
+
+
+def test_the_tier_label_alone_unlocks_nothing_either() -> None:
+    old = admitted()
+    new = resized(old, limits={"memory": "8Gi", "cpu": "4"})
+    new["metadata"]["labels"]["tier"] = "heavy"
+    assert "memory limit 8Gi is above tier medium's limit 4Gi" in message(judge(update(old, new)))
+
+
+@pytest.mark.parametrize(
+    "rewrite",
+    [
+        pytest.param(lambda n: n.update({"podtier.io/tier": "heavy"}), id="tier"),
+        pytest.param(lambda n: n.pop("podtier.io/tier"), id="tier-removed"),
+        pytest.param(lambda n: n.update({"podtier.io/escalated-memory": "60Gi"}), id="escalation"),
+    ],
+)
+def test_rewriting_podtier_annotations_ahead_of_a_resize_is_refused(rewrite) -> None:
+    """The two-step attempt: first an UPDATE of the annotations alone, then the resize."""
+    old = admitted()
+    new = copy.deepcopy(old)
+    rewrite(new["metadata"]["annotations"])
+    answer = judge(update(old, new, None))
+    assert answer.outcome == "denied"
+    assert "podtier's annotations are written at creation and may not change" in message(answer)
 
 
 def test_a_sealed_escalation_lets_a_resize_reach_the_escalated_memory_and_no_further() -> None:
@@ -193,9 +221,8 @@ def test_escalation_annotations_written_in_the_update_itself_are_not_believed() 
     notes = new["metadata"]["annotations"]
     notes["podtier.io/escalated-memory"] = "60Gi"
     notes["podtier.io/escalation-seal"] = SEAL.sign(view_pod(new, "airflow"), "medium", "60Gi")
-    # even a valid seal on the NEW object counts for nothing: the old pod's escalation rules
     answer = judge(update(old, new, None))
-    assert "memory limit 60Gi is above tier medium's limit 4Gi" in message(answer)
+    assert "podtier.io/escalation-seal: (none) -> " in message(answer)
 
 
 @pytest.mark.parametrize(
