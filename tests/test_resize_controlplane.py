@@ -1,0 +1,190 @@
+"""Limits that hold after admission, on real API servers: Kubernetes 1.34 (in-place resize on by
+default, the `pods/resize` subresource) and 1.28 with InPlacePodVerticalScaling (a plain UPDATE
+of the pod's resources), with podtier's webhooks registered exactly as the chart renders them
+(Helm's own engine), pointed at `podtier serve` on loopback.
+
+A pod admitted at tier medium (limits cpu 2, memory 4Gi) and bound by the scheduler:
+- resized to memory 64Gi and cpu 32: denied by podtier, with the container, resource, value and
+  limit; the stored pod keeps its resources;
+- resized within the tier: allowed and stored;
+- its `podtier.io/tier` rewritten to heavy ahead of a resize: refused;
+- a label-only UPDATE is never sent to podtier: it goes through while podtier is down (the
+  validating webhook fails closed, so a resize does not).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes.client.exceptions import ApiException
+
+from tests.chart.chart_rendering import render
+from tests.conftest import Server, free_port, run_podtier
+from tests.controlplane import ControlPlane, versioned_control_plane  # noqa: F401
+
+NS = "airflow"
+WORKER_TAINT = {"key": "dedicated", "value": "worker", "effect": "NoSchedule"}
+
+
+def chart_webhooks(url: str, ca_pem: bytes) -> list[dict[str, Any]]:
+    """The chart's two webhook configurations for `--set webhook.namespaces={airflow}`, as
+    rendered, with the Service reference swapped for podtier's loopback URL and the CA."""
+    objects = render({"webhook": {"namespaces": [NS]}})
+    found = []
+    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        (configuration,) = [copy.deepcopy(o) for o in objects if o["kind"] == kind]
+        for webhook in configuration["webhooks"]:
+            path = webhook["clientConfig"]["service"]["path"]
+            webhook["clientConfig"] = {
+                "url": f"{url}{path}",
+                "caBundle": base64.b64encode(ca_pem).decode(),
+            }
+        found.append(configuration)
+    return found
+
+
+def register(plane: ControlPlane, url: str, ca_pem: bytes) -> None:
+    admission = plane.admission
+    admission.delete_collection_mutating_webhook_configuration()
+    admission.delete_collection_validating_webhook_configuration()
+    mutating, validating = chart_webhooks(url, ca_pem)
+    admission.create_mutating_webhook_configuration(mutating)
+    admission.create_validating_webhook_configuration(validating)
+
+
+@pytest.fixture(scope="module")
+def podtier(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    directory = tmp_path_factory.mktemp("podtier-resize")
+    made = run_podtier("certs", "generate", "--out", str(directory), "--ip", "127.0.0.1")
+    assert made.returncode == 0, made.stderr
+    key = directory / "escalation.key"
+    key.write_bytes(b"k" * 48)
+    server = Server(directory, ["--cluster", "none", "--escalation-key", str(key)])
+    server.wait_ready()
+    yield server
+    server.process.terminate()
+    server.process.wait(10)
+
+
+@pytest.fixture
+def cp(versioned_control_plane: ControlPlane, podtier: Server) -> ControlPlane:  # noqa: F811
+    plane = versioned_control_plane
+    plane.reset()
+    plane.ensure_namespace(NS)
+    register(plane, podtier.url, (Path(podtier.cert_dir) / "ca.crt").read_bytes())
+    plane.wait_webhooks_active(NS)
+    plane.add_node("worker-1", labels={"node-type": "worker"}, taints=[WORKER_TAINT])
+    return plane
+
+
+def worker_pod(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": name,
+            "labels": {
+                "kubernetes_executor": "True",
+                "dag_id": "etl",
+                "task_id": "load",
+                "run_id": "manual__1",
+                "try_number": "1",
+            },
+        },
+        "spec": {
+            "containers": [{"name": "base", "image": "apache/airflow:3.3.2"}],
+            "restartPolicy": "Never",
+        },
+    }
+
+
+def admitted_medium(plane: ControlPlane, name: str) -> dict[str, Any]:
+    plane.core.create_namespaced_pod(NS, worker_pod(name))
+    plane.wait_bound(NS, [name])
+    pod = plane.core.read_namespaced_pod(name, NS)
+    assert pod.metadata.annotations["podtier.io/tier"] == "medium"
+    resources = pod.spec.containers[0].resources
+    assert (resources.limits, resources.requests) == (
+        {"cpu": "2", "memory": "4Gi"},
+        {"cpu": "1", "memory": "2Gi"},
+    )
+    return plane.client.sanitize_for_serialization(pod)
+
+
+def resize(plane: ControlPlane, name: str, requests: dict[str, str], limits: dict[str, str]):
+    """Change the base container's resources the way this version does it: the `resize`
+    subresource on 1.34, an UPDATE of the pod on 1.28 (InPlacePodVerticalScaling)."""
+    body = {
+        "spec": {
+            "containers": [{"name": "base", "resources": {"requests": requests, "limits": limits}}]
+        }
+    }
+    if plane.version == "1.28":
+        return plane.core.patch_namespaced_pod(name, NS, body)
+    return plane.core.patch_namespaced_pod_resize(name, NS, body)
+
+
+def denial(err: ApiException) -> str:
+    """The API server's message for a refused request."""
+    message: str = json.loads(err.body)["message"]
+    return message
+
+
+def stored_resources(plane: ControlPlane, name: str) -> tuple[dict[str, str], dict[str, str]]:
+    resources = plane.core.read_namespaced_pod(name, NS).spec.containers[0].resources
+    return resources.requests, resources.limits
+
+
+def test_an_oversized_resize_is_denied_by_podtier_and_nothing_is_stored(cp: ControlPlane) -> None:
+    admitted_medium(cp, "big")
+    with pytest.raises(ApiException) as refused:
+        resize(cp, "big", {"cpu": "1", "memory": "2Gi"}, {"cpu": "32", "memory": "64Gi"})
+    assert refused.value.status == 403
+    body = denial(refused.value)
+    assert 'admission webhook "validate.podtier.io" denied the request' in body
+    assert "container base: memory limit 64Gi is above tier medium's limit 4Gi" in body
+    assert "container base: cpu limit 32 is above tier medium's limit 2" in body
+    assert stored_resources(cp, "big") == (
+        {"cpu": "1", "memory": "2Gi"},
+        {"cpu": "2", "memory": "4Gi"},
+    )
+
+
+def test_a_resize_within_the_tier_is_allowed_and_stored(cp: ControlPlane) -> None:
+    admitted_medium(cp, "fits")
+    resize(cp, "fits", {"cpu": "1500m", "memory": "3Gi"}, {"cpu": "2", "memory": "4Gi"})
+    assert stored_resources(cp, "fits") == (
+        {"cpu": "1500m", "memory": "3Gi"},
+        {"cpu": "2", "memory": "4Gi"},
+    )
+
+
+def test_a_tier_rewritten_ahead_of_the_resize_is_refused(cp: ControlPlane) -> None:
+    admitted_medium(cp, "forger")
+    annotate = {"metadata": {"annotations": {"podtier.io/tier": "heavy"}}}
+    with pytest.raises(ApiException) as refused:
+        cp.core.patch_namespaced_pod("forger", NS, annotate)
+    assert refused.value.status == 403
+    assert 'podtier.io/tier: "medium" -> "heavy"' in denial(refused.value)
+    with pytest.raises(ApiException):
+        resize(cp, "forger", {"cpu": "2", "memory": "4Gi"}, {"cpu": "4", "memory": "8Gi"})
+    pod = cp.core.read_namespaced_pod("forger", NS)
+    assert pod.metadata.annotations["podtier.io/tier"] == "medium"
+
+
+def test_while_podtier_is_down_labels_change_and_resizes_do_not(cp: ControlPlane) -> None:
+    admitted_medium(cp, "steady")
+    closed = f"https://127.0.0.1:{free_port()}"  # nothing listens there
+    register(cp, closed, cp.ca_pem)
+    cp.core.patch_namespaced_pod("steady", NS, {"metadata": {"labels": {"done": "True"}}})
+    assert cp.core.read_namespaced_pod("steady", NS).metadata.labels["done"] == "True"
+    with pytest.raises(ApiException) as refused:
+        resize(cp, "steady", {"cpu": "1", "memory": "3Gi"}, {"cpu": "2", "memory": "4Gi"})
+    assert 'failed calling webhook "validate.podtier.io"' in denial(refused.value)
+    assert stored_resources(cp, "steady")[0] == {"cpu": "1", "memory": "2Gi"}
