@@ -56,6 +56,13 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         help="the key that seals OOM escalations (the chart's Secret; at least 32 bytes); every "
         "replica needs the same one. Without it a key of this process only is made",
     )
+    serve.add_argument(
+        "--admission-policy-params",
+        metavar="NAME",
+        help="keep the ConfigMap NAME (in the replica's namespace) holding the "
+        "ValidatingAdmissionPolicy's parameters equal to the served policy (one replica writes, "
+        "holding the Lease NAME); needs --cluster auto",
+    )
     serve.add_argument("--log-level", choices=["debug", "info", "warning"], default="info")
     cleanup_args(serve)
     learning_args(serve)
@@ -94,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
     setup = ServeSetup(policy, headroom, cert_dir, listen, seal=seal)
     warn_unseen_namespace_labels(policy, args.namespace_labels)
     _add_peers(args, setup)
+    _add_admission_params(args, setup)
     _add_insight_cleanup_and_learning(args, setup)
     if cert_manager is not None:
         setup.background.append(lambda state: cert_manager.run)
@@ -199,6 +207,28 @@ def _add_peers(args: argparse.Namespace, setup: ServeSetup) -> None:
             setup.headroom,
             setup.headroom.api_client.configuration,
             group=args.peers,
+            namespace=replica_namespace(),
+            identity=replica_identity(),
+        )
+    )
+
+
+def _add_admission_params(args: argparse.Namespace, setup: ServeSetup) -> None:
+    if not args.admission_policy_params:
+        return
+    from podtier.webhook.admission_params import admission_params_job
+    from podtier.webhook.headroom import LiveHeadroom
+    from podtier.webhook.lease import replica_identity, replica_namespace
+
+    if not isinstance(setup.headroom, LiveHeadroom):
+        raise CliError(
+            f"--admission-policy-params needs --cluster auto (it writes a ConfigMap), not "
+            f"--cluster {args.cluster}"
+        )
+    setup.background.append(
+        admission_params_job(
+            setup.headroom.api_client.configuration,
+            name=args.admission_policy_params,
             namespace=replica_namespace(),
             identity=replica_identity(),
         )
