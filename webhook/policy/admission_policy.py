@@ -73,7 +73,8 @@ def _airflow(obj: str) -> str:
     return (
         f"(has({labels}) && (('kubernetes_executor' in {labels} && "
         f"{labels}['kubernetes_executor'] == 'True') || 'airflow-worker' in {labels} || "
-        f"('kubernetes_pod_operator' in {labels} && {labels}['kubernetes_pod_operator'] == 'True')))"
+        f"('kubernetes_pod_operator' in {labels} && "
+        f"{labels}['kubernetes_pod_operator'] == 'True')))"
     )
 
 
@@ -190,7 +191,8 @@ def policy_spec() -> Manifest:
             },
             {
                 "expression": "variables.tier == '' || size(variables.overTier) == 0",
-                "messageExpression": "'podtier (admission policy): ' + variables.overTier.join('; ')",
+                "messageExpression": "'podtier (admission policy): ' + "
+                "variables.overTier.join('; ')",
                 "reason": "Forbidden",
             },
             {
