@@ -47,6 +47,7 @@ SERVE_FLAGS = {
     "--learning",
     "--usage-prometheus",
     "--escalation-key",
+    "--admission-policy-params",
 }
 SECRET_MODE = {"certs": {"mode": "secret", "secret": {"name": "mine", "caBundle": "Q0E="}}}
 MODES = [

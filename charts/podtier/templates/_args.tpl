@@ -27,6 +27,9 @@
 - --mutating-webhook={{ include "podtier.mutatingWebhookName" . }}
 - --validating-webhook={{ include "podtier.validatingWebhookName" . }}
 {{- end }}
+{{- if include "podtier.writesAdmissionParams" . }}
+- --admission-policy-params={{ include "podtier.admissionPolicyName" . }}
+{{- end }}
 {{- if .Values.cleanup.enabled }}
 - --cleanup-after={{ .Values.cleanup.after }}
 {{- end }}

@@ -71,6 +71,10 @@ name), else "<release>-<chart>". Truncated to 63 characters, the DNS label limit
 {{- end -}}
 {{- end -}}
 
+{{- define "podtier.admissionPolicyName" -}}
+{{- include "podtier.suffixed" (list . "limits") -}}
+{{- end -}}
+
 {{- define "podtier.escalationKeySecretName" -}}
 {{- include "podtier.suffixed" (list . "escalation-key") -}}
 {{- end -}}
