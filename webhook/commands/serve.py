@@ -97,8 +97,7 @@ def run(args: argparse.Namespace) -> int:
     headroom = open_cluster(
         args.cluster, args.kubeconfig, args.stale_after, args.reservation_ttl, args.namespace_labels
     )
-    seal = escalation_seal(args.escalation_key)
-    setup = ServeSetup(policy, headroom, cert_dir, listen, seal=seal)
+    setup = ServeSetup(policy, headroom, cert_dir, listen)
     warn_unseen_namespace_labels(policy, args.namespace_labels)
     _add_peers(args, setup)
     _add_admission_params(args, setup)
@@ -109,14 +108,17 @@ def run(args: argparse.Namespace) -> int:
         from podtier.webhook.policy.reload import policy_reload_job
 
         setup.background.append(policy_reload_job(args.policy))
+    setup.seal = escalation_seal(args.escalation_key, quiet=args.dev)
     on_started = (lambda: print_dev_banner(cert_dir, listen)) if args.dev else None
     run_server(setup, on_started)
     return 0
 
 
-def escalation_seal(path: Path | None) -> EscalationSeal:
+def escalation_seal(path: Path | None, quiet: bool = False) -> EscalationSeal:
     """The seal from the key file, or with a random key of this process (one replica, --dev)."""
     if path is None:
+        if quiet:
+            return EscalationSeal(secrets.token_bytes(32))
         logging.getLogger("podtier.serve").warning(
             "no --escalation-key: OOM escalations are sealed with a key of this process only; "
             "give every replica the same key file"
