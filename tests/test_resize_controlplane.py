@@ -14,8 +14,6 @@ A pod admitted at tier medium (limits cpu 2, memory 4Gi) and bound by the schedu
 
 from __future__ import annotations
 
-import base64
-import copy
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +22,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from tests.chart.chart_rendering import render
+from tests.chart.chart_install import install_webhooks, rendered
 from tests.conftest import Server, free_port, run_podtier
 from tests.controlplane import ControlPlane, versioned_control_plane  # noqa: F401
 
@@ -32,30 +30,9 @@ NS = "airflow"
 WORKER_TAINT = {"key": "dedicated", "value": "worker", "effect": "NoSchedule"}
 
 
-def chart_webhooks(url: str, ca_pem: bytes) -> list[dict[str, Any]]:
-    """The chart's two webhook configurations for `--set webhook.namespaces={airflow}`, as
-    rendered, with the Service reference swapped for podtier's loopback URL and the CA."""
-    objects = render({"webhook": {"namespaces": [NS]}})
-    found = []
-    for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
-        (configuration,) = [copy.deepcopy(o) for o in objects if o["kind"] == kind]
-        for webhook in configuration["webhooks"]:
-            path = webhook["clientConfig"]["service"]["path"]
-            webhook["clientConfig"] = {
-                "url": f"{url}{path}",
-                "caBundle": base64.b64encode(ca_pem).decode(),
-            }
-        found.append(configuration)
-    return found
-
-
 def register(plane: ControlPlane, url: str, ca_pem: bytes) -> None:
-    admission = plane.admission
-    admission.delete_collection_mutating_webhook_configuration()
-    admission.delete_collection_validating_webhook_configuration()
-    mutating, validating = chart_webhooks(url, ca_pem)
-    admission.create_mutating_webhook_configuration(mutating)
-    admission.create_validating_webhook_configuration(validating)
+    """The chart's webhooks for `--set webhook.namespaces={airflow}`, pointed at `url`."""
+    install_webhooks(plane, rendered({"webhook": {"namespaces": [NS]}}), url, ca_pem)
 
 
 @pytest.fixture(scope="module")
