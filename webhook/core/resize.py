@@ -29,7 +29,7 @@ PODTIER_PREFIX = "podtier.io/"
 def resources_changed(old: object, new: object) -> bool:
     """True unless both pods have the same containers with the same `resources` (compared as
     the API server sends them: no pod is parsed, so unrelated updates cost a few lookups)."""
-    return _resources(old) != _resources(new)
+    return bool(_resources(old) != _resources(new))
 
 
 def rewritten_annotations(old: object, new: object) -> list[str]:
