@@ -38,6 +38,7 @@ from podtier.webhook.core.decide import Decision
 from podtier.webhook.core.escalation_seal import EscalationSeal
 from podtier.webhook.core.pod import PodError, PodView, pod_identity, with_identity
 from podtier.webhook.core.profile import ProfilesStatus, ProfilesView, TaskKey, TaskProfile
+from podtier.webhook.core.tiering import ESCALATION_SEAL_ANNOTATION
 from podtier.webhook.policy.model import Policy
 
 # Labels and annotations that differ between runs of one task: left out of the key, and asked
@@ -166,6 +167,8 @@ class AdmissionMemo:
             or (init is not None and type(init) is not list)
         ):
             return None
+        if annotations is not None and ESCALATION_SEAL_ANNOTATION in annotations:
+            return None  # the seal binds the run ids the key leaves out: always decided afresh
         blank = self._blank
         try:
             return orjson.dumps(

@@ -13,6 +13,7 @@ import pytest
 
 from podtier.webhook.core import admission
 from podtier.webhook.core.escalation_seal import EscalationSeal, SealKeyError, sealed
+from podtier.webhook.core.memo import AdmissionMemo
 from podtier.webhook.core.pod import view_pod
 from tests.conftest import review_of
 from tests.webhook.core.fakes import POLICY, UNKNOWN
@@ -131,3 +132,36 @@ def test_a_pod_with_forged_escalation_annotations_gets_no_more_than_its_tier() -
     )
     # the forged pod as it came, straight to validation: the same answer
     assert admission.validate(request, POLICY, None, SEAL).outcome == "denied"
+
+
+def test_a_stale_seal_is_stripped_even_where_the_memo_saw_its_pod_before() -> None:
+    """The memo leaves run ids out of its key; a sealed pod is never answered from it, so the
+    seal of try 2 copied onto try 3 does not ride on try 2's remembered answer."""
+    genuine = escalated("9Gi", "heavy")
+    genuine["metadata"]["annotations"] |= {
+        "podtier.io/pool": "compute",
+        "podtier.io/policy": POLICY.ident,
+    }
+    genuine["spec"]["containers"][0]["resources"] = {
+        "requests": {"cpu": "2", "memory": "4Gi"},
+        "limits": {"cpu": "4", "memory": "9Gi"},
+    }
+    memo = AdmissionMemo(POLICY, SEAL)
+
+    def annotations_after(pod: dict[str, Any]) -> dict[str, str]:
+        answer = memo.mutate(review_of(pod)["request"], UNKNOWN)
+        ops = orjson.loads(base64.b64decode(answer.review["response"]["patch"]))
+        notes: dict[str, str] = jsonpatch.apply_patch(copy.deepcopy(pod), ops)["metadata"][
+            "annotations"
+        ]
+        return notes
+
+    kept = annotations_after(genuine)  # podtier's own, reinvoked: its escalation stays
+    assert kept["podtier.io/escalated-memory"] == "9Gi"
+    stale = copy.deepcopy(genuine)
+    stale["metadata"]["labels"]["try_number"] = "3"
+    for _ in range(2):
+        notes = annotations_after(stale)
+        assert "podtier.io/escalated-memory" not in notes
+        assert "podtier.io/escalation-seal" not in notes
+    assert annotations_after(genuine)["podtier.io/escalated-memory"] == "9Gi"
