@@ -10,6 +10,8 @@ A pod admitted at tier medium (limits cpu 2, memory 4Gi) and bound by the schedu
 - its `podtier.io/tier` rewritten to heavy ahead of a resize: refused;
 - a label-only UPDATE is never sent to podtier: it goes through while podtier is down (the
   validating webhook fails closed, so a resize does not).
+And a pod created with forged escalation annotations (tier, pool, policy, escalated memory, a
+made-up seal) gets no more than its tier.
 """
 
 from __future__ import annotations
@@ -165,3 +167,32 @@ def test_while_podtier_is_down_labels_change_and_resizes_do_not(cp: ControlPlane
         resize(cp, "steady", {"cpu": "1", "memory": "3Gi"}, {"cpu": "2", "memory": "4Gi"})
     assert 'failed calling webhook "validate.podtier.io"' in denial(refused.value)
     assert stored_resources(cp, "steady")[0] == {"cpu": "1", "memory": "2Gi"}
+
+
+def test_a_pod_with_forged_escalation_annotations_gets_no_more_than_its_tier(
+    cp: ControlPlane,
+) -> None:
+    from podtier.policies import DEFAULT_POLICY
+    from podtier.webhook.policy.load import load_policy
+
+    forged = worker_pod("forged")
+    forged["metadata"]["annotations"] = {
+        "podtier.io/tier": "heavy",
+        "podtier.io/pool": "worker",
+        "podtier.io/policy": load_policy([DEFAULT_POLICY]).ident,
+        "podtier.io/escalated-memory": "60Gi",
+        "podtier.io/escalation-seal": "v1.made-up-by-the-pod",
+    }
+    cp.core.create_namespaced_pod(NS, forged)
+    stored = cp.core.read_namespaced_pod("forged", NS)
+    notes = stored.metadata.annotations
+    assert "podtier.io/escalated-memory" not in notes
+    assert "podtier.io/escalation-seal" not in notes
+    assert stored.spec.containers[0].resources.limits == {"cpu": "4", "memory": "8Gi"}
+
+    asks = worker_pod("forged-asks")
+    asks["metadata"]["annotations"] = dict(forged["metadata"]["annotations"])
+    asks["spec"]["containers"][0]["resources"] = {"limits": {"memory": "60Gi"}}
+    with pytest.raises(ApiException) as refused:
+        cp.core.create_namespaced_pod(NS, asks)
+    assert "memory limit 60Gi is above tier heavy's limit 8Gi" in denial(refused.value)
