@@ -496,6 +496,19 @@ class ControlPlane:
     def core(self) -> kubernetes.client.CoreV1Api:
         return kubernetes.client.CoreV1Api(self.client)
 
+    @functools.cached_property
+    def server_version(self) -> tuple[int, int]:
+        """(major, minor) as the running API server reports it (`/version`): what the binaries
+        are, whatever `version` the plane was asked for."""
+        info = kubernetes.client.VersionApi(self.client).get_code()
+        return int(info.major), int("".join(ch for ch in info.minor if ch.isdigit()))
+
+    def sidecars_by_default(self) -> bool:
+        """Init containers with `restartPolicy: Always` run as sidecars without a feature gate
+        (1.29 on; locked on from 1.33). On 1.28 the API server drops the field unless the
+        SidecarContainers gate is on."""
+        return self.server_version >= (1, 29) or bool(self.feature_gates.get("SidecarContainers"))
+
     @property
     def admission(self) -> kubernetes.client.AdmissionregistrationV1Api:
         return kubernetes.client.AdmissionregistrationV1Api(self.client)
@@ -918,7 +931,8 @@ def running_control_plane(
     plane.start()
     _report(
         request,
-        f"Kubernetes {version} control plane up in {plane.startup_seconds:.1f} s at {plane.url}",
+        f"Kubernetes {'.'.join(map(str, plane.server_version))} control plane up in "
+        f"{plane.startup_seconds:.1f} s at {plane.url}",
     )
     yield plane
     if request.session.testsfailed > failed_before:
