@@ -97,14 +97,15 @@ def admitted_medium(plane: ControlPlane, name: str) -> dict[str, Any]:
 
 
 def resize(plane: ControlPlane, name: str, requests: dict[str, str], limits: dict[str, str]):
-    """Change the base container's resources the way this version does it: the `resize`
-    subresource on 1.34, an UPDATE of the pod on 1.28 (InPlacePodVerticalScaling)."""
+    """Change the base container's resources the way the API server's version does it: the
+    `resize` subresource from 1.32 (1.34 here), an UPDATE of the pod before (1.28 here, with
+    InPlacePodVerticalScaling)."""
     body = {
         "spec": {
             "containers": [{"name": "base", "resources": {"requests": requests, "limits": limits}}]
         }
     }
-    if plane.version == "1.28":
+    if plane.server_version < (1, 32):
         return plane.core.patch_namespaced_pod(name, NS, body)
     return plane.core.patch_namespaced_pod_resize(name, NS, body)
 
