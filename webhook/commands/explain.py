@@ -23,7 +23,14 @@ from podtier.webhook.commands.documents import pod_and_request
 from podtier.webhook.core import admission
 from podtier.webhook.core.capacity import Headroom
 from podtier.webhook.core.profile import ProfilesView
-from podtier.webhook.core.tiering import ESCALATED_MEMORY_ANNOTATION, RECOMMENDED_TIER_ANNOTATION
+from podtier.webhook.core.tiering import (
+    ESCALATED_MEMORY_ANNOTATION,
+    RECOMMENDED_CPU_ANNOTATION,
+    RECOMMENDED_MEMORY_ANNOTATION,
+    RECOMMENDED_MEMORY_LIMIT_ANNOTATION,
+    RECOMMENDED_TIER_ANNOTATION,
+    RIGHT_SIZED_ANNOTATION,
+)
 from podtier.webhook.policy import Policy
 
 
@@ -60,6 +67,8 @@ def _explain(
             "placement": None,
             "node": None,
             "recommended_tier": None,
+            "recommendation": None,
+            "asked": None,
             "escalated_memory": None,
             "reason": reason,
             "warnings": warnings,
@@ -76,6 +85,8 @@ def _explain(
         "placement": decision.mode,
         "node": decision.node,
         "recommended_tier": decision.annotations.get(RECOMMENDED_TIER_ANNOTATION),
+        "recommendation": _recommendation(decision.annotations),
+        "asked": _base_resources(pod),
         "escalated_memory": decision.annotations.get(ESCALATED_MEMORY_ANNOTATION),
         "reason": decision.reason,
         "warnings": warnings,
@@ -94,7 +105,18 @@ def render_text(result: dict[str, Any], policy: Policy) -> str:
         + (f", node {result['node']} fits" if result["node"] else ""),
         f"why:     {result['reason']}",
     ]
-    if result.get("recommended_tier"):
+    recommendation = result.get("recommendation")
+    if recommendation:
+        asked = result.get("asked") or {}
+        lines.append(
+            f"learned: recommended cpu {recommendation['cpu']}, memory "
+            f"{recommendation['memory']} (limit {recommendation['memory_limit']}) in tier "
+            f"{result['recommended_tier']}; the pod asked for cpu "
+            f"{_asked(asked, 'requests', 'cpu')}, memory {_asked(asked, 'requests', 'memory')} "
+            f"(limit {_asked(asked, 'limits', 'memory')}); "
+            + ("applied" if recommendation["applied"] else "not applied")
+        )
+    elif result.get("recommended_tier"):
         lines.append(f"learned: recommended tier {result['recommended_tier']}")
     if result.get("escalated_memory"):
         lines.append(f"learned: memory raised to {result['escalated_memory']} after an OOM kill")
@@ -114,6 +136,35 @@ def render_text(result: dict[str, Any], policy: Policy) -> str:
         shown = ", ".join(f"{pool} {nodes}" for pool, nodes in desired.items())
         lines.append(f"desired nodes: {shown or '(no pool has scaling set)'}")
     return "\n".join(lines)
+
+
+def _recommendation(annotations: Mapping[str, str]) -> dict[str, Any] | None:
+    """The per-resource recommendation as the annotations carry it, and whether it was
+    applied (None with `sizing: tier`, or without one)."""
+    if RECOMMENDED_CPU_ANNOTATION not in annotations:
+        return None
+    return {
+        "cpu": annotations[RECOMMENDED_CPU_ANNOTATION],
+        "memory": annotations.get(RECOMMENDED_MEMORY_ANNOTATION),
+        "memory_limit": annotations.get(RECOMMENDED_MEMORY_LIMIT_ANNOTATION),
+        "applied": RIGHT_SIZED_ANNOTATION in annotations,
+    }
+
+
+def _base_resources(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """What the pod's `base` container asked for itself (requests and limits as written)."""
+    spec = pod.get("spec") if isinstance(pod.get("spec"), dict) else {}
+    for container in spec.get("containers") or []:
+        if isinstance(container, dict) and container.get("name") == "base":
+            resources = container.get("resources")
+            return dict(resources) if isinstance(resources, dict) else {}
+    return {}
+
+
+def _asked(asked: Mapping[str, Any], kind: str, resource: str) -> str:
+    values = asked.get(kind)
+    value = values.get(resource) if isinstance(values, dict) else None
+    return "-" if value is None else str(value)
 
 
 def _patch_of(answer: admission.Answer) -> list[dict[str, Any]]:

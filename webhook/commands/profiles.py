@@ -1,11 +1,12 @@
 """`podtier profiles`: what podtier learned of each Airflow task, from its TaskProfiles.
 
-    podtier profiles --cluster auto [--kubeconfig PATH]   one list of TaskProfiles
+    podtier profiles --cluster auto [--kubeconfig PATH] [--policy PATH]...
     podtier profiles --cluster FILE      kubectl get nodes,pods,taskprofiles -A -o json
 
 Per task: runs, OOM kills, the decaying memory peak and cpu p95, what its last run requested
-against what it uses, the tier it ran in and the tier recommended for it. Objects that cannot
-be read are left out, each said on stderr.
+against what it uses, the tier it ran in, and what the policy's learning settings recommend for
+it (per resource: cpu and memory requests and the memory limit, in a tier; or a whole tier).
+Objects that cannot be read are left out, each said on stderr.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from typing import Any
 
 import orjson
 
-from podtier.webhook.commands.args import CliError
-from podtier.webhook.core.profile import TaskProfile
+from podtier.webhook.commands.args import CliError, load_policy_paths, policy_arg
+from podtier.webhook.core.profile import MEMORY_UNIT, TaskProfile
 from podtier.webhook.core.quantity import format_milli
+from podtier.webhook.core.rightsizing import Recommendation, recommend_for_task
 from podtier.webhook.learning.profiles import (
     GROUP,
     KIND,
@@ -30,6 +32,7 @@ from podtier.webhook.learning.profiles import (
     ProfileError,
     parse_profile,
 )
+from podtier.webhook.policy import Policy
 
 MIB = 2**20
 
@@ -55,7 +58,7 @@ def read_objects(objects: Iterable[Mapping[str, Any]], source: str) -> Read:
     return Read(profiles, ignored, source)
 
 
-def as_row(profile: TaskProfile) -> dict[str, Any]:
+def as_row(profile: TaskProfile, policy: Policy) -> dict[str, Any]:
     requests = profile.requests
     return {
         "namespace": profile.namespace,
@@ -72,11 +75,27 @@ def as_row(profile: TaskProfile) -> dict[str, Any]:
         },
         "tier": profile.tier or None,
         "recommended_tier": profile.recommended_tier,
+        "recommendation": recommendation_row(recommend_for_task(profile, policy)),
         "updated_at": profile.updated_at or None,
     }
 
 
-def render(read: Read) -> None:
+def recommendation_row(recommendation: Recommendation) -> dict[str, Any]:
+    """What the policy recommends for the task now: a tier, and per resource the cpu request
+    (millicores) and the memory request and limit (bytes); or why there is none."""
+    target = recommendation.target
+    return {
+        "tier": recommendation.tier.name if recommendation.tier is not None else None,
+        "cpu_milli": target.requests["cpu"] if target is not None else None,
+        "memory_bytes": target.requests["memory"] // MEMORY_UNIT if target is not None else None,
+        "memory_limit_bytes": target.limits["memory"] // MEMORY_UNIT
+        if target is not None
+        else None,
+        "why": recommendation.why,
+    }
+
+
+def render(read: Read, policy: Policy) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -88,7 +107,9 @@ def render(read: Read) -> None:
         table.add_column(column, justify="right")
     table.add_column("tier")
     table.add_column("recommended")
+    table.add_column("recommended cpu / memory (limit)")
     for p in read.profiles:
+        recommendation = recommend_for_task(p, policy)
         table.add_row(
             p.namespace,
             p.dag_id,
@@ -99,12 +120,26 @@ def render(read: Read) -> None:
             f"{_cpu(p.cpu_p95_milli)} / {_quantity(p.requests.get('cpu'), 'cpu')}",
             p.tier or "-",
             _recommended(p),
+            _sizes(recommendation),
         )
     console.print(table)
     console.print(
         f"{len(read.profiles)} tasks"
         + (f"; {len(read.ignored)} unreadable profiles left out" if read.ignored else "")
         + ". Memory used is the decaying peak working set, cpu used the decaying p95."
+    )
+
+
+def _sizes(recommendation: Recommendation) -> str:
+    target = recommendation.target
+    if target is None:
+        return "-" if recommendation.tier is not None else recommendation.why
+    return (
+        f"{format_milli(target.requests['cpu'], 'cpu')} / "
+        f"{format_milli(target.requests['memory'], 'memory')} "
+        f"({format_milli(target.limits['memory'], 'memory')}) in {recommendation.tier.name}"
+        if recommendation.tier is not None
+        else "-"
     )
 
 
@@ -143,18 +178,20 @@ def add_command(sub: Any) -> None:
     )
     profiles.add_argument("--kubeconfig", metavar="PATH", help="kubeconfig for --cluster auto")
     profiles.add_argument("--output", choices=["table", "json"], default="table")
+    policy_arg(profiles)
     profiles.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    policy = load_policy_paths(args.policy)
     read = _read(args.cluster, args.kubeconfig)
     for line in read.ignored:
         print(f"podtier: ignored TaskProfile {line}", file=sys.stderr)
     if args.output == "json":
-        data = {"source": read.source, "profiles": [as_row(p) for p in read.profiles]}
+        data = {"source": read.source, "profiles": [as_row(p, policy) for p in read.profiles]}
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
-        render(read)
+        render(read, policy)
     return 0
 
 

@@ -1,7 +1,8 @@
 """The decision: tier, sizing and pool for one Airflow pod. Pure: no clock, no I/O.
 
-choose_tier ─► advise (the task's profile: applied tier, OOM escalation; `core.learned`)
-   ─► size_container ─► place (per node, from the CapacityView)
+choose_tier ─► advise (the task's profile: right-sizing, OOM escalation; `core.learned`)
+   ─► size_container (the tier's sizes, or the learned target inside its limits)
+   ─► place (per node, from the CapacityView)
                           └─ nothing fits: downgrade (heavy → medium) and retry, unless the
                              tier was learned (a step down would undo it)
 """
@@ -15,11 +16,11 @@ from podtier.webhook.core.capacity import CapacityView
 from podtier.webhook.core.escalation_seal import EscalationSeal, sealed, verified_memory
 from podtier.webhook.core.learned import NO_ADVICE, Advice, Escalation, advise, with_memory_limit
 from podtier.webhook.core.placement import Placement, place
-from podtier.webhook.core.pod import PodView, pod_requests
+from podtier.webhook.core.pod import ContainerView, PodView, pod_requests
 from podtier.webhook.core.profile import ProfilesView
 from podtier.webhook.core.quantity import QuantityError, to_milli
 from podtier.webhook.core.resources import Resources, covers
-from podtier.webhook.core.sizing import Sizing, size_container
+from podtier.webhook.core.sizing import Sizing, Target, size_container
 from podtier.webhook.core.tiering import (
     CONDITIONAL_ANNOTATIONS,
     ESCALATED_MEMORY_ANNOTATION,
@@ -27,6 +28,7 @@ from podtier.webhook.core.tiering import (
     POLICY_ANNOTATION,
     POOL_ANNOTATION,
     REASON_ANNOTATION,
+    RIGHT_SIZED_ANNOTATION,
     TIER_ANNOTATION,
     TierChoice,
     choose_tier,
@@ -49,6 +51,9 @@ class Decision:
     warnings: tuple[str, ...]
     annotations: Mapping[str, str]
     escalation: Escalation | None = None  # the memory raise after an OOM kill, if any
+    # The task's per-resource recommendation (milli-units), and whether the pod was sized by it.
+    recommended: Target | None = None
+    right_sized: bool = False
 
 
 def decide(
@@ -122,6 +127,8 @@ def decide(
             seal,
         ),
         escalation=advice.escalation,
+        recommended=advice.recommendation.target if advice.recommendation is not None else None,
+        right_sized=advice.target is not None,
     )
 
 
@@ -153,7 +160,7 @@ def _try_tier(
     main = pod.main
     sizing = None
     if main is not None:
-        sizing = size_container(main, tier, mode, choice.above_every_tier)
+        sizing = size_container(main, tier, mode, choice.above_every_tier, advice.target)
         if advice.memory_limit is not None:
             sizing = with_memory_limit(sizing, advice.memory_limit)
     requests = pod_requests(pod, sizing.requests if sizing is not None else None)
@@ -191,7 +198,9 @@ def _earlier_decision(
         and any(main.requests.values())
         and not any(covers(t.request_milli(), main.requests) for t in policy.tiers.values())
     )
-    sizing = size_container(main, tier, mode, above) if main is not None else None
+    sizing = None
+    if main is not None:
+        sizing = size_container(main, tier, mode, above, _kept_target(main, notes))
     if sizing is not None and escalated is not None:
         sizing = with_memory_limit(sizing, escalated)
     return Decision(
@@ -211,6 +220,18 @@ def _earlier_decision(
             POLICY_ANNOTATION: notes[POLICY_ANNOTATION],
             **{key: notes[key] for key in CONDITIONAL_ANNOTATIONS if key in notes},
         },
+    )
+
+
+def _kept_target(main: ContainerView, notes: Mapping[str, str]) -> Target | None:
+    """A right-sized pod keeps the sizes it was given (its own, now) on a reinvocation."""
+    if RIGHT_SIZED_ANNOTATION not in notes:
+        return None
+    given = ("cpu", "memory")
+    return Target(
+        requests={name: main.requests[name] for name in given if name in main.requests},
+        limits={name: main.limits[name] for name in given if name in main.limits},
+        unlimited=frozenset(name for name in given if name not in main.limits),
     )
 
 

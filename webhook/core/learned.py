@@ -1,17 +1,21 @@
-"""What the decision takes from the task's profile: OOM escalation and right-sizing. Pure.
+"""What the decision takes from the task's profile: right-sizing and OOM escalation. Pure.
 
     pod ─► task instance ─► profile (ProfilesView, read once per request)
-        ├─► recommend: the smallest tier whose cpu request covers the cpu p95 and whose
-        │     memory limit covers the memory peak x (1 + margin)
-        │     recommend: podtier.io/recommended-tier · apply: also the tier, for pods that
-        │     asked for none and set no resources of their own
+        ├─► recommend (`core.rightsizing`): per resource (cpu from its p95, memory from its
+        │     peak, each with a margin, inside the tier's limits, the floor and the ceilings),
+        │     or per tier (`sizing: tier`)
+        │     recommend: the podtier.io/recommended-* annotations · apply: also size the pod
+        │     by it (pods that set no resources of their own, or any pod under
+        │     `override: always`); the tier stays unless its limits cannot hold it, then the
+        │     smallest tier above that can (its pool follows)
         └─► escalate: the instance's previous pod was OOMKilled ─► memory limit at least
               max(1.2 x its limit, its limit + 256Mi), capped by the ceiling; the next tier up
               when one covers it; once per try (a relaunch with the same try_number gets the
-              same memory, never a second raise)
+              same memory, never a second raise). Escalation wins over a recommendation.
 
 Profiles that cannot be trusted (not synced, stale) are not read: the pod is decided by the
-rules alone and the reason says so.
+rules alone and the reason says so. A profile whose figures are absurd is ignored, and the
+reason says so too.
 """
 
 from __future__ import annotations
@@ -29,11 +33,15 @@ from podtier.webhook.core.profile import (
     pod_instance,
 )
 from podtier.webhook.core.quantity import format_milli
-from podtier.webhook.core.resources import covers
-from podtier.webhook.core.sizing import Sizing
+from podtier.webhook.core.rightsizing import Recommendation, recommend, tier_for
+from podtier.webhook.core.sizing import Sizing, Target
 from podtier.webhook.core.tiering import (
     ESCALATED_MEMORY_ANNOTATION,
+    RECOMMENDED_CPU_ANNOTATION,
+    RECOMMENDED_MEMORY_ANNOTATION,
+    RECOMMENDED_MEMORY_LIMIT_ANNOTATION,
     RECOMMENDED_TIER_ANNOTATION,
+    RIGHT_SIZED_ANNOTATION,
     TierChoice,
     override_mode,
 )
@@ -53,12 +61,6 @@ class Escalation:
 
 
 @dataclass(frozen=True)
-class Recommendation:
-    tier: Tier | None
-    why: str  # "12 runs: cpu p95 300m, memory peak 700Mi" or why there is none
-
-
-@dataclass(frozen=True)
 class Advice:
     """What the profile changes in the decision; `NO_ADVICE` changes nothing."""
 
@@ -66,8 +68,10 @@ class Advice:
     why: str = ""  # why that tier, for the reason annotation
     memory_limit: int | None = None  # milli-units: the base container's memory limit at least
     escalation: Escalation | None = None
-    note: str = ""  # said at the end of the reason (profiles unknown)
+    note: str = ""  # said at the end of the reason (profiles unknown, profile ignored)
     annotations: Mapping[str, str] = field(default_factory=dict)
+    target: Target | None = None  # the sizes the base container gets (right-sizing applied)
+    recommendation: Recommendation | None = None
 
 
 NO_ADVICE = Advice()
@@ -94,19 +98,28 @@ def advise(
     main = pod.main
     explicit = main is not None and has_own_resources(main)
     annotations: dict[str, str] = {}
-    tier, why = None, ""
+    tier: Tier | None = None
+    why, note = "", ""
+    target: Target | None = None
+    recommendation = None
     if settings.right_sizing != "off":
         recommendation = recommend(profile, policy, settings)
-        recommended = recommendation.tier
-        if recommended is not None:
-            annotations[RECOMMENDED_TIER_ANNOTATION] = recommended.name
-            if (
-                settings.right_sizing == "apply"
-                and not choice.asked
-                and not explicit
-                and recommended is not choice.tier
-            ):
-                tier, why = recommended, f"learned from {recommendation.why}"
+        if recommendation.ignored:
+            note = recommendation.why
+        sized_in = _sized_in(recommendation, choice, policy, settings)
+        if sized_in is not None:
+            annotations.update(recommendation_annotations(recommendation, sized_in))
+        if settings.right_sizing == "apply" and sized_in is not None and main is not None:
+            target = recommendation.target
+            mode = override_mode(choice.rule, sized_in)
+            if target is None:  # sizing: tier, as before: for pods that asked for nothing
+                if not choice.asked and not explicit and sized_in is not choice.tier:
+                    tier, why = sized_in, f"learned from {recommendation.why}"
+            elif mode != "never" and (not explicit or mode == "always"):
+                tier, why = sized_in, f"sized from {recommendation.why}"
+                annotations[RIGHT_SIZED_ANNOTATION] = _sizes(target)
+            else:
+                target = None
 
     escalation = None
     current = tier or choice.tier
@@ -119,10 +132,47 @@ def advise(
         escalation = escalate(instance, profile, policy, current, main, explicit)
     memory_limit = None
     if escalation is not None:
-        tier, why = escalation.tier, escalation.why
+        # The retry is sized by its tier and the raise: escalation wins over a recommendation.
+        tier, why, target = escalation.tier, escalation.why, None
+        annotations.pop(RIGHT_SIZED_ANNOTATION, None)
         memory_limit = escalation.memory * MEMORY_UNIT
         annotations[ESCALATED_MEMORY_ANNOTATION] = format_milli(memory_limit, "memory")
-    return Advice(tier, why, memory_limit, escalation, "", annotations)
+    return Advice(tier, why, memory_limit, escalation, note, annotations, target, recommendation)
+
+
+def _sized_in(
+    recommendation: Recommendation, choice: TierChoice, policy: Policy, settings: Learning
+) -> Tier | None:
+    """The tier a pod would be sized in by the recommendation: with `sizing: resources`, an
+    asked tier when its limits hold it (else the smallest tier above that does), the
+    smallest covering tier for any other pod; with `sizing: tier`, the recommended tier."""
+    if recommendation.tier is None:
+        return None
+    if settings.sizing == "resources" and choice.asked:
+        return tier_for(recommendation, choice.tier, policy)
+    return recommendation.tier
+
+
+def recommendation_annotations(recommendation: Recommendation, tier: Tier) -> dict[str, str]:
+    """The podtier.io/recommended-* annotations: the tier, and with `sizing: resources` the
+    cpu and memory requests and the memory limit."""
+    out = {RECOMMENDED_TIER_ANNOTATION: tier.name}
+    target = recommendation.target
+    if target is not None:
+        out[RECOMMENDED_CPU_ANNOTATION] = format_milli(target.requests["cpu"], "cpu")
+        out[RECOMMENDED_MEMORY_ANNOTATION] = format_milli(target.requests["memory"], "memory")
+        out[RECOMMENDED_MEMORY_LIMIT_ANNOTATION] = format_milli(target.limits["memory"], "memory")
+    return out
+
+
+def _sizes(target: Target) -> str:
+    """What a right-sized pod was given, as `podtier.io/right-sized` says it."""
+    parts = [f"requests cpu={format_milli(target.requests['cpu'], 'cpu')}"]
+    parts.append(f"memory={format_milli(target.requests['memory'], 'memory')}")
+    limit = f"limits memory={format_milli(target.limits['memory'], 'memory')}"
+    if "cpu" in target.unlimited:
+        limit += " cpu=none"
+    return ", ".join(parts) + "; " + limit
 
 
 def has_own_resources(container: ContainerView) -> bool:
@@ -133,36 +183,6 @@ def has_own_resources(container: ContainerView) -> bool:
 
 
 _CPU_MEM = ("cpu", "memory")
-
-
-# ---------------------------------------------------------------------------- right-sizing
-
-
-def recommend(profile: TaskProfile, policy: Policy, settings: Learning) -> Recommendation:
-    """The smallest tier that covers the task: its cpu request the task's cpu p95 (cpu is
-    shared, not killed: the request is what the task can count on), its memory limit the
-    task's memory peak x (1 + margin) (memory is killed at the limit, as the escalation
-    judges it too), and its requests any other resource the last run requested (a GPU task
-    stays on GPU tiers; a tier asking for a resource the task never requested is skipped)."""
-    if profile.runs < settings.min_runs:
-        return Recommendation(None, f"{profile.runs} of {settings.min_runs} runs seen")
-    cpu, peak = profile.cpu_p95_milli, profile.memory_peak_bytes
-    if cpu is None or peak is None:
-        return Recommendation(None, "no usage sampled")
-    memory = -(-int(peak * (1 + settings.margin)) // MIB) * MIB * MEMORY_UNIT
-    extras = {name: v for name, v in profile.requests.items() if v and name not in _CPU_MEM}
-    why = (
-        f"{profile.runs} runs: cpu p95 {format_milli(cpu, 'cpu')}, memory peak "
-        f"{_mib(peak)} + {settings.margin:.0%}"
-    )
-    for tier in policy.tiers.values():
-        if set(tier.requests) - set(extras) - set(_CPU_MEM):
-            continue
-        requests = tier.request_milli()
-        limit = tier.limits.get("memory") or tier.requests.get("memory")
-        if covers(requests, {"cpu": cpu, **extras}) and limit is not None and limit.milli >= memory:
-            return Recommendation(tier, why)
-    return Recommendation(None, f"{why} exceed every tier")
 
 
 # ---------------------------------------------------------------------------- OOM escalation

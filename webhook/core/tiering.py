@@ -18,11 +18,21 @@ DOWNGRADE_KEY = "podtier.io/downgrade"
 # What podtier learned, written only when it has something to say (see core.learned); a fresh
 # decision drops them when they are present but no longer true.
 RECOMMENDED_TIER_ANNOTATION = "podtier.io/recommended-tier"
+# The per-resource recommendation (`sizing: resources`): cpu and memory requests, memory limit.
+RECOMMENDED_CPU_ANNOTATION = "podtier.io/recommended-cpu"
+RECOMMENDED_MEMORY_ANNOTATION = "podtier.io/recommended-memory"
+RECOMMENDED_MEMORY_LIMIT_ANNOTATION = "podtier.io/recommended-memory-limit"
+# What the base container was given when the recommendation was applied.
+RIGHT_SIZED_ANNOTATION = "podtier.io/right-sized"
 ESCALATED_MEMORY_ANNOTATION = "podtier.io/escalated-memory"
 # podtier's HMAC over the escalation (core.escalation_seal): without it the raise is not believed.
 ESCALATION_SEAL_ANNOTATION = "podtier.io/escalation-seal"
 LEARNED_ANNOTATIONS = (
     RECOMMENDED_TIER_ANNOTATION,
+    RECOMMENDED_CPU_ANNOTATION,
+    RECOMMENDED_MEMORY_ANNOTATION,
+    RECOMMENDED_MEMORY_LIMIT_ANNOTATION,
+    RIGHT_SIZED_ANNOTATION,
     ESCALATED_MEMORY_ANNOTATION,
     ESCALATION_SEAL_ANNOTATION,
 )

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from podtier.webhook.core import admission, review
 from podtier.webhook.core.capacity import Headroom
+from podtier.webhook.core.decide import Decision
 from podtier.webhook.core.escalation_seal import EscalationSeal
 from podtier.webhook.core.memo import AdmissionMemo
 from podtier.webhook.core.profile import ProfilesSource
@@ -202,9 +203,27 @@ def _mutate(
         decision = answer.decision
         if decision is not None and decision.node and answer.pod and not request.get("dryRun"):
             view.reserve(decision.node, decision.requests, answer.pod.key)
-    if decision is not None and decision.escalation is not None and not request.get("dryRun"):
-        metrics.OOM_ESCALATIONS.labels(decision.tier.name).inc()
+    if decision is not None and not request.get("dryRun"):
+        if decision.escalation is not None:
+            metrics.OOM_ESCALATIONS.labels(decision.tier.name).inc()
+        if decision.recommended is not None:
+            _count_right_sizing(decision)
     return answer
+
+
+def _count_right_sizing(decision: Decision) -> None:
+    """What the recommendation frees (or adds) against the tier's own requests."""
+    assert decision.recommended is not None
+    mode = "applied" if decision.right_sized else "recommended"
+    tier = decision.tier.request_milli()
+    for resource, counter, unit in (
+        ("cpu", metrics.RIGHT_SIZED_CPU, 1000),
+        ("memory", metrics.RIGHT_SIZED_MEMORY, 1000),
+    ):
+        change = tier.get(resource, 0) - decision.recommended.requests.get(resource, 0)
+        if change:
+            direction = "freed" if change > 0 else "added"
+            counter.labels(direction, mode).inc(abs(change) / unit)
 
 
 async def _read_body(request: _Incoming | Request) -> bytes:

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from podtier.webhook.core.learned import ESCALATION_FACTOR, ESCALATION_MIN_STEP, recommend
+from podtier.webhook.core.learned import ESCALATION_FACTOR, ESCALATION_MIN_STEP
 from podtier.webhook.core.pod import PodView
 from podtier.webhook.core.profile import RunRecord, TaskProfile
+from podtier.webhook.core.rightsizing import recommend
 from podtier.webhook.learning import decay
 from podtier.webhook.learning.names import profile_name
 from podtier.webhook.learning.outcome import Outcome

@@ -89,6 +89,21 @@ OOM_ESCALATIONS = Counter(
     "tier they were given.",
     ["tier"],
 )
+# What per-resource recommendations change against the tier's own requests: freed when they ask
+# for less, added when they ask for more; applied (the pod was sized by it) or recommended only.
+RIGHT_SIZED_CPU = Counter(
+    "podtier_rightsizing_cpu_cores",
+    "CPU request (cores) that per-resource recommendations free or add against the tier's own "
+    "request, per admitted pod, by direction (freed, added) and mode (applied, recommended).",
+    ["direction", "mode"],
+)
+RIGHT_SIZED_MEMORY = Counter(
+    "podtier_rightsizing_memory_bytes",
+    "Memory request (bytes) that per-resource recommendations free or add against the tier's "
+    "own request, per admitted pod, by direction (freed, added) and mode (applied, "
+    "recommended).",
+    ["direction", "mode"],
+)
 PROFILES = Gauge(
     "podtier_profiles",
     "TaskProfile objects this replica reads: valid ones, and ignored ones (unreadable, logged).",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 from podtier.webhook.policy.fields import (
     as_count,
@@ -30,9 +30,11 @@ from podtier.webhook.policy.fields import (
     unknown,
 )
 from podtier.webhook.policy.model import (
+    CPU_LIMIT_MODES,
     OVERRIDE_MODES,
     PLACEMENT_MODES,
     RIGHT_SIZING_MODES,
+    SIZING_MODES,
     VALIDATION_MODES,
     Cost,
     LabelSelector,
@@ -57,7 +59,17 @@ COST_FIELDS = ("cpuHour", "memoryGiBHour", "gpuHour")
 SCALING_FIELDS = ("podsPerNode", "minNodes", "maxNodes")
 RULE_FIELDS = ("name", "match", "tier", "pools", "override", "learning")
 OOM_FIELDS = ("enabled", "explicitResources")
-RULE_LEARNING_FIELDS = ("oomEscalation", "rightSizing", "minRuns", "margin")
+RULE_LEARNING_FIELDS = (
+    "oomEscalation",
+    "rightSizing",
+    "sizing",
+    "minRuns",
+    "margin",
+    "cpuMargin",
+    "limitMargin",
+    "cpuLimit",
+    "floor",
+)
 LEARNING_FIELDS = (*RULE_LEARNING_FIELDS, "halfLifeHours")
 MATCH_FIELDS = ("namespaces", "namespaceSelector", "labels", "annotations", "dagId", "taskId")
 SELECTOR_FIELDS = ("matchLabels", "matchExpressions")
@@ -347,16 +359,54 @@ def _learning(source: str, raw: Any, path: str, allowed: Sequence[str]) -> Learn
         explicit = optional_bool(
             source, oom.get("explicitResources"), f"{path}.oomEscalation.explicitResources"
         )
-    mode = raw.get("rightSizing")
-    if mode is not None and mode not in RIGHT_SIZING_MODES:
-        raise PolicyError(source, f"{path}.rightSizing", expected(mode, RIGHT_SIZING_MODES))
-    min_runs = raw.get("minRuns")
-    if min_runs is not None:
-        min_runs = as_count(source, min_runs, f"{path}.minRuns", least=1)
-    margin = raw.get("margin")
-    if margin is not None:
-        margin = as_number(source, margin, f"{path}.margin", least=0.0, most=10.0)
-    return LearningOverride(enabled, explicit, mode, min_runs, margin)
+    return LearningOverride(
+        oom_escalation=enabled,
+        escalate_explicit=explicit,
+        right_sizing=_choice(source, raw, path, "rightSizing", RIGHT_SIZING_MODES),
+        sizing=_choice(source, raw, path, "sizing", SIZING_MODES),
+        min_runs=None
+        if raw.get("minRuns") is None
+        else as_count(source, raw["minRuns"], f"{path}.minRuns", least=1),
+        margin=_margin(source, raw, path, "margin"),
+        cpu_margin=_margin(source, raw, path, "cpuMargin"),
+        limit_margin=_margin(source, raw, path, "limitMargin"),
+        cpu_limit=_choice(source, raw, path, "cpuLimit", CPU_LIMIT_MODES),
+        floor=_floor(source, raw.get("floor"), f"{path}.floor"),
+    )
+
+
+_T = TypeVar("_T", bound=str)
+
+
+def _choice(
+    source: str, raw: Mapping[str, Any], path: str, key: str, choices: Sequence[_T]
+) -> _T | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    for choice in choices:
+        if value == choice:
+            return choice
+    raise PolicyError(source, f"{path}.{key}", expected(value, choices))
+
+
+def _margin(source: str, raw: Mapping[str, Any], path: str, key: str) -> float | None:
+    value = raw.get(key)
+    if value is None:
+        return None
+    return as_number(source, value, f"{path}.{key}", least=0.0, most=10.0)
+
+
+FLOOR_RESOURCES = ("cpu", "memory")
+
+
+def _floor(source: str, raw: Any, path: str) -> dict[str, int] | None:
+    """`floor`: the least cpu and memory a recommendation requests."""
+    if raw is None:
+        return None
+    check_fields(source, as_map(source, raw, path), path, FLOOR_RESOURCES)
+    floor = as_quantities(source, raw, path)
+    return {name: quantity.milli for name, quantity in floor.items()}
 
 
 def _selector(source: str, raw: Any, path: str) -> LabelSelector:

@@ -20,6 +20,13 @@ PlacementMode = Literal["pin", "prefer"]
 PLACEMENT_MODES: tuple[PlacementMode, ...] = ("pin", "prefer")
 VALIDATION_MODES: tuple[ValidationMode, ...] = ("enforce", "audit")
 RIGHT_SIZING_MODES: tuple[RightSizing, ...] = ("off", "recommend", "apply")
+# resources: each resource sized from the task's history inside the tier's guard-rails;
+# tier: the smallest tier that covers the task, with the tier's own requests and limits.
+SizingMode = Literal["tier", "resources"]
+SIZING_MODES: tuple[SizingMode, ...] = ("tier", "resources")
+# tier: a right-sized pod keeps its tier's cpu limit; none: it gets no cpu limit (it may burst).
+CpuLimitMode = Literal["tier", "none"]
+CPU_LIMIT_MODES: tuple[CpuLimitMode, ...] = ("tier", "none")
 
 
 class PolicyError(ValueError):
@@ -151,6 +158,9 @@ def namespace_labels(pod: PodView) -> Mapping[str, str]:
     return {NAMESPACE_NAME_LABEL: pod.namespace, **known}
 
 
+DEFAULT_FLOOR: Mapping[str, int] = {"cpu": 10, "memory": 64 * 2**20 * 1000}  # 10m, 64Mi
+
+
 @dataclass(frozen=True)
 class Learning:
     """What podtier does with what it learned of each task (`spec.learning`, see
@@ -160,10 +170,19 @@ class Learning:
     oom_escalation: bool = True
     # ... also when the pod asked for explicit resources (its base container set them).
     escalate_explicit: bool = False
-    # off: nothing; recommend: the podtier.io/recommended-tier annotation; apply: also use it.
+    # off: nothing; recommend: the recommendation annotations; apply: also size the pod by it.
     right_sizing: RightSizing = "recommend"
+    # resources: cpu and memory sized each from the task's figures; tier: a whole tier.
+    sizing: SizingMode = "resources"
     min_runs: int = 5  # finished runs before a task gets a recommendation
-    margin: float = 0.15  # headroom over the memory peak a recommended tier must cover
+    margin: float = 0.15  # memory request: the task's memory peak x (1 + margin)
+    # cpu request: the task's cpu p95 x (1 + cpu_margin); cpu is throttled, not killed, and the
+    # p95 already holds 95% of the run's samples (the tier's limit lets it burst above)
+    cpu_margin: float = 0.0
+    limit_margin: float = 0.3  # memory limit: the task's memory peak x (1 + limit_margin)
+    cpu_limit: CpuLimitMode = "tier"
+    # The least a recommendation requests (milli-units), so that no task is sized to nothing.
+    floor: Mapping[str, int] = field(default_factory=lambda: dict(DEFAULT_FLOOR))
     half_life_hours: float = 24.0  # how fast old runs fade from the profile's aggregates
 
 
@@ -176,14 +195,24 @@ class LearningOverride:
     right_sizing: RightSizing | None = None
     min_runs: int | None = None
     margin: float | None = None
+    sizing: SizingMode | None = None
+    cpu_margin: float | None = None
+    limit_margin: float | None = None
+    cpu_limit: CpuLimitMode | None = None
+    floor: Mapping[str, int] | None = None
 
     def over(self, base: Learning) -> Learning:
         return Learning(
             oom_escalation=_either(self.oom_escalation, base.oom_escalation),
             escalate_explicit=_either(self.escalate_explicit, base.escalate_explicit),
-            right_sizing=self.right_sizing if self.right_sizing is not None else base.right_sizing,
+            right_sizing=_either(self.right_sizing, base.right_sizing),
+            sizing=_either(self.sizing, base.sizing),
             min_runs=_either(self.min_runs, base.min_runs),
             margin=_either(self.margin, base.margin),
+            cpu_margin=_either(self.cpu_margin, base.cpu_margin),
+            limit_margin=_either(self.limit_margin, base.limit_margin),
+            cpu_limit=_either(self.cpu_limit, base.cpu_limit),
+            floor=base.floor if self.floor is None else {**base.floor, **self.floor},
             half_life_hours=base.half_life_hours,
         )
 

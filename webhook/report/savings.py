@@ -1,11 +1,15 @@
-"""The saving if every recommended tier were applied: the window's pods priced again, each
-at the tier its task's TaskProfile recommends (pure)."""
+"""The saving if every recommendation were applied: the window's pods priced again, each at
+what its task's profile recommends under the policy (pure). With `sizing: resources` (the
+default) that is the recommended cpu and memory requests, in the pod's pool when the tier it
+would be sized in may go there; with `sizing: tier`, the recommended tier's requests."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from podtier.webhook.core.profile import TaskProfile
+from podtier.webhook.core.rightsizing import recommend_for_task
 from podtier.webhook.policy import Policy
 from podtier.webhook.report.facts import PodRun, Profile
 from podtier.webhook.report.prices import GIB, pool_cost, price_per_hour
@@ -28,10 +32,10 @@ class Amount:
 
 @dataclass(slots=True)
 class Saving:
-    """A pool's pods of the window priced at their tiers now, and again with the tier their
+    """A pool's pods of the window priced at their requests now, and again at what their
     task's profile recommends (pods without a recommendation count the same in both)."""
 
-    pods: int = 0  # pods whose tier would change
+    pods: int = 0  # pods whose requests or pool would change
     now: Amount = field(default_factory=Amount)
     recommended: Amount = field(default_factory=Amount)
 
@@ -39,21 +43,40 @@ class Saving:
 def recommended_requests(
     pod: PodRun, profile: Profile | None, policy: Policy
 ) -> tuple[int, int, int, str] | None:
-    """(cpu, memory, gpu, pool) of the pod at its task's recommended tier, in its own pool
-    when that tier may go there, else the tier's first pool; None without a recommendation
-    that differs from the pod's tier (or names no tier of the policy)."""
-    if profile is None or not profile.recommended_tier:
+    """(cpu, memory, gpu, pool) of the pod as its task's recommendation would size it, in its
+    own pool when the recommended tier may go there, else that tier's first pool; None without
+    a recommendation, or when it would change nothing."""
+    if profile is None:
         return None
-    target = policy.tiers.get(profile.recommended_tier)
-    if target is None or target.name == pod.tier:
-        return None
-    requests = target.request_milli()
-    return (
-        requests.get("cpu", 0),
-        requests.get("memory", 0) // 1000,
-        sum(v for k, v in requests.items() if k.endswith("/gpu")) // 1000,
-        pod.pool if pod.pool in target.placement else target.placement[0],
+    namespace, dag_id, task_id = profile.task
+    task = TaskProfile(
+        namespace=namespace,
+        name="",
+        dag_id=dag_id,
+        task_id=task_id,
+        runs=profile.runs,
+        memory_peak_bytes=profile.memory_peak,
+        cpu_p95_milli=profile.cpu_p95,
+        requests={"nvidia.com/gpu": profile.gpu * 1000} if profile.gpu else {},
     )
+    recommendation = recommend_for_task(task, policy)
+    tier = recommendation.tier
+    if tier is None:
+        return None
+    pool = pod.pool if pod.pool in tier.placement else tier.placement[0]
+    target = recommendation.target
+    if target is not None:
+        cpu, memory = target.requests["cpu"], target.requests["memory"] // 1000
+        gpu = pod.gpu
+    else:
+        if tier.name == pod.tier:
+            return None
+        requests = tier.request_milli()
+        cpu, memory = requests.get("cpu", 0), requests.get("memory", 0) // 1000
+        gpu = sum(v for k, v in requests.items() if k.endswith("/gpu")) // 1000
+    if (cpu, memory, gpu, pool) == (pod.cpu, pod.memory, pod.gpu, pod.pool):
+        return None
+    return cpu, memory, gpu, pool
 
 
 def add_saving(

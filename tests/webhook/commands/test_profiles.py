@@ -49,6 +49,14 @@ def test_profiles_from_a_dump_as_json(tmp_path: Path) -> None:
             "requested": {"cpu_milli": 1000, "memory_bytes": 2 * 2**30},
             "tier": "medium",
             "recommended_tier": "heavy",
+            # per resource, under the default policy: cpu p95 850m, peak 3Gi x 1.15 and x 1.3
+            "recommendation": {
+                "tier": "medium",
+                "cpu_milli": 850,
+                "memory_bytes": 3536 * 2**20,
+                "memory_limit_bytes": 4000 * 2**20,
+                "why": "7 runs: cpu p95 850m, memory peak 3Gi",
+            },
             "updated_at": "2026-11-26T05:05:00Z",
         }
     ]
@@ -59,7 +67,7 @@ def test_profiles_as_a_table(tmp_path: Path) -> None:
     done = run_podtier("profiles", "--cluster", str(dump(tmp_path)))
     assert done.returncode == 0, done.stderr
     row = next(line for line in done.stdout.splitlines() if "sales_etl" in line)
-    for cell in ("extract_orders", "7", "2", "3Gi / 2Gi", "850m / 1", "medium", "heavy"):
+    for cell in ("extract_orders", "7", "2", "3Gi / 2Gi", "850m / 1", "medium", "heavy", "850m /"):
         assert cell in row
     assert "1 tasks; 1 unreadable profiles left out" in done.stdout
 
@@ -113,7 +121,18 @@ def test_explain_reads_the_profiles_of_the_dump(tmp_path: Path) -> None:
     assert "previous try OOMKilled at limit 4Gi" in result["reason"]
     assert result["escalated_memory"] == "4916Mi"
     assert result["recommended_tier"] == "medium"
+    # per resource (the default sizing), next to what the pod asked for; the raise wins
+    assert result["recommendation"] == {
+        "cpu": "850m",
+        "memory": "3536Mi",
+        "memory_limit": "4000Mi",
+        "applied": False,
+    }
     text = run_podtier("explain", str(pod), "--cluster", str(cluster)).stdout
     assert "learned: memory raised to 4916Mi after an OOM kill" in text
+    assert (
+        "learned: recommended cpu 850m, memory 3536Mi (limit 4000Mi) in tier medium; the pod "
+        "asked for cpu -, memory - (limit -); not applied" in text
+    )
     without = run_podtier("explain", str(pod), "--output", "json")
     assert json.loads(without.stdout)["tier"] == "medium"

@@ -58,10 +58,12 @@ def test_figures_of_a_dump_as_json(dump: Path, policy: Path) -> None:
     assert out["pending"]["gpu"]["p50_seconds"] == pytest.approx(20.0)
     assert [t["task_id"] for t in out["killed"]] == ["load_oom"]
     assert out["wasteful"][0]["task_id"] == "load_done"
-    saving = out["saving_total"]  # done, at light: 0.0125 instead of 0.05
+    # done, at its task's figures (cpu p95 200m, peak 512Mi x 1.15 = 592Mi) instead of 1 core
+    # and 2 GiB: 0.2 x 0.04 + 592/1024 x 0.005 = 0.010890625 instead of 0.05
+    saving = out["saving_total"]
     assert saving["pods"] == 1
     assert saving["now"]["cost"] == pytest.approx(1.16)
-    assert saving["recommended"]["cost"] == pytest.approx(1.16 - 0.05 + 0.0125)
+    assert saving["recommended"]["cost"] == pytest.approx(1.16 - 0.05 + 0.010890625)
     assert out["pending_series"]["by_pool"]["worker"][-1] == 1  # queued, still waiting
 
 

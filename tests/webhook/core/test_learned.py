@@ -406,26 +406,33 @@ SALES_APPLY = {
 }
 GPU_REQUESTS = {"cpu": 2000, "memory": 8 * GI * 1000, "nvidia.com/gpu": 1000}
 
+# `sizing: tier`: the smallest tier that covers the task, with the tier's own sizes.
+TIER_RECOMMEND = policy_with({"sizing": "tier"})
+TIER_APPLY = policy_with({"rightSizing": "apply", "sizing": "tier"})
+TIER_OFF = policy_with({"rightSizing": "off", "sizing": "tier"})
+
 # (pod, profile stats, policy, tier, recommended tier or None)
 SIZING = [
-    pytest.param(retry(1), {"runs": 6, **SMALL}, POLICY, "medium", "light", id="recommend"),
-    pytest.param(retry(1), {"runs": 6, **SMALL}, APPLY, "light", "light", id="apply"),
-    pytest.param(retry(1), {"runs": 6, **BIG}, APPLY, "heavy", "heavy", id="apply-upwards"),
-    pytest.param(retry(1), {"runs": 4, **SMALL}, APPLY, "medium", None, id="fewer-than-minRuns"),
+    pytest.param(retry(1), {"runs": 6, **SMALL}, TIER_RECOMMEND, "medium", "light", id="recommend"),
+    pytest.param(retry(1), {"runs": 6, **SMALL}, TIER_APPLY, "light", "light", id="apply"),
+    pytest.param(retry(1), {"runs": 6, **BIG}, TIER_APPLY, "heavy", "heavy", id="apply-upwards"),
+    pytest.param(
+        retry(1), {"runs": 4, **SMALL}, TIER_APPLY, "medium", None, id="fewer-than-minRuns"
+    ),
     pytest.param(
         retry(1),
         {"runs": 3, **SMALL},
-        policy_with({"rightSizing": "apply", "minRuns": 3}),
+        policy_with({"rightSizing": "apply", "minRuns": 3, "sizing": "tier"}),
         "light",
         "light",
         id="minRuns-from-the-policy",
     ),
-    pytest.param(retry(1), {"runs": 50}, APPLY, "medium", None, id="no-usage-sampled"),
-    pytest.param(retry(1), {"runs": 6, **SMALL}, OFF, "medium", None, id="off"),
+    pytest.param(retry(1), {"runs": 50}, TIER_APPLY, "medium", None, id="no-usage-sampled"),
+    pytest.param(retry(1), {"runs": 6, **SMALL}, TIER_OFF, "medium", None, id="off"),
     pytest.param(
         retry(1),
         {"runs": 6, "cpu_p95_milli": 100, "memory_peak_bytes": 900 * MI},  # x 1.15 > light's 1Gi
-        APPLY,
+        TIER_APPLY,
         "medium",
         "medium",
         id="margin-over-the-peak",
@@ -433,7 +440,7 @@ SIZING = [
     pytest.param(
         retry(1),
         {"runs": 6, "cpu_p95_milli": 100, "memory_peak_bytes": 900 * MI},
-        policy_with({"rightSizing": "apply", "margin": 0.05}),
+        policy_with({"rightSizing": "apply", "margin": 0.05, "sizing": "tier"}),
         "light",
         "light",
         id="smaller-margin",
@@ -441,7 +448,7 @@ SIZING = [
     pytest.param(
         retry(1, labels={"tier": "heavy"}),
         {"runs": 6, **SMALL},
-        APPLY,
+        TIER_APPLY,
         "heavy",
         "light",
         id="apply-never-goes-below-an-asked-tier",
@@ -449,7 +456,7 @@ SIZING = [
     pytest.param(
         retry(1, labels={"tier": "light"}),
         {"runs": 6, **BIG},
-        APPLY,
+        TIER_APPLY,
         "light",
         "heavy",
         id="apply-keeps-an-asked-tier",
@@ -457,7 +464,7 @@ SIZING = [
     pytest.param(
         retry(1, resources=EXPLICIT),
         {"runs": 6, **SMALL},
-        APPLY,
+        TIER_APPLY,
         "medium",
         "light",
         id="apply-leaves-explicit-resources",
@@ -466,7 +473,7 @@ SIZING = [
         retry(1),
         {"runs": 6, **SMALL},
         policy_with(
-            {"rightSizing": "recommend"},
+            {"rightSizing": "recommend", "sizing": "tier"},
             [SALES_APPLY],
         ),
         "light",
@@ -477,7 +484,7 @@ SIZING = [
         retry(1),
         {"runs": 6, **SMALL},
         policy_with(
-            {"rightSizing": "apply"},
+            {"rightSizing": "apply", "sizing": "tier"},
             [{"name": "others", "match": {"dagId": "other_*"}, "learning": {"rightSizing": "off"}}],
         ),
         "light",
@@ -487,7 +494,7 @@ SIZING = [
     pytest.param(
         retry(1, labels={"tier": "gpu"}),
         {"runs": 6, **SMALL, "requests": GPU_REQUESTS},
-        APPLY,
+        TIER_APPLY,
         "gpu",
         "gpu",
         id="a-gpu-task-is-recommended-a-gpu-tier",
@@ -495,7 +502,7 @@ SIZING = [
     pytest.param(
         retry(1),
         {"runs": 6, "cpu_p95_milli": 300, "memory_peak_bytes": 5 * GI},  # x 1.15 < heavy's 8Gi
-        APPLY,
+        TIER_APPLY,
         "heavy",
         "heavy",
         id="memory-above-medium-limit-is-heavy",
@@ -503,7 +510,7 @@ SIZING = [
     pytest.param(
         retry(1),
         {"runs": 6, "cpu_p95_milli": 9000, "memory_peak_bytes": 3 * GI},
-        APPLY,
+        TIER_APPLY,
         "medium",
         None,
         id="above-every-tier",
@@ -511,7 +518,7 @@ SIZING = [
     pytest.param(
         retry(1),
         {"runs": 6, "cpu_p95_milli": 300, "memory_peak_bytes": 7500 * MI},  # x 1.15 > 8Gi
-        APPLY,
+        TIER_APPLY,
         "medium",
         None,
         id="memory-above-every-tier",
@@ -520,7 +527,7 @@ SIZING = [
 
 
 @pytest.mark.parametrize(("pod", "stats", "policy", "tier", "recommended"), SIZING)
-def test_right_sizing(pod, stats, policy, tier, recommended) -> None:
+def test_right_sizing_by_tier(pod, stats, policy, tier, recommended) -> None:
     view = profiles(**stats)
     after = mutated(pod, policy, view)
     notes = after["metadata"]["annotations"]

@@ -90,6 +90,19 @@ def test_serve_reads_the_profiles_of_a_cluster_file(tmp_path: Path, cert_dir: Pa
     assert "previous try OOMKilled at limit 4Gi" in notes["podtier.io/reason"]
     assert 'podtier_oom_escalations_total{tier="heavy"} 1.0' in metrics
     assert 'podtier_profiles{state="valid"} 1.0' in metrics
+    # the task's recommendation (cpu p95 850m, peak 3Gi x 1.15 = 3536Mi), not applied: it
+    # would free 1.15 cores and 560Mi of heavy's requests (2 cores, 4Gi)
+    assert notes["podtier.io/recommended-cpu"] == "850m"
+    freed = {
+        line.split("{")[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("podtier_rightsizing_")
+        and '{direction="freed",mode="recommended"}' in line
+    }
+    assert freed == {
+        "podtier_rightsizing_cpu_cores_total": 1.15,
+        "podtier_rightsizing_memory_bytes_total": 560 * 2**20,
+    }
 
 
 def test_without_the_crd_pods_are_decided_by_the_rules_and_told_why(

@@ -29,6 +29,8 @@ DECLARED = [
     ("podtier_cert_expiry_timestamp_seconds", "gauge"),
     ("podtier_oom_escalations_total", "counter"),  # {tier}: no dag_id or task_id labels
     ("podtier_profiles", "gauge"),  # {state}
+    ("podtier_rightsizing_cpu_cores_total", "counter"),  # {direction, mode}
+    ("podtier_rightsizing_memory_bytes_total", "counter"),
 ]
 
 

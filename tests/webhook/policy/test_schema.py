@@ -497,8 +497,50 @@ BROKEN = [
         edit(("spec", "rules"), [{**RULE, "learning": {"halfLifeHours": 12}}]),
         "spec.rules[0].learning.halfLifeHours",
         "unknown field",
-        "expected one of oomEscalation, rightSizing, minRuns, margin",
+        "expected one of oomEscalation, rightSizing, sizing, minRuns, margin",
         id="rule-learning-half-life",
+    ),
+    pytest.param(
+        edit(("spec", "learning"), {"sizing": "pods"}),
+        "spec.learning.sizing",
+        '"pods"',
+        "one of tier, resources",
+        id="sizing-mode",
+    ),
+    pytest.param(
+        edit(("spec", "rules"), [{**RULE, "learning": {"cpuLimit": "off"}}]),
+        "spec.rules[0].learning.cpuLimit",
+        '"off"',
+        "one of tier, none",
+        id="rule-cpu-limit-mode",
+    ),
+    pytest.param(
+        edit(("spec", "learning"), {"limitMargin": -1}),
+        "spec.learning.limitMargin",
+        "-1",
+        "not a number >= 0",
+        id="limit-margin-negative",
+    ),
+    pytest.param(
+        edit(("spec", "learning"), {"cpuMargin": 11}),
+        "spec.learning.cpuMargin",
+        "11",
+        "<= 10",
+        id="cpu-margin-huge",
+    ),
+    pytest.param(
+        edit(("spec", "learning"), {"floor": {"nvidia.com/gpu": 1}}),
+        "spec.learning.floor.nvidia.com/gpu",
+        "unknown field",
+        "expected one of cpu, memory",
+        id="floor-unknown-resource",
+    ),
+    pytest.param(
+        edit(("spec", "learning"), {"floor": {"memory": "lots"}}),
+        "spec.learning.floor.memory",
+        '"lots"',
+        "not a quantity",
+        id="floor-not-a-quantity",
     ),
 ]
 
@@ -561,12 +603,30 @@ VALID = [
             {
                 "oomEscalation": {"enabled": True, "explicitResources": True},
                 "rightSizing": "apply",
+                "sizing": "resources",
                 "minRuns": 3,
                 "margin": 0.25,
+                "cpuMargin": 0.1,
+                "limitMargin": 0.5,
+                "cpuLimit": "none",
+                "floor": {"cpu": "25m", "memory": "128Mi"},
                 "halfLifeHours": 12.5,
             },
         ),
         id="learning-every-field",
+    ),
+    pytest.param(
+        edit(
+            ("spec", "rules"),
+            [
+                {
+                    "name": "reports sized by tier",
+                    "match": {"dagId": "report_*"},
+                    "learning": {"sizing": "tier", "limitMargin": 0.2, "floor": {"cpu": 0.1}},
+                }
+            ],
+        ),
+        id="rule-with-sizing",
     ),
     pytest.param(
         edit(

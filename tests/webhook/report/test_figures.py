@@ -349,23 +349,25 @@ def test_the_top_lists_hold_twenty() -> None:
 # ---------------------------------------------------------------------------- savings
 
 
-def test_the_saving_prices_the_windows_pods_at_their_recommended_tiers() -> None:
+def test_the_saving_prices_the_windows_pods_at_their_recommendations() -> None:
+    """Per resource (the default sizing): each task's cpu p95 and memory peak x (1 + margin),
+    in the pod's own pool when the tier it would be sized in may go there."""
     profiles = [
-        profile("shrink", tier="heavy", recommended_tier="medium"),
-        profile("grow", tier="light", recommended_tier="gpu"),
-        profile("same", recommended_tier="medium"),  # already there: no change
-        profile("unknown", recommended_tier="huge"),  # not in the policy: no change, a note
+        profile("shrink", tier="heavy"),  # cpu p95 500m, peak 1 GiB: 500m, 1184Mi in medium
+        profile("grow", tier="light", cpu_p95=3000),  # 3 cores: above medium's 2, so heavy
+        profile("young", runs=2),  # fewer than minRuns (5): no recommendation
+        profile("unknown", runs=2, recommended_tier="huge"),  # not in the policy: a note
     ]
     pods = [
-        # heavy (2 cores, 4 GiB) in worker for 10 h → medium (1 core, 2 GiB), stays in worker:
-        # 0.1 × 10 = 1.0 now, 0.05 × 10 = 0.5 recommended
+        # heavy (2 cores, 4 GiB) in worker for 10 h: 0.1 x 10 = 1.0 now;
+        # 500m and 1184Mi: (0.5 x 0.04 + 1.15625 x 0.005) x 10 = 0.2578125 recommended
         run(
             "shrink", tier="heavy", cpu=2000, memory=4 * GIB, started=NOW - 10 * HOUR, finished=NOW
         ),
-        # light (0.25 core, 0.5 GiB) in worker for 1 h → gpu (2, 8 GiB, 1 GPU) in the gpu pool:
-        # 0.0125 now, 0.08 + 0.04 + 2.0 = 2.12 recommended
+        # light (0.25 core, 0.5 GiB) in worker for 1 h: 0.0125 now; 3 cores and 1184Mi, heavy
+        # may go to worker so it stays there: 0.12 + 0.00578125 recommended
         run("grow", tier="light", cpu=250, memory=GIB // 2, started=NOW - HOUR, finished=NOW),
-        run("same", started=NOW - HOUR, finished=NOW),  # 0.05 in both
+        run("young", started=NOW - HOUR, finished=NOW),  # 0.05 in both
         run("unknown", started=NOW - HOUR, finished=NOW),  # 0.05 in both
         run("plain", started=NOW - HOUR, finished=NOW),  # no profile: 0.05 in both
         run("idle", phase="Pending", created=NOW - 60),  # never ran: 0 in both
@@ -375,9 +377,9 @@ def test_the_saving_prices_the_windows_pods_at_their_recommended_tiers() -> None
     assert worker.pods == 2
     assert worker.now.cost == pytest.approx(1.0 + 0.0125 + 3 * 0.05)
     assert worker.now.cost == pytest.approx(f.total.cost)  # the window's cost
-    assert worker.recommended.cost == pytest.approx(0.5 + 2.12 + 3 * 0.05)
+    assert worker.recommended.cost == pytest.approx(0.2578125 + 0.12578125 + 3 * 0.05)
     assert worker.now.cpu_hours == pytest.approx(20 + 0.25 + 3)
-    assert worker.recommended.cpu_hours == pytest.approx(10 + 2 + 3)
-    assert worker.recommended.gpu_hours == pytest.approx(1.0)
+    assert worker.recommended.cpu_hours == pytest.approx(5 + 3 + 3)
+    assert worker.recommended.memory_gib_hours == pytest.approx(11.5625 + 1.15625 + 3 * 2)
     assert f.saving_total.pods == 2
     assert any("huge" in note for note in f.notes)
