@@ -3,6 +3,15 @@
 The binaries come from `$KUBEBUILDER_ASSETS` (the envtest convention: a folder holding `etcd`,
 `kube-apiserver` and `kube-scheduler`); without it the `control_plane` fixture skips and says why.
 
+Two Kubernetes versions (`KUBE_VERSIONS`): "1.28" from `$KUBEBUILDER_ASSETS`, and "1.34" from
+`$KUBEBUILDER_ASSETS_1_34`, or else unpacked once per session by `kube-assets-1.34/unpack.sh`
+found beside the 1.28 folder or in the repository's `../shared` (etcd comes from the 1.28
+folder). The `versioned_control_plane` fixture runs a module once on each; `ControlPlane.version`
+says which one a test got. What differs on 1.34 (README of kube-assets-1.34): sidecar containers
+cannot be turned off, `pods/resize` is served (in-place resize on by default), pods carry
+`metadata.generation`, ValidatingAdmissionPolicy is served on admissionregistration v1, and
+the service-account volume has a fourth (OpenShift) source.
+
 What runs, each on free ports of 127.0.0.1, in one temp dir, logging to a file there:
 
 - etcd (one member, its own data dir);
@@ -40,6 +49,7 @@ import base64
 import contextlib
 import ctypes
 import datetime as dt
+import functools
 import os
 import secrets
 import shutil
@@ -66,6 +76,10 @@ from kubernetes.client.exceptions import ApiException
 from podtier.certs.generate import make_ca, make_serving_cert, write_pair
 
 ASSETS_VARIABLE = "KUBEBUILDER_ASSETS"
+ASSETS_VARIABLES = {"1.28": ASSETS_VARIABLE, "1.34": "KUBEBUILDER_ASSETS_1_34"}
+KUBE_VERSIONS = tuple(ASSETS_VARIABLES)
+UNPACK_1_34 = Path("kube-assets-1.34") / "unpack.sh"
+REPO_ROOT = Path(__file__).resolve().parent.parent
 BINARIES = ("etcd", "kube-apiserver", "kube-scheduler")
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
 PROBE_NAMESPACE = "controlplane-probe"
@@ -88,15 +102,46 @@ class PodOutcome:
     node_selector: Mapping[str, str]
 
 
-def missing_assets() -> str | None:
-    """Why the control plane cannot run here, or None when it can."""
-    folder = os.environ.get(ASSETS_VARIABLE)
+def missing_assets(version: str = "1.28") -> str | None:
+    """Why the control plane of `version` cannot run here, or None when it can."""
+    folder = assets_folder(version)
+    variable = ASSETS_VARIABLES[version]
     if not folder:
-        return f"${ASSETS_VARIABLE} is not set (a folder with {', '.join(BINARIES)})"
+        return f"${variable} is not set (a folder with {', '.join(BINARIES)})" + (
+            f", and no {UNPACK_1_34} was found or it failed" if version == "1.34" else ""
+        )
     missing = [b for b in BINARIES if not os.access(Path(folder) / b, os.X_OK)]
     if missing:
-        return f"${ASSETS_VARIABLE}={folder} has no executable {', '.join(missing)}"
+        return f"${variable}={folder} has no executable {', '.join(missing)}"
     return None
+
+
+def assets_folder(version: str = "1.28") -> str | None:
+    """The folder of `version`'s binaries: its variable, else (1.34) what unpack.sh makes."""
+    folder = os.environ.get(ASSETS_VARIABLES[version])
+    if folder or version == "1.28":
+        return folder
+    return _unpacked_1_34()
+
+
+@functools.cache
+def _unpacked_1_34() -> str | None:
+    """Run `kube-assets-1.34/unpack.sh` once per session (it reuses a folder that already
+    matches its checksums: about 3 s; the first time 15-30 s) and return its folder."""
+    places = [REPO_ROOT.parent / "shared"]
+    if os.environ.get(ASSETS_VARIABLE):
+        places.insert(0, Path(os.environ[ASSETS_VARIABLE]).resolve().parent)
+    script = next((p / UNPACK_1_34 for p in places if (p / UNPACK_1_34).is_file()), None)
+    if script is None:
+        return None
+    try:
+        done = subprocess.run(
+            [str(script)], capture_output=True, text=True, timeout=300, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    folder = done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+    return folder or None
 
 
 def free_ports(count: int) -> list[int]:
@@ -180,8 +225,10 @@ class ControlPlane:
         assets: Path | str,
         workdir: Path | str | None = None,
         feature_gates: Mapping[str, bool] | None = None,
+        version: str = "1.28",
     ) -> None:
         self.assets = Path(assets)
+        self.version = version  # which of KUBE_VERSIONS the binaries are
         # Given to kube-apiserver and kube-scheduler alike (e.g. {"SidecarContainers": True}).
         self.feature_gates = dict(feature_gates or {})
         self._own_workdir = workdir is None
@@ -448,6 +495,19 @@ class ControlPlane:
     @property
     def core(self) -> kubernetes.client.CoreV1Api:
         return kubernetes.client.CoreV1Api(self.client)
+
+    @functools.cached_property
+    def server_version(self) -> tuple[int, int]:
+        """(major, minor) as the running API server reports it (`/version`): what the binaries
+        are, whatever `version` the plane was asked for."""
+        info = kubernetes.client.VersionApi(self.client).get_code()
+        return int(info.major), int("".join(ch for ch in info.minor if ch.isdigit()))
+
+    def sidecars_by_default(self) -> bool:
+        """Init containers with `restartPolicy: Always` run as sidecars without a feature gate
+        (1.29 on; locked on from 1.33). On 1.28 the API server drops the field unless the
+        SidecarContainers gate is on."""
+        return self.server_version >= (1, 29) or bool(self.feature_gates.get("SidecarContainers"))
 
     @property
     def admission(self) -> kubernetes.client.AdmissionregistrationV1Api:
@@ -843,22 +903,37 @@ def control_plane(
     yield from running_control_plane(request, tmp_path_factory)
 
 
+@pytest.fixture(scope="module", params=KUBE_VERSIONS)
+def versioned_control_plane(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ControlPlane]:
+    """`control_plane` once per Kubernetes version (1.28, 1.34): the module's tests run on
+    each. 1.28 gets the InPlacePodVerticalScaling gate (alpha there; on by default in 1.34)."""
+    gates = {"InPlacePodVerticalScaling": True} if request.param == "1.28" else None
+    yield from running_control_plane(request, tmp_path_factory, gates, request.param)
+
+
 def running_control_plane(
     request: pytest.FixtureRequest,
     tmp_path_factory: pytest.TempPathFactory,
     feature_gates: Mapping[str, bool] | None = None,
+    version: str = "1.28",
 ) -> Iterator[ControlPlane]:
     """The body of `control_plane`, for a module fixture of its own (e.g. with feature gates)."""
-    why = missing_assets()
+    why = missing_assets(version)
     if why is not None:
-        pytest.skip(f"no Kubernetes control plane binaries: {why}")
-    plane = ControlPlane(
-        os.environ[ASSETS_VARIABLE], tmp_path_factory.mktemp("controlplane"), feature_gates
-    )
+        pytest.skip(f"no Kubernetes {version} control plane binaries: {why}")
+    folder = assets_folder(version)
+    assert folder is not None
+    plane = ControlPlane(folder, tmp_path_factory.mktemp("controlplane"), feature_gates, version)
     request.addfinalizer(plane.stop)  # runs even if start() fails half way
     failed_before = request.session.testsfailed
     plane.start()
-    _report(request, f"control plane up in {plane.startup_seconds:.1f} s at {plane.url}")
+    _report(
+        request,
+        f"Kubernetes {'.'.join(map(str, plane.server_version))} control plane up in "
+        f"{plane.startup_seconds:.1f} s at {plane.url}",
+    )
     yield plane
     if request.session.testsfailed > failed_before:
         _report(request, f"control plane logs ({plane.workdir}):\n{plane.log_tails()}")

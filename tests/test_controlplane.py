@@ -11,7 +11,11 @@ import pytest
 from kubernetes.client.exceptions import ApiException
 
 from tests.conftest import free_port
-from tests.controlplane import NOT_READY_TAINT, ControlPlane, control_plane  # noqa: F401
+from tests.controlplane import (  # noqa: F401
+    NOT_READY_TAINT,
+    ControlPlane,
+    versioned_control_plane,
+)
 
 NS = "harness"
 WORKER_TAINT = {"key": "dedicated", "value": "worker", "effect": "NoSchedule"}
@@ -19,10 +23,11 @@ WORKER_TOLERATION = {"key": "dedicated", "operator": "Equal", "value": "worker"}
 
 
 @pytest.fixture
-def cp(control_plane: ControlPlane) -> ControlPlane:  # noqa: F811
-    control_plane.reset()
-    control_plane.ensure_namespace(NS)
-    return control_plane
+def cp(versioned_control_plane: ControlPlane) -> ControlPlane:  # noqa: F811
+    """Every test here runs on Kubernetes 1.28 and 1.34."""
+    versioned_control_plane.reset()
+    versioned_control_plane.ensure_namespace(NS)
+    return versioned_control_plane
 
 
 def pod(name: str, cpu: str | None = None, **spec: Any) -> dict[str, Any]:

@@ -40,8 +40,17 @@ def _program(expression: str) -> Any:
     return environment.program(environment.compile(expression))
 
 
-def conditions_match(webhook: dict[str, Any], pod: dict[str, Any]) -> bool:
-    activation = {"object": json_to_cel(pod)}
+def conditions_match(
+    webhook: dict[str, Any],
+    pod: dict[str, Any],
+    operation: str = "CREATE",
+    old_pod: dict[str, Any] | None = None,
+) -> bool:
+    activation = {
+        "object": json_to_cel(pod),
+        "oldObject": json_to_cel(old_pod),
+        "request": json_to_cel({"operation": operation}),
+    }
     for condition in webhook.get("matchConditions") or []:
         if not bool(_program(condition["expression"]).evaluate(activation)):
             return False
@@ -55,15 +64,19 @@ def webhook_is_called(
     pod: dict[str, Any],
     namespace: str,
     namespace_labels: dict[str, str] | None = None,
+    old_pod: dict[str, Any] | None = None,
+    sub_resource: str = "",
 ) -> bool:
     """True when kube-apiserver would call this webhook for a pod request in that namespace."""
     ns_labels = {"kubernetes.io/metadata.name": namespace, **(namespace_labels or {})}
     ruled = any(
-        operation in rule["operations"] and "pods" in rule["resources"] for rule in webhook["rules"]
+        operation in rule["operations"]
+        and ("pods/" + sub_resource if sub_resource else "pods") in rule["resources"]
+        for rule in webhook["rules"]
     )
     return (
         ruled
         and labels_match(webhook.get("namespaceSelector"), ns_labels)
         and labels_match(webhook.get("objectSelector"), pod["metadata"].get("labels") or {})
-        and conditions_match(webhook, pod)
+        and conditions_match(webhook, pod, operation, old_pod)
     )

@@ -4,6 +4,7 @@ and the `podtier serve` command line."""
 from __future__ import annotations
 
 import argparse
+import base64
 import tomllib
 from typing import Any
 
@@ -45,6 +46,8 @@ SERVE_FLAGS = {
     "--cleanup-after",
     "--learning",
     "--usage-prometheus",
+    "--escalation-key",
+    "--admission-policy-params",
 }
 SECRET_MODE = {"certs": {"mode": "secret", "secret": {"name": "mine", "caBundle": "Q0E="}}}
 MODES = [
@@ -237,6 +240,26 @@ def test_self_mode_writes_certs_to_memory_and_names_what_it_manages() -> None:
     cert_mount, cert_volume = mount(objects, flags["--cert-dir"] or "")
     assert not cert_mount["readOnly"]
     assert cert_volume["emptyDir"]["medium"] == "Memory"
+
+
+@pytest.mark.parametrize("values", MODES)
+def test_the_escalation_key_is_a_random_kept_secret_mounted_read_only(
+    values: dict[str, Any],
+) -> None:
+    """Every replica reads the same key, from a Secret the chart makes once (48 random
+    characters, kept on uninstall): podtier's escalations verify on whichever replica judges."""
+    objects = render(values)
+    key_path = serve_flags(objects)["--escalation-key"] or ""
+    key_mount, key_volume = mount(objects, key_path.rsplit("/", 1)[0])
+    assert key_mount["readOnly"] is True
+    secret = next(
+        o
+        for o in of_kind(objects, "Secret")
+        if o["metadata"]["name"] == key_volume["secret"]["secretName"]
+    )
+    assert secret["metadata"]["annotations"] == {"helm.sh/resource-policy": "keep"}
+    key = base64.b64decode(secret["data"][key_path.rsplit("/", 1)[1]])
+    assert len(key) == 48 and key.isalnum()
 
 
 @pytest.mark.parametrize(

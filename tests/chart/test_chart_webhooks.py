@@ -12,6 +12,8 @@ import yaml
 from tests.chart.chart_admission_match import labels_match, webhook_is_called
 from tests.chart.chart_rendering import REPO_ROOT, Manifest, one, render, serving_certificate
 
+EXECUTOR = {"kubernetes_executor": "True", "dag_id": "etl", "task_id": "load"}
+
 FIXTURES = REPO_ROOT / "tests" / "fixtures" / "admission"
 
 
@@ -64,20 +66,68 @@ def test_failure_policies_come_from_values(
 
 @pytest.mark.parametrize("timeout", [1, 5, 10])
 def test_both_webhooks_are_v1_side_effect_free_pod_creates_with_the_timeout(timeout: int) -> None:
-    for webhook in webhooks({"webhook": {"timeoutSeconds": timeout}}):
+    """The mutating webhook sees pod CREATEs only; the validating one also UPDATEs of a pod and
+    of its resize subresource (in-place resize)."""
+    mutating, validating = webhooks({"webhook": {"timeoutSeconds": timeout}})
+    for webhook in (mutating, validating):
         assert len(webhook["name"].split(".")) >= 3, "the API server wants a qualified name"
         assert webhook["admissionReviewVersions"] == ["v1"]
         assert webhook["sideEffects"] == "None"
         assert webhook["timeoutSeconds"] == timeout
-        assert webhook["rules"] == [
-            {
-                "apiGroups": [""],
-                "apiVersions": ["v1"],
-                "operations": ["CREATE"],
-                "resources": ["pods"],
-                "scope": "Namespaced",
-            }
-        ]
+    rule = {"apiGroups": [""], "apiVersions": ["v1"], "scope": "Namespaced"}
+    assert mutating["rules"] == [{**rule, "operations": ["CREATE"], "resources": ["pods"]}]
+    assert validating["rules"] == [
+        {**rule, "operations": ["CREATE", "UPDATE"], "resources": ["pods", "pods/resize"]}
+    ]
+
+
+def _airflow(
+    labels: dict[str, str], memory: str = "4Gi", tier: str | None = "medium"
+) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "labels": labels,
+            **({"annotations": {"podtier.io/tier": tier, "x": "y"}} if tier else {}),
+        },
+        "spec": {"containers": [{"name": "base", "resources": {"limits": {"memory": memory}}}]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "sub_resource", "called"),
+    [
+        pytest.param(_airflow(EXECUTOR), _airflow(EXECUTOR, "64Gi"), "resize", True, id="resize"),
+        pytest.param(_airflow(EXECUTOR), _airflow(EXECUTOR, "64Gi"), "", True, id="update-spec"),
+        pytest.param(
+            _airflow(EXECUTOR), _airflow({**EXECUTOR, "done": "1"}), "", False, id="label-only"
+        ),
+        pytest.param(_airflow(EXECUTOR), _airflow({}, "64Gi"), "", True, id="labels-dropped"),
+        pytest.param(
+            _airflow(EXECUTOR), _airflow(EXECUTOR, tier="heavy"), "", True, id="tier-rewritten"
+        ),
+        pytest.param(_airflow(EXECUTOR), _airflow(EXECUTOR, tier=None), "", True, id="tier-gone"),
+        pytest.param(_airflow(EXECUTOR, tier=None), _airflow(EXECUTOR), "", True, id="tier-added"),
+        pytest.param(_airflow({}), _airflow({}, "64Gi"), "resize", False, id="not-airflow"),
+    ],
+)
+def test_the_validating_webhook_sees_updates_of_the_spec_or_podtier_annotations_of_airflow_pods(
+    old: dict[str, Any], new: dict[str, Any], sub_resource: str, called: bool
+) -> None:
+    mutating, validating = webhooks()
+    assert (
+        webhook_is_called(
+            validating,
+            operation="UPDATE",
+            pod=new,
+            old_pod=old,
+            sub_resource=sub_resource,
+            namespace="airflow",
+        )
+        is called
+    )
+    assert not webhook_is_called(
+        mutating, operation="UPDATE", pod=new, old_pod=old, sub_resource=sub_resource, namespace="a"
+    )
 
 
 def test_webhooks_call_the_service_on_443_at_their_paths() -> None:
@@ -113,7 +163,11 @@ def test_airflow_fixture_pods_reach_both_webhooks_on_create_only(request_: Manif
     subject = request_["object"] or request_["oldObject"]
     for webhook in webhooks():
         called = webhook_is_called(
-            webhook, operation=request_["operation"], pod=subject, namespace=request_["namespace"]
+            webhook,
+            operation=request_["operation"],
+            pod=subject,
+            old_pod=request_.get("oldObject"),
+            namespace=request_["namespace"],
         )
         assert called == (request_["operation"] == "CREATE")
 
@@ -150,8 +204,12 @@ def test_object_selector_alone_could_not_express_the_airflow_or() -> None:
 
 
 def test_without_the_airflow_filter_every_pod_in_selected_namespaces_is_sent() -> None:
-    for webhook in webhooks({"webhook": {"airflowPodsOnly": False}}):
-        assert "matchConditions" not in webhook
+    mutating, validating = webhooks({"webhook": {"airflowPodsOnly": False}})
+    assert "matchConditions" not in mutating
+    assert [c["name"] for c in validating["matchConditions"]] == [
+        "spec-or-podtier-annotations-change"
+    ]
+    for webhook in (mutating, validating):
         assert webhook_is_called(webhook, operation="CREATE", pod=pod({"app": "x"}), namespace="a")
 
 

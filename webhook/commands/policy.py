@@ -1,4 +1,5 @@
-"""`podtier policy lint PATH...` and `podtier policy test DIR [--junit FILE]`."""
+"""`podtier policy lint PATH...`, `podtier policy test DIR [--junit FILE]` and
+`podtier policy vap PATH... [--name NAME] [--namespace NS] [--namespaces NS,...]`."""
 
 from __future__ import annotations
 
@@ -20,7 +21,23 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     test.add_argument("target", metavar="DIR", help="a suite file, or a directory of *-test.yaml")
     test.add_argument("--junit", metavar="FILE", help="also write the results as JUnit XML")
 
+    vap = policy_sub.add_parser(
+        "vap",
+        help="print the policy's limits as a ValidatingAdmissionPolicy, its binding and its "
+        "parameters (YAML, for kubectl apply -f -)",
+    )
+    vap.add_argument("paths", nargs="+", metavar="PATH", help="policy files or directories")
+    vap.add_argument("--name", default="podtier", help="of the policy, binding and ConfigMap")
+    vap.add_argument("--namespace", default="podtier", help="of the ConfigMap (podtier's own)")
+    vap.add_argument(
+        "--namespaces",
+        default="",
+        metavar="NS,...",
+        help="the Airflow namespaces it applies to (default: all but --namespace and kube-system)",
+    )
+
     lint.set_defaults(func=lint_command)
+    vap.set_defaults(func=vap_command)
     test.set_defaults(func=test_command)
 
 
@@ -34,6 +51,22 @@ def lint_command(args: argparse.Namespace) -> int:
         f"ok: {policy.ident}: {len(policy.tiers)} tiers, {len(policy.pools)} pools, "
         f"{len(policy.rules)} rules from {', '.join(policy.sources)}"
     )
+    return 0
+
+
+def vap_command(args: argparse.Namespace) -> int:
+    import yaml
+
+    from podtier.webhook.policy.admission_policy import admission_policy
+
+    try:
+        policy = load_policy(args.paths)
+    except PolicyError as err:
+        print(f"podtier: {err}", file=sys.stderr)
+        return 1
+    namespaces = [n for n in args.namespaces.split(",") if n]
+    objects = admission_policy(policy, args.name, args.namespace, namespaces)
+    print(yaml.safe_dump_all(objects, sort_keys=False, width=1000), end="")
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,6 +18,7 @@ from podtier.webhook.commands.args import (
     open_cluster,
     policy_arg,
 )
+from podtier.webhook.core.escalation_seal import EscalationSeal, SealKeyError
 from podtier.webhook.policy import Policy
 
 if TYPE_CHECKING:
@@ -46,6 +48,20 @@ def add_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         default=0.0,
         metavar="S",
         help="after SIGTERM, stay up not-ready this long before closing (default 0)",
+    )
+    serve.add_argument(
+        "--escalation-key",
+        type=Path,
+        metavar="FILE",
+        help="the key that seals OOM escalations (the chart's Secret; at least 32 bytes); every "
+        "replica needs the same one. Without it a key of this process only is made",
+    )
+    serve.add_argument(
+        "--admission-policy-params",
+        metavar="NAME",
+        help="keep the ConfigMap NAME (in the replica's namespace) holding the "
+        "ValidatingAdmissionPolicy's parameters equal to the served policy (one replica writes, "
+        "holding the Lease NAME); needs --cluster auto",
     )
     serve.add_argument("--log-level", choices=["debug", "info", "warning"], default="info")
     cleanup_args(serve)
@@ -84,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     setup = ServeSetup(policy, headroom, cert_dir, listen)
     warn_unseen_namespace_labels(policy, args.namespace_labels)
     _add_peers(args, setup)
+    _add_admission_params(args, setup)
     _add_insight_cleanup_and_learning(args, setup)
     if cert_manager is not None:
         setup.background.append(lambda state: cert_manager.run)
@@ -91,9 +108,30 @@ def run(args: argparse.Namespace) -> int:
         from podtier.webhook.policy.reload import policy_reload_job
 
         setup.background.append(policy_reload_job(args.policy))
+    setup.seal = escalation_seal(args.escalation_key, quiet=args.dev)
     on_started = (lambda: print_dev_banner(cert_dir, listen)) if args.dev else None
     run_server(setup, on_started)
     return 0
+
+
+def escalation_seal(path: Path | None, quiet: bool = False) -> EscalationSeal:
+    """The seal from the key file, or with a random key of this process (one replica, --dev)."""
+    if path is None:
+        if quiet:
+            return EscalationSeal(secrets.token_bytes(32))
+        logging.getLogger("podtier.serve").warning(
+            "no --escalation-key: OOM escalations are sealed with a key of this process only; "
+            "give every replica the same key file"
+        )
+        return EscalationSeal(secrets.token_bytes(32))
+    try:
+        key = path.read_bytes().strip()
+    except OSError as err:
+        raise CliError(f"--escalation-key {path}: cannot read: {err.strerror}") from None
+    try:
+        return EscalationSeal(key)
+    except SealKeyError as err:
+        raise CliError(f"--escalation-key {path}: {err}") from None
 
 
 def cleanup_args(parser: argparse.ArgumentParser) -> None:
@@ -171,6 +209,28 @@ def _add_peers(args: argparse.Namespace, setup: ServeSetup) -> None:
             setup.headroom,
             setup.headroom.api_client.configuration,
             group=args.peers,
+            namespace=replica_namespace(),
+            identity=replica_identity(),
+        )
+    )
+
+
+def _add_admission_params(args: argparse.Namespace, setup: ServeSetup) -> None:
+    if not args.admission_policy_params:
+        return
+    from podtier.webhook.admission_params import admission_params_job
+    from podtier.webhook.headroom import LiveHeadroom
+    from podtier.webhook.lease import replica_identity, replica_namespace
+
+    if not isinstance(setup.headroom, LiveHeadroom):
+        raise CliError(
+            f"--admission-policy-params needs --cluster auto (it writes a ConfigMap), not "
+            f"--cluster {args.cluster}"
+        )
+    setup.background.append(
+        admission_params_job(
+            setup.headroom.api_client.configuration,
+            name=args.admission_policy_params,
             namespace=replica_namespace(),
             identity=replica_identity(),
         )

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from podtier.webhook.core.capacity import CapacityView
+from podtier.webhook.core.escalation_seal import EscalationSeal, sealed, verified_memory
 from podtier.webhook.core.learned import NO_ADVICE, Advice, Escalation, advise, with_memory_limit
 from podtier.webhook.core.placement import Placement, place
 from podtier.webhook.core.pod import ContainerView, PodView, pod_requests
@@ -56,10 +57,15 @@ class Decision:
 
 
 def decide(
-    pod: PodView, policy: Policy, capacity: CapacityView, profiles: ProfilesView | None = None
+    pod: PodView,
+    policy: Policy,
+    capacity: CapacityView,
+    profiles: ProfilesView | None = None,
+    seal: EscalationSeal | None = None,
 ) -> Decision:
-    """`profiles`: what podtier learned of each task (None: learning off)."""
-    earlier = _earlier_decision(pod, policy)
+    """`profiles`: what podtier learned of each task (None: learning off); `seal`: signs the
+    escalations made here and checks those the pod carries (None: none is believed)."""
+    earlier = _earlier_decision(pod, policy, seal)
     if earlier is not None:
         return earlier
 
@@ -108,14 +114,18 @@ def decide(
         requests=requests,
         reason=reason,
         warnings=tuple(warnings),
-        annotations={
-            TIER_ANNOTATION: tier.name,
-            POOL_ANNOTATION: placement.pool.name,
-            REASON_ANNOTATION: reason,
-            POLICY_ANNOTATION: policy.ident,
-            **({NODE_ANNOTATION: placement.node} if placement.node is not None else {}),
-            **advice.annotations,
-        },
+        annotations=sealed(
+            {
+                TIER_ANNOTATION: tier.name,
+                POOL_ANNOTATION: placement.pool.name,
+                REASON_ANNOTATION: reason,
+                POLICY_ANNOTATION: policy.ident,
+                **({NODE_ANNOTATION: placement.node} if placement.node is not None else {}),
+                **advice.annotations,
+            },
+            pod,
+            seal,
+        ),
         escalation=advice.escalation,
         recommended=advice.recommendation.target if advice.recommendation is not None else None,
         right_sized=advice.target is not None,
@@ -164,14 +174,20 @@ def _try_tier(
     return tier, sizing, placement, requests
 
 
-def _earlier_decision(pod: PodView, policy: Policy) -> Decision | None:
+def _earlier_decision(
+    pod: PodView, policy: Policy, seal: EscalationSeal | None = None
+) -> Decision | None:
     """A pod podtier already decided (the API server reinvokes webhooks after later mutations)
     keeps its tier and pool, is not reserved again, and gets the same annotations: mutating
-    podtier's own output yields an empty patch."""
+    podtier's own output yields an empty patch. An escalation whose seal does not verify (forged,
+    or copied from another pod) is no earlier decision: the pod is decided afresh."""
     notes = pod.annotations
     tier = policy.tiers.get(notes.get(TIER_ANNOTATION, ""))
     pool = policy.pools.get(notes.get(POOL_ANNOTATION, ""))
     if tier is None or pool is None or POLICY_ANNOTATION not in notes:
+        return None
+    escalated = verified_memory(seal, pod)
+    if ESCALATED_MEMORY_ANNOTATION in notes and escalated is None:
         return None
     main = pod.main
     rule = policy.first_rule(pod)
@@ -185,7 +201,6 @@ def _earlier_decision(pod: PodView, policy: Policy) -> Decision | None:
     sizing = None
     if main is not None:
         sizing = size_container(main, tier, mode, above, _kept_target(main, notes))
-    escalated = escalated_memory(notes)
     if sizing is not None and escalated is not None:
         sizing = with_memory_limit(sizing, escalated)
     return Decision(

@@ -35,8 +35,10 @@ from podtier.webhook.core import review
 from podtier.webhook.core.admission import Answer, mutate
 from podtier.webhook.core.capacity import Borrowed, CapacityView, HeadroomStatus
 from podtier.webhook.core.decide import Decision
+from podtier.webhook.core.escalation_seal import EscalationSeal
 from podtier.webhook.core.pod import PodError, PodView, pod_identity, with_identity
 from podtier.webhook.core.profile import ProfilesStatus, ProfilesView, TaskKey, TaskProfile
+from podtier.webhook.core.tiering import ESCALATION_SEAL_ANNOTATION
 from podtier.webhook.policy.model import Policy
 
 # Labels and annotations that differ between runs of one task: left out of the key, and asked
@@ -90,8 +92,9 @@ class _Same:
 
 
 class AdmissionMemo:
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, seal: EscalationSeal | None = None) -> None:
         self.policy = policy
+        self.seal = seal
         named = repr(policy)
         # Volatile keys the policy does not name, blanked out of the key (absent and present
         # are the same to the decision).
@@ -112,7 +115,7 @@ class AdmissionMemo:
         answers."""
         key = self._key(request, namespace_labels, profiles)
         if key is None:
-            return mutate(request, self.policy, capacity, namespace_labels, profiles)
+            return mutate(request, self.policy, capacity, namespace_labels, profiles, self.seal)
         tree = self._trees.get(key)
         if tree is not None:
             stored = _replay(tree, _Asker(capacity, profiles, request))
@@ -129,6 +132,7 @@ class AdmissionMemo:
             _CapacityRecorder(capacity, asked),
             namespace_labels,
             None if profiles is None else _ProfilesRecorder(profiles, asked, request),
+            self.seal,
         )
         if answer.pod is not None and answer.outcome in ("patched", "unchanged"):
             self._store(key, asked, answer)
@@ -163,6 +167,8 @@ class AdmissionMemo:
             or (init is not None and type(init) is not list)
         ):
             return None
+        if annotations is not None and ESCALATION_SEAL_ANNOTATION in annotations:
+            return None  # the seal binds the run ids the key leaves out: always decided afresh
         blank = self._blank
         try:
             return orjson.dumps(

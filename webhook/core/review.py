@@ -27,6 +27,28 @@ class BadReview(Exception):
         self.message = message
 
 
+class GroupVersionKind(TypedDict):
+    group: str
+    version: str
+    kind: str
+
+
+class AdmissionRequest(TypedDict, total=False):
+    """The fields of `request` podtier reads. `object` is the pod as it would be stored;
+    `oldObject` the pod as it is (UPDATE only: a plain update, or the `resize` subresource,
+    where the API server hands the whole pod after applying the patch)."""
+
+    uid: str
+    kind: GroupVersionKind
+    operation: str  # CREATE | UPDATE | DELETE | CONNECT
+    subResource: str  # "" for the pod itself; resize, status, binding, ...
+    namespace: str
+    name: str
+    object: Any
+    oldObject: Any
+    dryRun: bool
+
+
 class Status(TypedDict):
     code: int
     message: str
@@ -49,7 +71,7 @@ class AdmissionReview(TypedDict):
     response: AdmissionResponse
 
 
-def decode_review(body: bytes) -> Mapping[str, Any]:
+def decode_review(body: bytes) -> AdmissionRequest:
     """The `request` of an AdmissionReview body, checked enough to answer it."""
     if len(body) > MAX_BODY_BYTES:
         raise BadReview(413, f"body of {len(body)} bytes is over the {MAX_BODY_BYTES} byte cap")
@@ -73,7 +95,8 @@ def decode_review(body: bytes) -> Mapping[str, Any]:
     uid = request.get("uid")
     if not isinstance(uid, str) or not uid:
         raise BadReview(400, f"request.uid: {_show(uid)} is not a non-empty string")
-    return request
+    checked: AdmissionRequest = request  # type: ignore[assignment]  # read defensively after
+    return checked
 
 
 def response(

@@ -25,6 +25,8 @@ RECOMMENDED_MEMORY_LIMIT_ANNOTATION = "podtier.io/recommended-memory-limit"
 # What the base container was given when the recommendation was applied.
 RIGHT_SIZED_ANNOTATION = "podtier.io/right-sized"
 ESCALATED_MEMORY_ANNOTATION = "podtier.io/escalated-memory"
+# podtier's HMAC over the escalation (core.escalation_seal): without it the raise is not believed.
+ESCALATION_SEAL_ANNOTATION = "podtier.io/escalation-seal"
 LEARNED_ANNOTATIONS = (
     RECOMMENDED_TIER_ANNOTATION,
     RECOMMENDED_CPU_ANNOTATION,
@@ -32,6 +34,7 @@ LEARNED_ANNOTATIONS = (
     RECOMMENDED_MEMORY_LIMIT_ANNOTATION,
     RIGHT_SIZED_ANNOTATION,
     ESCALATED_MEMORY_ANNOTATION,
+    ESCALATION_SEAL_ANNOTATION,
 )
 # The node whose room podtier counted for the pod, written only when one was found. The
 # scheduler may bind the pod to another node of its pool; every replica holds the pod's room on

@@ -31,6 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from podtier.webhook.core import admission, review
 from podtier.webhook.core.capacity import Headroom
 from podtier.webhook.core.decide import Decision
+from podtier.webhook.core.escalation_seal import EscalationSeal
 from podtier.webhook.core.memo import AdmissionMemo
 from podtier.webhook.core.profile import ProfilesSource
 from podtier.webhook.http.protocol import LOOP_KEY
@@ -54,6 +55,7 @@ class AppState:
     tls_ready: Callable[[], bool] = lambda: True
     shutting_down: bool = False
     memo: AdmissionMemo | None = None  # /mutate answers under `policy`; remade when it changes
+    seal: EscalationSeal | None = None  # signs and checks OOM escalations; None: none believed
 
     def not_ready(self) -> list[str]:
         reasons = []
@@ -153,7 +155,7 @@ async def _admit(request: _Incoming, send: Send, state: AppState, webhook: str) 
         if webhook == "mutate":
             answer = _mutate(decoded, policy, state, labels)
         else:
-            answer = admission.validate(decoded, policy, labels)
+            answer = admission.validate(decoded, policy, labels, state.seal)
     except Exception as exc:
         log.error(
             "podtier failed on this request; the pod is allowed unchanged",
@@ -193,7 +195,7 @@ def _mutate(
 ) -> admission.Answer:
     memo = state.memo
     if memo is None or memo.policy is not policy:
-        memo = state.memo = AdmissionMemo(policy)
+        memo = state.memo = AdmissionMemo(policy, state.seal)
     now = state.clock()
     profiles = state.profiles.view(now) if state.profiles is not None else None
     with state.headroom.transaction(now) as view:

@@ -17,6 +17,7 @@ from podtier.certs.generate import make_ca, make_serving_cert, write_pair
 from podtier.certs.reload import Reloader
 from podtier.certs.tls import server_context
 from podtier.webhook.core.capacity import StartableHeadroom
+from podtier.webhook.core.escalation_seal import EscalationSeal
 from podtier.webhook.core.profile import ProfilesSource
 from podtier.webhook.http.app import AppState
 from podtier.webhook.http.sample import sample_review
@@ -37,6 +38,7 @@ class ServeSetup:
         default_factory=list
     )
     profiles: ProfilesSource | None = None  # learned task profiles (--learning)
+    seal: EscalationSeal | None = None  # signs OOM escalations (--escalation-key)
 
 
 def make_dev_certs() -> Path:
@@ -72,6 +74,7 @@ def run_server(setup: ServeSetup, on_started: Callable[[], None] | None = None) 
         headroom=setup.headroom,
         profiles=setup.profiles,
         tls_ready=reloader.ready,
+        seal=setup.seal,
     )
     jobs = [make(state) for make in setup.background] + [reloader.watch]
     log.info(

@@ -4,6 +4,7 @@
 - --host=0.0.0.0
 - --port={{ .Values.service.targetPort }}
 - --policy=/etc/podtier/policies
+- --escalation-key=/etc/podtier/escalation-key/key
 {{- if .Values.headroom.enabled }}
 - --cluster=auto
 - --stale-after={{ .Values.headroom.staleAfterSeconds }}
@@ -25,6 +26,9 @@
 - --service={{ include "podtier.serviceName" . }}
 - --mutating-webhook={{ include "podtier.mutatingWebhookName" . }}
 - --validating-webhook={{ include "podtier.validatingWebhookName" . }}
+{{- end }}
+{{- if include "podtier.writesAdmissionParams" . }}
+- --admission-policy-params={{ include "podtier.admissionPolicyName" . }}
 {{- end }}
 {{- if .Values.cleanup.enabled }}
 - --cleanup-after={{ .Values.cleanup.after }}

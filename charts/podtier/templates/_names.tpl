@@ -71,6 +71,14 @@ name), else "<release>-<chart>". Truncated to 63 characters, the DNS label limit
 {{- end -}}
 {{- end -}}
 
+{{- define "podtier.admissionPolicyName" -}}
+{{- include "podtier.suffixed" (list . "limits") -}}
+{{- end -}}
+
+{{- define "podtier.escalationKeySecretName" -}}
+{{- include "podtier.suffixed" (list . "escalation-key") -}}
+{{- end -}}
+
 {{- define "podtier.policiesConfigMapName" -}}
 {{- include "podtier.suffixed" (list . "policies") -}}
 {{- end -}}

@@ -85,3 +85,48 @@ def test_namespace_labels_need_the_live_watch(tmp_path):
     result = podtier("serve", "--cert-dir", str(certs), "--cluster", "none", "--namespace-labels")
     assert result.returncode == 2
     assert "--namespace-labels needs --cluster auto" in result.stderr
+
+
+def test_policy_vap_prints_what_kubectl_applies(tmp_path):
+    result = podtier(
+        "policy", "vap", str(ROOT / "policies" / "default.yaml"), "--name", "limits",
+        "--namespaces", "airflow,etl", check=True,
+    )  # fmt: skip
+    policy, binding, params = yaml.safe_load_all(result.stdout)
+    assert [policy["kind"], binding["kind"], params["kind"]] == [
+        "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding",
+        "ConfigMap",
+    ]
+    assert binding["spec"]["paramRef"]["name"] == params["metadata"]["name"] == "limits"
+    assert params["data"]["tier.medium.memory"] == "4Gi"
+    selector = binding["spec"]["matchResources"]["namespaceSelector"]["matchExpressions"]
+    assert selector[-1]["values"] == ["airflow", "etl"]
+    broken = tmp_path / "x.yaml"
+    broken.write_text("spec: [")
+    refused = podtier("policy", "vap", str(broken))
+    assert refused.returncode == 1
+    assert str(broken) in refused.stderr and "Traceback" not in refused.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        pytest.param(None, "cannot read", id="missing"),
+        pytest.param(
+            b"short\n", "the escalation seal key has 5 bytes; at least 32 are needed", id="short"
+        ),
+    ],
+)
+def test_a_bad_escalation_key_is_one_line_exit_2(tmp_path, content, said):
+    from tests.conftest import make_cert_dir
+
+    certs = make_cert_dir(tmp_path)
+    key = tmp_path / "key"
+    if content is not None:
+        key.write_bytes(content)
+    result = podtier("serve", "--cert-dir", str(certs), "--escalation-key", str(key))
+    assert result.returncode == 2
+    assert result.stderr.strip() == f"podtier: --escalation-key {key}: " + (
+        f"{said}: No such file or directory" if content is None else said
+    )

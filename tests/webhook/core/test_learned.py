@@ -17,6 +17,7 @@ import yaml
 from podtier.policies import DEFAULT_POLICY
 from podtier.webhook.core import admission
 from podtier.webhook.core.decide import decide
+from podtier.webhook.core.escalation_seal import EscalationSeal
 from podtier.webhook.core.pod import view_pod
 from podtier.webhook.core.profile import (
     ProfilesStatus,
@@ -105,8 +106,11 @@ def policy_with(learning: dict[str, Any] | None = None, rules: list[Any] | None 
     return load_policy_text([("learning.yaml", yaml.safe_dump(doc, sort_keys=False))])
 
 
+SEAL = EscalationSeal(b"test-key-of-podtier-only-32-bytes")
+
+
 def mutated(pod: dict[str, Any], policy=POLICY, view=None, capacity=UNKNOWN) -> dict[str, Any]:
-    answer = admission.mutate(review_of(pod)["request"], policy, capacity, None, view)
+    answer = admission.mutate(review_of(pod)["request"], policy, capacity, None, view, SEAL)
     encoded = answer.review["response"].get("patch")
     patch = orjson.loads(base64.b64decode(encoded)) if encoded else []
     return jsonpatch.apply_patch(copy.deepcopy(pod), patch)
@@ -329,7 +333,7 @@ def test_oom_escalation(pod, view, policy, tier, memory, why) -> None:
         assert decision.escalation is not None
         assert why in notes["podtier.io/reason"]
         # validation accepts what the mutation gave, also above the tier's own limit
-        checked = admission.validate(review_of(after)["request"], policy)
+        checked = admission.validate(review_of(after)["request"], policy, None, SEAL)
         assert checked.review["response"]["allowed"], checked.violations
 
 
@@ -339,19 +343,19 @@ def test_an_escalated_pod_mutated_again_is_left_as_it_is() -> None:
     view = profiles(run(1, limit=8 * GI))
     pod = retry(2, labels={"tier": "heavy"})
     once = mutated(pod, POLICY, view)
-    answer = admission.mutate(review_of(once)["request"], POLICY, UNKNOWN, None, view)
+    answer = admission.mutate(review_of(once)["request"], POLICY, UNKNOWN, None, view, SEAL)
     assert "patch" not in answer.review["response"]
     always = policy_with(rules=[{"name": "all", "match": {}, "override": "always"}])
     once = mutated(pod, always, view)
     assert base_memory(once) == ("4Gi", "9831Mi")
-    answer = admission.mutate(review_of(once)["request"], always, UNKNOWN, None, view)
+    answer = admission.mutate(review_of(once)["request"], always, UNKNOWN, None, view, SEAL)
     assert "patch" not in answer.review["response"]
 
 
 def test_the_ceiling_still_holds_for_an_escalated_pod() -> None:
     pod = mutated(retry(2, labels={"tier": "heavy"}), POLICY, profiles(run(1, limit=8 * GI)))
     pod["spec"]["containers"][0]["resources"]["limits"]["memory"] = "80Gi"
-    checked = admission.validate(review_of(pod)["request"], POLICY)
+    checked = admission.validate(review_of(pod)["request"], POLICY, None, SEAL)
     assert not checked.review["response"]["allowed"]
     assert "above the policy ceiling 64Gi" in checked.review["response"]["status"]["message"]
 

@@ -104,7 +104,11 @@ class BurstCluster:
         if not (cert_dir / "ca.crt").exists():
             made = run_podtier("certs", "generate", "--out", str(cert_dir), "--ip", "127.0.0.1")
             assert made.returncode == 0, made.stderr
+        key = cert_dir / "escalation.key"  # one key for every replica, as the chart's Secret
+        if not key.exists():
+            key.write_bytes(b"burst-cluster-escalation-key-" * 2)
         args = ["--cluster", "auto", "--kubeconfig", str(plane.kubeconfig)]
+        args += ["--escalation-key", str(key)]
         if replicas > 1:
             args += ["--peers", "podtier-test"]
         if policy is not None:

@@ -351,7 +351,8 @@ def runner(request: pytest.FixtureRequest) -> Iterator[Differential]:
 
 
 def sidecars_on(runner: Differential) -> bool:
-    return bool(runner.plane.feature_gates.get("SidecarContainers"))
+    """The gate, or a version that runs sidecars by default (1.34 cannot turn them off)."""
+    return runner.plane.sidecars_by_default()
 
 
 # ---------------------------------------------------------------------- the tests

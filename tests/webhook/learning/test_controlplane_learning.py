@@ -74,10 +74,15 @@ class Cluster:
         self.policy = directory / "policy.yaml"
         self.policy.write_text(yaml.safe_dump(doc, sort_keys=False))
         self.servers: list[Server] = []
+        # every replica reads the same key, as from the chart's Secret: a raise sealed by one
+        # verifies on the others and after a restart
+        self.escalation_key = directory / "escalation.key"
+        self.escalation_key.write_bytes(b"learning-test-key-" * 3)
 
     def start_podtier(self, identity: str, *extra: str) -> Server:
         args = ["--cluster", "auto", "--kubeconfig", str(self.plane.kubeconfig)]
-        args += ["--learning", "--policy", str(self.policy), *extra]
+        args += ["--learning", "--policy", str(self.policy)]
+        args += ["--escalation-key", str(self.escalation_key), *extra]
         env = {"POD_NAME": identity, "POD_NAMESPACE": "podtier"}
         server = Server(self.cert_dir, args, env=env)
         self.servers.append(server)

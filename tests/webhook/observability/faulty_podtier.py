@@ -13,7 +13,9 @@ from podtier.webhook.commands import main as cli
 from podtier.webhook.core import admission
 
 
-def broken_decide(pod: Any, policy: Any, capacity: Any, profiles: Any = None) -> Any:
+def broken_decide(
+    pod: Any, policy: Any, capacity: Any, profiles: Any = None, seal: Any = None
+) -> Any:
     container = pod.raw["spec"]["containers"][0]
     raise ValueError(f"cannot decide: env {container.get('env')} args {container.get('args')}")
 
