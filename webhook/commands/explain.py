@@ -61,6 +61,7 @@ def _explain(
             "node": None,
             "recommended_tier": None,
             "escalated_memory": None,
+            "removed_node_selector": {},
             "reason": reason,
             "warnings": warnings,
             "patch": [],
@@ -77,6 +78,7 @@ def _explain(
         "node": decision.node,
         "recommended_tier": decision.annotations.get(RECOMMENDED_TIER_ANNOTATION),
         "escalated_memory": decision.annotations.get(ESCALATED_MEMORY_ANNOTATION),
+        "removed_node_selector": dict(decision.removed_selector),
         "reason": decision.reason,
         "warnings": warnings,
         "patch": patch,
@@ -94,6 +96,12 @@ def render_text(result: dict[str, Any], policy: Policy) -> str:
         + (f", node {result['node']} fits" if result["node"] else ""),
         f"why:     {result['reason']}",
     ]
+    removed = result.get("removed_node_selector")
+    if removed:
+        pairs = ", ".join(f"{key}={value}" for key, value in removed.items())
+        lines.append(
+            f"removed: nodeSelector {pairs} (a pool's key: prefer lets the scheduler pick the pool)"
+        )
     if result.get("recommended_tier"):
         lines.append(f"learned: recommended tier {result['recommended_tier']}")
     if result.get("escalated_memory"):

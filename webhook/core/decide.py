@@ -9,11 +9,11 @@ choose_tier ─► advise (the task's profile: applied tier, OOM escalation; `co
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from podtier.webhook.core.capacity import CapacityView
 from podtier.webhook.core.learned import NO_ADVICE, Advice, Escalation, advise, with_memory_limit
-from podtier.webhook.core.placement import Placement, place
+from podtier.webhook.core.placement import Placement, place, prefer_node_selector
 from podtier.webhook.core.pod import PodView, pod_requests
 from podtier.webhook.core.profile import ProfilesView
 from podtier.webhook.core.quantity import QuantityError, to_milli
@@ -48,6 +48,8 @@ class Decision:
     warnings: tuple[str, ...]
     annotations: Mapping[str, str]
     escalation: Escalation | None = None  # the memory raise after an OOM kill, if any
+    # In prefer mode: the pod's nodeSelector pairs on pool keys, taken out (`prefer_node_selector`)
+    removed_selector: Mapping[str, str] = field(default_factory=dict)
 
 
 def decide(
@@ -112,7 +114,22 @@ def decide(
             **advice.annotations,
         },
         escalation=advice.escalation,
+        removed_selector=removed_selector(pod, policy, tier),
     )
+
+
+def _kept_selector(pod: PodView, policy: Policy, tier: Tier) -> Mapping[str, str]:
+    """The pod's nodeSelector as the scheduler will see it, before the pool's keys."""
+    if tier.placement_mode != "prefer":
+        return pod.node_selector
+    return prefer_node_selector(pod.node_selector, tuple(policy.pools.values()))[0]
+
+
+def removed_selector(pod: PodView, policy: Policy, tier: Tier) -> dict[str, str]:
+    """What prefer mode takes out of the pod's nodeSelector (nothing in pin mode)."""
+    if tier.placement_mode != "prefer":
+        return {}
+    return prefer_node_selector(pod.node_selector, tuple(policy.pools.values()))[1]
 
 
 def allowed_pools(policy: Policy, rule: Rule | None, tier: Tier) -> tuple[Pool, ...]:
@@ -150,7 +167,7 @@ def _try_tier(
     placement = place(
         allowed_pools(policy, rule, tier),
         requests,
-        pod.node_selector,
+        _kept_selector(pod, policy, tier),
         pod.tolerations,
         capacity,
     )
@@ -196,6 +213,7 @@ def _earlier_decision(pod: PodView, policy: Policy) -> Decision | None:
             POLICY_ANNOTATION: notes[POLICY_ANNOTATION],
             **{key: notes[key] for key in CONDITIONAL_ANNOTATIONS if key in notes},
         },
+        removed_selector=removed_selector(pod, policy, tier),
     )
 
 
