@@ -32,6 +32,7 @@ from podtier.webhook.core.tiering import (
     downgrade_allowed,
     override_mode,
 )
+from podtier.webhook.core.waiting import wait_or_spill
 from podtier.webhook.policy.model import PlacementMode, Policy, Pool, Rule, Tier
 
 
@@ -50,6 +51,9 @@ class Decision:
     escalation: Escalation | None = None  # the memory raise after an OOM kill, if any
     # In prefer mode: the pod's nodeSelector pairs on pool keys, taken out (`prefer_node_selector`)
     removed_selector: Mapping[str, str] = field(default_factory=dict)
+    # A pod that waits for its first pool: the node to hold its room on meanwhile (`node` is
+    # None: no node has room now). The edge reserves it, so the next pod sees it waiting.
+    hold_on: str | None = None
 
 
 def decide(
@@ -71,8 +75,24 @@ def decide(
     first = advice.tier or choice.tier
     tier, sizing, placement, requests = _try_tier(pod, policy, choice, first, capacity, advice)
     why_tier = advice.why or choice.why
+    mode, hold_on, waiting, not_waiting = tier.placement_mode, None, False, ""
+    waited = wait_or_spill(
+        tier,
+        allowed_pools(policy, choice.rule, tier),
+        placement,
+        requests,
+        _kept_selector(pod, policy, tier),
+        pod.tolerations,
+        capacity,
+        profiles,
+    )
+    if waited is not None:
+        warnings += waited.warnings
+        not_waiting = waited.note
+        if waited.placement is not None:  # it waits for its first pool, pinned there
+            placement, mode, hold_on, waiting = waited.placement, "pin", waited.hold_on, True
 
-    if not placement.fits and capacity.status.known:
+    if not placement.fits and capacity.status.known and not waiting:
         lower = tier.downgrade_to
         explicit = sizing is not None and not sizing.tier_filled
         if lower is not None and not explicit and advice.tier is None and downgrade_allowed(pod):
@@ -91,15 +111,17 @@ def decide(
             )
 
     pools = allowed_pools(policy, choice.rule, tier)
-    how = placement_how(tier.placement_mode, pools)
+    how = placement_how(mode, pools)
     reason = f"tier {tier.name} ({why_tier}); pool {placement.pool.name} ({how}): {placement.why}"
+    if not_waiting:
+        reason += f"; {not_waiting}"
     if advice.note:
         reason += f"; {advice.note}"
     return Decision(
         tier=tier,
         pool=placement.pool,
         pools=pools,
-        mode=tier.placement_mode,
+        mode=mode,
         sizing=sizing,
         node=placement.node,
         requests=requests,
@@ -114,7 +136,8 @@ def decide(
             **advice.annotations,
         },
         escalation=advice.escalation,
-        removed_selector=removed_selector(pod, policy, tier),
+        removed_selector=removed_selector(pod, policy, mode),
+        hold_on=hold_on,
     )
 
 
@@ -125,9 +148,9 @@ def _kept_selector(pod: PodView, policy: Policy, tier: Tier) -> Mapping[str, str
     return prefer_node_selector(pod.node_selector, tuple(policy.pools.values()))[0]
 
 
-def removed_selector(pod: PodView, policy: Policy, tier: Tier) -> dict[str, str]:
+def removed_selector(pod: PodView, policy: Policy, mode: PlacementMode) -> dict[str, str]:
     """What prefer mode takes out of the pod's nodeSelector (nothing in pin mode)."""
-    if tier.placement_mode != "prefer":
+    if mode != "prefer":
         return {}
     return prefer_node_selector(pod.node_selector, tuple(policy.pools.values()))[1]
 
@@ -196,11 +219,16 @@ def _earlier_decision(pod: PodView, policy: Policy) -> Decision | None:
     escalated = escalated_memory(notes)
     if sizing is not None and escalated is not None:
         sizing = with_memory_limit(sizing, escalated)
+    # A pod of a prefer tier that waited for its first pool was pinned there: it carries the
+    # pool's node labels in its nodeSelector, which prefer mode would have taken out.
+    placement_mode = tier.placement_mode
+    if placement_mode == "prefer" and pool.node_selector.items() <= pod.node_selector.items():
+        placement_mode = "pin"
     return Decision(
         tier=tier,
         pool=pool,
         pools=allowed_pools(policy, rule, tier),
-        mode=tier.placement_mode,
+        mode=placement_mode,
         sizing=sizing,
         node=None,
         requests=pod_requests(pod, sizing.requests if sizing is not None else None),
@@ -213,7 +241,7 @@ def _earlier_decision(pod: PodView, policy: Policy) -> Decision | None:
             POLICY_ANNOTATION: notes[POLICY_ANNOTATION],
             **{key: notes[key] for key in CONDITIONAL_ANNOTATIONS if key in notes},
         },
-        removed_selector=removed_selector(pod, policy, tier),
+        removed_selector=removed_selector(pod, policy, placement_mode),
     )
 
 

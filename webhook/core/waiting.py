@@ -1,0 +1,231 @@
+"""Wait or spill: when a pod's first pool has no room now, how long until it has. Pure: the
+moment is the outlook's (`PoolOutlook.at`, passed in by the edge), never a clock.
+
+    first pool full ─► expected wait = the smaller of
+        (a) provisionSeconds, when the pool autoscales and can still grow by a node that fits
+            the pod, beyond the pods already waiting there
+        (b) when pods running on one of its nodes finish and leave the pod room there, from
+            their tasks' learned run times (TaskProfile.run_seconds) and start times
+    ─► within the tier's maxWaitSeconds: pinned to the first pool, it waits
+       (the scaling signal counts it); past it, or with no figure: spill or step down as before
+
+Figures that cannot be trusted are left out, with a warning, rather than sending a pod to wait
+for them: a pool already over its maxNodes cannot grow, a run time of 0, of more than a week or
+not a number says nothing, and a task running more than twice its run time is no guide to when
+it ends.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from podtier.webhook.core.capacity import CapacityView, PoolOutlook, RunningPod
+from podtier.webhook.core.placement import Placement, pod_node_selector, pod_tolerations
+from podtier.webhook.core.profile import ProfilesView
+from podtier.webhook.core.resources import POD_SLOT, covers
+from podtier.webhook.policy.model import Pool, Tier
+
+MAX_RUN_SECONDS = 7 * 86_400.0  # a learned run time above a week is taken as garbage
+OVERDUE_FACTOR = 2.0  # a task running this many times its run time: no estimate
+NODE_POD_SLOTS = 110_000  # a new node's pods (milli-units), the kubelet's default
+
+
+@dataclass(frozen=True)
+class Wait:
+    seconds: float
+    node: str | None  # the node that frees room; None for a new node
+    why: str  # "node c-1 frees room in ~40 s (task etl.load runs ~6 min, started 5.3 min ago)"
+
+
+@dataclass(frozen=True)
+class Outlook:
+    wait: Wait | None  # the soonest room, or None when nothing says when
+    warnings: tuple[str, ...]
+
+
+def expected_wait(
+    pool: Pool,
+    requests: Mapping[str, int],
+    outlook: PoolOutlook,
+    profiles: ProfilesView | None,
+) -> Outlook:
+    """When `pool` is expected to have room for a pod of `requests` (milli-units)."""
+    warnings: list[str] = []
+    waits = [
+        w
+        for w in (
+            _new_node(pool, requests, outlook, warnings),
+            _finishing(requests, outlook, profiles, warnings),
+        )
+        if w is not None
+    ]
+    best = min(waits, key=lambda w: w.seconds) if waits else None
+    return Outlook(best, tuple(warnings))
+
+
+def _new_node(
+    pool: Pool, requests: Mapping[str, int], outlook: PoolOutlook, warnings: list[str]
+) -> Wait | None:
+    scaling = pool.autoscaling
+    if scaling is None:
+        return None
+    nodes = len(outlook.free)
+    if nodes > scaling.max_nodes:
+        warnings.append(
+            f"podtier: pool {pool.name} has {nodes} nodes, above its autoscaling.maxNodes "
+            f"{scaling.max_nodes}: it is taken as unable to grow"
+        )
+        return None
+    shape = {POD_SLOT: NODE_POD_SLOTS, **scaling.node_milli()}
+    per_node = _pods_per_node(shape, requests)
+    if per_node == 0:
+        return None  # a new node could not hold it
+    waiting = _waiting_pods(requests, outlook)
+    if (scaling.max_nodes - nodes) * per_node <= waiting:
+        return None  # at its maxNodes, or the nodes it may still add go to pods already waiting
+    seconds = scaling.provision_seconds
+    return Wait(seconds, None, f"it can add a node (~{_duration(seconds)})")
+
+
+def _pods_per_node(shape: Mapping[str, int], requests: Mapping[str, int]) -> int:
+    counts = [shape.get(name, 0) // value for name, value in requests.items() if value > 0]
+    return min(counts) if counts else 0
+
+
+def _waiting_pods(requests: Mapping[str, int], outlook: PoolOutlook) -> int:
+    """Pods of this size already waiting in the pool: what its nodes are counted over by."""
+    over: dict[str, int] = {}
+    for free in outlook.free.values():
+        for name, value in free.items():
+            if value < 0:
+                over[name] = over.get(name, 0) - value
+    return max(
+        (-(-over.get(name, 0) // value) for name, value in requests.items() if value > 0),
+        default=0,
+    )
+
+
+def _finishing(
+    requests: Mapping[str, int],
+    outlook: PoolOutlook,
+    profiles: ProfilesView | None,
+    warnings: list[str],
+) -> Wait | None:
+    if profiles is None or not profiles.status.known:
+        return None
+    ends: dict[str, list[tuple[float, RunningPod, float]]] = {}
+    for pod in outlook.running:
+        estimate = _remaining(pod, outlook.at, profiles, warnings)
+        if estimate is not None:
+            ends.setdefault(pod.node, []).append((estimate[0], pod, estimate[1]))
+    best: Wait | None = None
+    for node, finishing in sorted(ends.items()):
+        free = dict(outlook.free.get(node, {}))
+        for remaining, pod, run in sorted(finishing, key=lambda e: e[0]):
+            for name, value in pod.requests.items():
+                free[name] = free.get(name, 0) + value
+            if covers(free, requests):
+                if best is None or remaining < best.seconds:
+                    best = Wait(remaining, node, _frees(node, remaining, pod, run, outlook.at))
+                break
+    return best
+
+
+def _remaining(
+    pod: RunningPod, at: float, profiles: ProfilesView, warnings: list[str]
+) -> tuple[float, float] | None:
+    """(seconds until `pod` is expected to end, its task's run time), or None."""
+    if pod.task is None or pod.started_at is None:
+        return None
+    profile = profiles.get(pod.task)
+    if profile is None or profile.runs == 0:
+        return None
+    run = profile.run_seconds
+    if run == 0:
+        return None  # no run time learned yet
+    if not math.isfinite(run) or run <= 0 or run > MAX_RUN_SECONDS:
+        warnings.append(
+            f"podtier: task {pod.task.dag}.{pod.task.task}'s learned run time {run!r} s is "
+            "not a run time; not used to judge when its node frees room"
+        )
+        return None
+    elapsed = max(0.0, at - pod.started_at)
+    if elapsed > OVERDUE_FACTOR * run:
+        return None
+    return max(0.0, run - elapsed), run
+
+
+def _frees(node: str, seconds: float, pod: RunningPod, run: float, at: float) -> str:
+    assert pod.task is not None and pod.started_at is not None
+    ago = _duration(max(0.0, at - pod.started_at), minutes_decimal=True)
+    return (
+        f"node {node} frees room in ~{_duration(seconds)} (task {pod.task.dag}.{pod.task.task} "
+        f"runs ~{_duration(run)}, started {ago} ago)"
+    )
+
+
+def _duration(seconds: float, minutes_decimal: bool = False) -> str:
+    """40 s, 6 min, 5.3 min, 2.5 h: as a person says a wait."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        minutes = seconds / 60
+        return f"{minutes:.1f} min" if minutes_decimal else f"{minutes:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@dataclass(frozen=True)
+class WaitChoice:
+    """What the decision does when the first pool has no room now."""
+
+    placement: Placement | None  # pinned to the first pool, waiting; None: spill as before
+    hold_on: str | None  # the node to hold its room on while it waits (the node freeing it)
+    note: str  # why it does not wait, for the reason ("" when it waits)
+    warnings: tuple[str, ...]
+
+
+def wait_or_spill(
+    tier: Tier,
+    pools: Sequence[Pool],
+    placement: Placement,
+    requests: Mapping[str, int],
+    node_selector: Mapping[str, str],
+    tolerations: Sequence[Mapping[str, Any]],
+    capacity: CapacityView,
+    profiles: ProfilesView | None,
+) -> WaitChoice | None:
+    """None when the tier never waits, headroom is unknown, or the first pool has room."""
+    first = pools[0]
+    if tier.max_wait_seconds is None or not capacity.status.known:
+        return None
+    if placement.fits and placement.pool.name == first.name:
+        return None
+    picture = capacity.outlook(
+        pod_node_selector(node_selector, first), pod_tolerations(tolerations, first)[0]
+    )
+    if picture is None:
+        return None
+    outlook = expected_wait(first, requests, picture, profiles)
+    wait, limit = outlook.wait, tier.max_wait_seconds
+    if wait is None:
+        return WaitChoice(
+            None, None, f"nothing says when {first.name} frees room", outlook.warnings
+        )
+    if wait.seconds > limit:
+        note = (
+            f"{first.name} frees room in ~{_duration(wait.seconds)} at the soonest, over the "
+            f"tier's maxWaitSeconds {limit:g}"
+        )
+        return WaitChoice(None, None, note, outlook.warnings)
+    hold_on = wait.node or _roomiest(picture, requests)
+    waiting = Placement(first, None, False, f"waits for {first.name}: {wait.why}")
+    return WaitChoice(waiting, hold_on, "", outlook.warnings)
+
+
+def _roomiest(picture: PoolOutlook, requests: Mapping[str, int]) -> str | None:
+    """The node with the most free of the pod's first resource (its hold, until a node comes)."""
+    name = next((n for n, v in requests.items() if v > 0 and n != POD_SLOT), POD_SLOT)
+    return max(picture.free, key=lambda node: (picture.free[node].get(name, 0), node), default=None)
