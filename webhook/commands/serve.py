@@ -200,6 +200,8 @@ def _add_insight_cleanup_and_learning(args: argparse.Namespace, setup: ServeSetu
     from podtier.webhook.insight.job import Insight
 
     insight = Insight(setup.headroom, setup.policy)
+    if isinstance(setup.headroom, LiveHeadroom):
+        setup.headroom.track_running()  # for tiers that wait (`core.waiting`)
     if args.learning:
         _add_learning(args, setup, insight)
     if not isinstance(setup.headroom, LiveHeadroom):
