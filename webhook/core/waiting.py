@@ -4,15 +4,16 @@ moment is the outlook's (`PoolOutlook.at`, passed in by the edge), never a clock
     first pool full ─► expected wait = the smaller of
         (a) provisionSeconds, when the pool autoscales and can still grow by a node that fits
             the pod, beyond the pods already waiting there
-        (b) when pods running on one of its nodes finish and leave the pod room there, from
-            their tasks' learned run times (TaskProfile.run_seconds) and start times
+        (b) when pods running on its nodes finish and leave room there for the pods already
+            waiting and this one, from their tasks' learned run times
+            (TaskProfile.run_seconds) and start times
     ─► within the tier's maxWaitSeconds: pinned to the first pool, it waits
        (the scaling signal counts it); past it, or with no figure: spill or step down as before
 
 Figures that cannot be trusted are left out, with a warning, rather than sending a pod to wait
-for them: a pool already over its maxNodes cannot grow, a run time of 0, of more than a week or
-not a number says nothing, and a task running more than twice its run time is no guide to when
-it ends.
+for them: a pool already over its maxNodes cannot grow, a learned run time that is not a number,
+negative or over a week is ignored, and a task running more than twice its run time is no guide
+to when it ends.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 from podtier.webhook.core.capacity import CapacityView, PoolOutlook, RunningPod
 from podtier.webhook.core.placement import Placement, pod_node_selector, pod_tolerations
 from podtier.webhook.core.profile import ProfilesView
-from podtier.webhook.core.resources import POD_SLOT, covers
+from podtier.webhook.core.resources import POD_SLOT
 from podtier.webhook.policy.model import Pool, Tier
 
 MAX_RUN_SECONDS = 7 * 86_400.0  # a learned run time above a week is taken as garbage
@@ -52,46 +53,65 @@ def expected_wait(
     outlook: PoolOutlook,
     profiles: ProfilesView | None,
 ) -> Outlook:
-    """When `pool` is expected to have room for a pod of `requests` (milli-units)."""
+    """When `pool` is expected to have room for a pod of `requests` (milli-units), behind the
+    pods of that size already waiting there (what its nodes are counted over by).
+
+    Room comes in steps: a running pod ends (its node gets its requests back), or the new
+    nodes come (`provisionSeconds`, as many as `maxNodes` allows). At each step, in time order,
+    count how many pods of this size the pool's room takes; the pod's wait is the first step
+    at which that covers the pods ahead of it and itself."""
     warnings: list[str] = []
-    waits = [
-        w
-        for w in (
-            _new_node(pool, requests, outlook, warnings),
-            _finishing(requests, outlook, profiles, warnings),
-        )
-        if w is not None
-    ]
-    best = min(waits, key=lambda w: w.seconds) if waits else None
-    return Outlook(best, tuple(warnings))
+    ahead = _waiting_pods(requests, outlook)
+    room = {node: {k: max(0, v) for k, v in free.items()} for node, free in outlook.free.items()}
+    steps: list[tuple[float, int, RunningPod | None, float]] = []
+    for pod in outlook.running:
+        estimate = _remaining(pod, outlook.at, profiles, warnings)
+        if estimate is not None:
+            steps.append((estimate[0], 0, pod, estimate[1]))
+    new_nodes = _new_nodes(pool, requests, outlook, warnings)
+    if new_nodes:
+        assert pool.autoscaling is not None
+        steps.append((pool.autoscaling.provision_seconds, 1, None, 0.0))
+    slots = sum(_pods_per_node(free, requests) for free in room.values())
+    for seconds, _, pod, run in sorted(steps, key=lambda step: (step[0], step[1])):
+        if pod is None:
+            slots += new_nodes
+        else:
+            before = _pods_per_node(room[pod.node], requests) if pod.node in room else 0
+            free = room.setdefault(pod.node, {})
+            for name, value in pod.requests.items():
+                free[name] = free.get(name, 0) + value
+            slots += _pods_per_node(free, requests) - before
+        if slots > ahead:
+            behind = f", behind {ahead} waiting pod{'s' if ahead > 1 else ''}" if ahead else ""
+            if pod is None:
+                why = f"it can add a node (~{_duration(seconds)}{behind})"
+                return Outlook(Wait(seconds, None, why), tuple(warnings))
+            why = _frees(pod.node, seconds, pod, run, outlook.at) + behind
+            return Outlook(Wait(seconds, pod.node, why), tuple(warnings))
+    return Outlook(None, tuple(warnings))
 
 
-def _new_node(
+def _new_nodes(
     pool: Pool, requests: Mapping[str, int], outlook: PoolOutlook, warnings: list[str]
-) -> Wait | None:
+) -> int:
+    """How many pods of `requests` the nodes the pool may still add would take."""
     scaling = pool.autoscaling
     if scaling is None:
-        return None
+        return 0
     nodes = len(outlook.free)
     if nodes > scaling.max_nodes:
         warnings.append(
             f"podtier: pool {pool.name} has {nodes} nodes, above its autoscaling.maxNodes "
             f"{scaling.max_nodes}: it is taken as unable to grow"
         )
-        return None
+        return 0
     shape = {POD_SLOT: NODE_POD_SLOTS, **scaling.node_milli()}
-    per_node = _pods_per_node(shape, requests)
-    if per_node == 0:
-        return None  # a new node could not hold it
-    waiting = _waiting_pods(requests, outlook)
-    if (scaling.max_nodes - nodes) * per_node <= waiting:
-        return None  # at its maxNodes, or the nodes it may still add go to pods already waiting
-    seconds = scaling.provision_seconds
-    return Wait(seconds, None, f"it can add a node (~{_duration(seconds)})")
+    return (scaling.max_nodes - nodes) * _pods_per_node(shape, requests)
 
 
-def _pods_per_node(shape: Mapping[str, int], requests: Mapping[str, int]) -> int:
-    counts = [shape.get(name, 0) // value for name, value in requests.items() if value > 0]
+def _pods_per_node(free: Mapping[str, int], requests: Mapping[str, int]) -> int:
+    counts = [max(0, free.get(name, 0)) // value for name, value in requests.items() if value > 0]
     return min(counts) if counts else 0
 
 
@@ -108,36 +128,12 @@ def _waiting_pods(requests: Mapping[str, int], outlook: PoolOutlook) -> int:
     )
 
 
-def _finishing(
-    requests: Mapping[str, int],
-    outlook: PoolOutlook,
-    profiles: ProfilesView | None,
-    warnings: list[str],
-) -> Wait | None:
-    if profiles is None or not profiles.status.known:
-        return None
-    ends: dict[str, list[tuple[float, RunningPod, float]]] = {}
-    for pod in outlook.running:
-        estimate = _remaining(pod, outlook.at, profiles, warnings)
-        if estimate is not None:
-            ends.setdefault(pod.node, []).append((estimate[0], pod, estimate[1]))
-    best: Wait | None = None
-    for node, finishing in sorted(ends.items()):
-        free = dict(outlook.free.get(node, {}))
-        for remaining, pod, run in sorted(finishing, key=lambda e: e[0]):
-            for name, value in pod.requests.items():
-                free[name] = free.get(name, 0) + value
-            if covers(free, requests):
-                if best is None or remaining < best.seconds:
-                    best = Wait(remaining, node, _frees(node, remaining, pod, run, outlook.at))
-                break
-    return best
-
-
 def _remaining(
-    pod: RunningPod, at: float, profiles: ProfilesView, warnings: list[str]
+    pod: RunningPod, at: float, profiles: ProfilesView | None, warnings: list[str]
 ) -> tuple[float, float] | None:
     """(seconds until `pod` is expected to end, its task's run time), or None."""
+    if profiles is None or not profiles.status.known:
+        return None
     if pod.task is None or pod.started_at is None:
         return None
     profile = profiles.get(pod.task)

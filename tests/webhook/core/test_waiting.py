@@ -250,5 +250,22 @@ def test_a_pod_waits_only_for_a_figure_within_its_max_wait(
     seconds = float(found[1]) * {"s": 1, "min": 60, "h": 3600}[found[2]]
     assert math.isfinite(seconds)
     assert seconds <= max_wait + 0.05 * max(seconds, 60)  # the figure is rounded for people
-    if "add a node" in reason:
-        assert (max_nodes - 2) * 2 > waiting
+    if "add a node" in reason:  # the new nodes (2 heavy pods each), and c-1's running pod
+        assert (max_nodes - 2) * 2 + 1 > waiting
+
+
+def test_pods_already_waiting_take_the_room_a_finishing_task_frees_first() -> None:
+    """c-1's etl.load ends in ~40 s and frees room for one heavy pod; one heavy pod already
+    waits (counted over c-0): this one would have to wait for the next room, a second run
+    ending in ~4 min, over maxWaitSeconds 120: it spills. Without the pod ahead it waits."""
+    over = {"cpu": -1000, "memory": 0, "pods": 100_000}
+    running = (load_running(320), load_running(120, node="c-0"))
+    pod, _ = mutate(policy_with(120), Cluster({"c-0": over, "c-1": FULL}, running), profiles(360))
+    notes = pod["metadata"]["annotations"]
+    assert notes["podtier.io/pool"] == "worker"
+    assert "compute frees room in ~4 min at the soonest" in notes["podtier.io/reason"]
+    pod, _ = mutate(policy_with(300), Cluster({"c-0": over, "c-1": FULL}, running), profiles(360))
+    assert pod["metadata"]["annotations"]["podtier.io/reason"].endswith(
+        "waits for compute: node c-0 frees room in ~4 min (task etl.load runs ~6 min, "
+        "started 2.0 min ago), behind 1 waiting pod"
+    )
