@@ -321,20 +321,16 @@ class Cluster:
 
     def outlook(self, pool: str, now: float) -> PoolOutlook:
         """What the tracker would tell: ready nodes' free room, the pods waiting in the pool
-        counted over its nodes (as podtier holds them), and the running pods."""
+        (podtier holds them), and the running pods."""
         nodes = list(self.ready(pool, now))
         free = {n.name: dict(n.free) for n in nodes}
-        if nodes:
-            for run in self.pending[pool]:
-                roomiest = max(free, key=lambda name: free[name]["cpu"])
-                for key, value in run.requests.items():
-                    free[roomiest][key] -= value
+        held = tuple(run.requests for run in self.pending[pool])
         running = tuple(
             RunningPod(n.name, task_key("airflow", "etl", r.task), r.start, r.requests)
             for n in nodes
             for r in n.pods.values()
         )
-        return PoolOutlook(now, free, running)
+        return PoolOutlook(now, free, running, held)
 
 
 class SimView:

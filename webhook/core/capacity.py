@@ -52,8 +52,11 @@ class PoolOutlook:
     """A pool's nodes at a moment, for judging when room frees up there (`core.waiting`)."""
 
     at: float  # Unix seconds: when the picture was taken (the edge's clock, passed in)
-    free: Mapping[str, Mapping[str, int]]  # node -> free milli-units; below 0 where pods wait
+    free: Mapping[str, Mapping[str, int]]  # node -> free milli-units, not counting `held`
     running: tuple[RunningPod, ...]
+    # The requests of the pods podtier holds in the pool that are not bound yet (placed with
+    # room, or waiting for it), oldest first.
+    held: tuple[Mapping[str, int], ...] = ()
 
 
 class CapacityView(Protocol):

@@ -26,7 +26,7 @@ from typing import Any
 from podtier.webhook.core.capacity import CapacityView, PoolOutlook, RunningPod
 from podtier.webhook.core.placement import Placement, pod_node_selector, pod_tolerations
 from podtier.webhook.core.profile import ProfilesView
-from podtier.webhook.core.resources import POD_SLOT
+from podtier.webhook.core.resources import POD_SLOT, covers
 from podtier.webhook.policy.model import Pool, Tier
 
 MAX_RUN_SECONDS = 7 * 86_400.0  # a learned run time above a week is taken as garbage
@@ -54,15 +54,16 @@ def expected_wait(
     profiles: ProfilesView | None,
 ) -> Outlook:
     """When `pool` is expected to have room for a pod of `requests` (milli-units), behind the
-    pods of that size already waiting there (what its nodes are counted over by).
+    pods already waiting there (`PoolOutlook.held` that do not fit now, each taken as one pod
+    of this size).
 
     Room comes in steps: a running pod ends (its node gets its requests back), or the new
     nodes come (`provisionSeconds`, as many as `maxNodes` allows). At each step, in time order,
     count how many pods of this size the pool's room takes; the pod's wait is the first step
     at which that covers the pods ahead of it and itself."""
     warnings: list[str] = []
-    ahead = _waiting_pods(requests, outlook)
     room = {node: {k: max(0, v) for k, v in free.items()} for node, free in outlook.free.items()}
+    ahead = _take_held(room, outlook.held)
     steps: list[tuple[float, int, RunningPod | None, float]] = []
     for pod in outlook.running:
         estimate = _remaining(pod, outlook.at, profiles, warnings)
@@ -115,17 +116,19 @@ def _pods_per_node(free: Mapping[str, int], requests: Mapping[str, int]) -> int:
     return min(counts) if counts else 0
 
 
-def _waiting_pods(requests: Mapping[str, int], outlook: PoolOutlook) -> int:
-    """Pods of this size already waiting in the pool: what its nodes are counted over by."""
-    over: dict[str, int] = {}
-    for free in outlook.free.values():
-        for name, value in free.items():
-            if value < 0:
-                over[name] = over.get(name, 0) - value
-    return max(
-        (-(-over.get(name, 0) // value) for name, value in requests.items() if value > 0),
-        default=0,
-    )
+def _take_held(room: dict[str, dict[str, int]], held: Sequence[Mapping[str, int]]) -> int:
+    """Give the held pods their room, oldest first (first fit): those that fit are about to
+    bind; returns how many do not (the pods waiting ahead)."""
+    ahead = 0
+    for requests in held:
+        node = next((n for n, free in room.items() if covers(free, requests)), None)
+        if node is None:
+            ahead += 1
+            continue
+        free = room[node]
+        for name, value in requests.items():
+            free[name] = free.get(name, 0) - value
+    return ahead
 
 
 def _remaining(

@@ -373,15 +373,22 @@ class _View:
         if not self.status.known:
             return None
         where = state.asked_key(node_selector, tolerations)
-        free = {
-            node: {name: state.free(node, name) for name in state.nodes[node].allocatable}
-            for node in state.eligible_nodes(node_selector, tolerations)
-        }
-        for node in free:
+        free: dict[str, dict[str, int]] = {}
+        held: list[tuple[int, Mapping[str, int]]] = []
+        order = {key: i for i, key in enumerate(state.holds)}  # oldest first
+        for node in state.eligible_nodes(node_selector, tolerations):
+            room = {name: state.free(node, name) for name in state.nodes[node].allocatable}
+            for key in state.holds_on.get(node, ()):  # not bound yet: given back, listed
+                requests = state.requests_of(key)
+                held.append((order.get(key, 0), requests))
+                for name, value in requests.items():
+                    room[name] = room.get(name, 0) + value
+            free[node] = room
             self._found.setdefault(node, where)  # a waiting pod's hold may move in the pool
         running = headroom.running
         pods = tuple(pod for node in free for pod in running.on(node)) if running else ()
-        return PoolOutlook(headroom.wall_clock(), free, pods)
+        waiting = tuple(requests for _, requests in sorted(held, key=lambda h: h[0]))
+        return PoolOutlook(headroom.wall_clock(), free, pods, waiting)
 
     def reserve(self, node: str, requests: Mapping[str, int], key: str) -> None:
         """Hold the node found in this transaction; the hold may move within the group it was

@@ -29,6 +29,7 @@ from tests.webhook.core.fakes import FakeCapacity, airflow_pod
 NOW = 1_800_000_000.0
 GI = 2**30 * 1000  # milli-units
 HEAVY = {"podtier.io/tier": "heavy", "kubernetes_executor": "True", "dag_id": "d", "task_id": "t"}
+HEAVY_REQUESTS = {"cpu": 2000, "memory": 4 * GI, "pods": 1000}
 FULL = {"cpu": 1000, "memory": 4 * GI, "pods": 100_000}  # 1 cpu free: a heavy pod needs 2
 AUTOSCALING = {"maxNodes": 4, "node": {"cpu": "5", "memory": "20Gi"}, "provisionSeconds": 90}
 
@@ -46,10 +47,13 @@ class Cluster(FakeCapacity):
     """Compute full (c-0, c-1), worker with room (w-1); the outlook of compute as given."""
 
     def __init__(
-        self, free: Mapping[str, Mapping[str, int]], running: tuple[RunningPod, ...] = ()
+        self,
+        free: Mapping[str, Mapping[str, int]],
+        running: tuple[RunningPod, ...] = (),
+        waiting: int = 0,
     ) -> None:
         super().__init__({"compute-optimized": None, "worker": "w-1"})
-        self.picture = PoolOutlook(NOW, free, running)
+        self.picture = PoolOutlook(NOW, free, running, (HEAVY_REQUESTS,) * waiting)
 
     def outlook(self, node_selector: Mapping[str, str], tolerations: Any) -> PoolOutlook | None:
         assert node_selector.get("node-type") == "compute-optimized"
@@ -134,15 +138,26 @@ def test_without_max_wait_seconds_nothing_changes() -> None:
 
 def test_pods_already_waiting_take_the_nodes_the_pool_may_still_add() -> None:
     """maxNodes 4, 2 nodes now: room for 2 more nodes of 2 heavy pods; 4 heavy pods already
-    wait (counted over c-0), so a fifth would wait past the new nodes: it spills."""
-    over = {"cpu": -8000, "memory": -16 * GI, "pods": 100_000}
-    pod, _ = mutate(policy_with(120, AUTOSCALING), Cluster({"c-0": over, "c-1": FULL}))
+    wait (held in compute, with no room), so a fifth would wait past the new nodes: it
+    spills. With 3 waiting it waits, and says so."""
+    cluster = Cluster({"c-0": FULL, "c-1": FULL}, waiting=4)
+    pod, _ = mutate(policy_with(120, AUTOSCALING), cluster)
     notes = pod["metadata"]["annotations"]
     assert notes["podtier.io/pool"] == "worker"
     assert "nothing says when compute frees room" in notes["podtier.io/reason"]
-    three = {"cpu": -6000, "memory": -12 * GI, "pods": 100_000}
-    pod, _ = mutate(policy_with(120, AUTOSCALING), Cluster({"c-0": three, "c-1": FULL}))
-    assert pod["metadata"]["annotations"]["podtier.io/pool"] == "compute"
+    cluster = Cluster({"c-0": FULL, "c-1": FULL}, waiting=3)
+    pod, _ = mutate(policy_with(120, AUTOSCALING), cluster)
+    assert pod["metadata"]["annotations"]["podtier.io/reason"].endswith(
+        "it can add a node (~90 s, behind 3 waiting pods)"
+    )
+
+
+def test_held_pods_that_fit_now_are_about_to_bind_not_waiting() -> None:
+    """Two heavy pods held on c-1, which has room for both: they take it; a third waits."""
+    roomy = {"cpu": 4000, "memory": 16 * GI, "pods": 100_000}
+    cluster = Cluster({"c-0": FULL, "c-1": roomy}, waiting=2)
+    pod, _ = mutate(policy_with(120, {**AUTOSCALING, "maxNodes": 3}), cluster)
+    assert pod["metadata"]["annotations"]["podtier.io/reason"].endswith("it can add a node (~90 s)")
 
 
 def test_a_pool_over_its_max_nodes_is_taken_as_unable_to_grow_with_a_warning() -> None:
@@ -238,8 +253,7 @@ def test_a_pod_waits_only_for_a_figure_within_its_max_wait(
 ) -> None:
     """Whatever the figures, a pod that waits names one finite figure within maxWaitSeconds."""
     policy = with_figures(max_wait, max_nodes, provision)
-    over = {"cpu": 1000 - 2000 * waiting, "memory": 4 * GI, "pods": 100_000}
-    capacity = Cluster({"c-0": over, "c-1": FULL}, (load_running(started_ago),))
+    capacity = Cluster({"c-0": FULL, "c-1": FULL}, (load_running(started_ago),), waiting)
     _, answer = mutate(policy, capacity, profiles(run))
     decision = answer.decision
     if decision.pool.name != "compute":
@@ -256,15 +270,15 @@ def test_a_pod_waits_only_for_a_figure_within_its_max_wait(
 
 def test_pods_already_waiting_take_the_room_a_finishing_task_frees_first() -> None:
     """c-1's etl.load ends in ~40 s and frees room for one heavy pod; one heavy pod already
-    waits (counted over c-0): this one would have to wait for the next room, a second run
+    waits (held in compute): this one would have to wait for the next room, a second run
     ending in ~4 min, over maxWaitSeconds 120: it spills. Without the pod ahead it waits."""
-    over = {"cpu": -1000, "memory": 0, "pods": 100_000}
     running = (load_running(320), load_running(120, node="c-0"))
-    pod, _ = mutate(policy_with(120), Cluster({"c-0": over, "c-1": FULL}, running), profiles(360))
+    cluster = Cluster({"c-0": FULL, "c-1": FULL}, running, waiting=1)
+    pod, _ = mutate(policy_with(120), cluster, profiles(360))
     notes = pod["metadata"]["annotations"]
     assert notes["podtier.io/pool"] == "worker"
     assert "compute frees room in ~4 min at the soonest" in notes["podtier.io/reason"]
-    pod, _ = mutate(policy_with(300), Cluster({"c-0": over, "c-1": FULL}, running), profiles(360))
+    pod, _ = mutate(policy_with(300), cluster, profiles(360))
     assert pod["metadata"]["annotations"]["podtier.io/reason"].endswith(
         "waits for compute: node c-0 frees room in ~4 min (task etl.load runs ~6 min, "
         "started 2.0 min ago), behind 1 waiting pod"
