@@ -65,10 +65,10 @@ def expected_wait(
     room = {node: {k: max(0, v) for k, v in free.items()} for node, free in outlook.free.items()}
     ahead = _take_held(room, outlook.held)
     steps: list[tuple[float, int, RunningPod | None, float]] = []
-    for pod in outlook.running:
-        estimate = _remaining(pod, outlook.at, profiles, warnings)
+    for running in outlook.running:
+        estimate = _remaining(running, outlook.at, profiles, warnings)
         if estimate is not None:
-            steps.append((estimate[0], 0, pod, estimate[1]))
+            steps.append((estimate[0], 0, running, estimate[1]))
     new_nodes = _new_nodes(pool, requests, outlook, warnings)
     if new_nodes:
         assert pool.autoscaling is not None
