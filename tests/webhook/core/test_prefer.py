@@ -11,6 +11,8 @@ from typing import Any
 
 import jsonpatch
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kubernetes.client import ApiClient, V1Pod
 
 from podtier.policies import DEFAULT_POLICY
@@ -194,3 +196,30 @@ def test_explain_says_which_node_selector_pair_prefer_removed(tmp_path: Path) ->
         "explain", str(pod_file), "--policy", str(policy_file), "--output", "json"
     ).stdout
     assert json.loads(out)["removed_node_selector"] == {"node-type": "worker"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    selector=st.dictionaries(
+        st.sampled_from(["node-type", "zone", "team", "a/b~c", "disk"]),
+        st.sampled_from(["worker", "gpu", "compute-optimized", "x"]),
+        max_size=5,
+    ),
+    compute_has_room=st.booleans(),
+)
+def test_any_node_selector_loses_only_the_pools_keys_and_a_second_pass_is_empty(
+    selector: dict[str, str], compute_has_room: bool
+) -> None:
+    capacity = FakeCapacity(
+        {"compute-optimized": "c1" if compute_has_room else None, "worker": "w1"}
+    )
+    raw = airflow_pod(labels=HEAVY, node_selector=selector)
+    once, answer = mutate(raw, capacity)
+    kept = {k: v for k, v in selector.items() if k != "node-type"}  # node-type: every pool's key
+    assert once["spec"].get("nodeSelector", {}) == kept
+    assert answer.decision.removed_selector == {
+        k: v for k, v in selector.items() if k == "node-type"
+    }
+    twice, again = mutate(once, capacity)
+    assert again.review["response"].get("patch") is None
+    assert twice == once
