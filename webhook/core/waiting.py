@@ -25,7 +25,7 @@ from typing import Any
 
 from podtier.webhook.core.capacity import CapacityView, PoolOutlook, RunningPod
 from podtier.webhook.core.placement import Placement, pod_node_selector, pod_tolerations
-from podtier.webhook.core.profile import ProfilesView
+from podtier.webhook.core.profile import ProfilesView, TaskKey
 from podtier.webhook.core.resources import POD_SLOT, covers
 from podtier.webhook.policy.model import Pool, Tier
 
@@ -64,20 +64,26 @@ def expected_wait(
     warnings: list[str] = []
     room = {node: {k: max(0, v) for k, v in free.items()} for node, free in outlook.free.items()}
     ahead = _take_held(room, outlook.held)
-    steps: list[tuple[float, int, RunningPod | None, float]] = []
-    for running in outlook.running:
-        estimate = _remaining(running, outlook.at, profiles, warnings)
-        if estimate is not None:
-            steps.append((estimate[0], 0, running, estimate[1]))
+    runs = _run_times(outlook.running, profiles, warnings)
+    steps: list[tuple[float, int, int]] = []  # (seconds, 0: a pod ends / 1: nodes come, pod)
+    for i, running in enumerate(outlook.running):
+        run = runs.get(running.task) if running.task is not None else None
+        if run is None or running.started_at is None:
+            continue
+        elapsed = max(0.0, outlook.at - running.started_at)
+        if elapsed <= OVERDUE_FACTOR * run:  # past that, its run time says nothing of its end
+            steps.append((max(0.0, run - elapsed), 0, i))
     new_nodes = _new_nodes(pool, requests, outlook, warnings)
     if new_nodes:
         assert pool.autoscaling is not None
-        steps.append((pool.autoscaling.provision_seconds, 1, None, 0.0))
+        steps.append((pool.autoscaling.provision_seconds, 1, -1))
+    steps.sort()
     slots = sum(_pods_per_node(free, requests) for free in room.values())
-    for seconds, _, pod, run in sorted(steps, key=lambda step: (step[0], step[1])):
-        if pod is None:
+    for seconds, kind, i in steps:
+        if kind == 1:
             slots += new_nodes
         else:
+            pod = outlook.running[i]
             before = _pods_per_node(room[pod.node], requests) if pod.node in room else 0
             free = room.setdefault(pod.node, {})
             for name, value in pod.requests.items():
@@ -85,10 +91,12 @@ def expected_wait(
             slots += _pods_per_node(free, requests) - before
         if slots > ahead:
             behind = f", behind {ahead} waiting pod{'s' if ahead > 1 else ''}" if ahead else ""
-            if pod is None:
+            if kind == 1:
                 why = f"it can add a node (~{_duration(seconds)}{behind})"
                 return Outlook(Wait(seconds, None, why), tuple(warnings))
-            why = _frees(pod.node, seconds, pod, run, outlook.at) + behind
+            pod = outlook.running[i]
+            assert pod.task is not None
+            why = _frees(pod.node, seconds, pod, runs[pod.task], outlook.at) + behind
             return Outlook(Wait(seconds, pod.node, why), tuple(warnings))
     return Outlook(None, tuple(warnings))
 
@@ -118,43 +126,46 @@ def _pods_per_node(free: Mapping[str, int], requests: Mapping[str, int]) -> int:
 
 def _take_held(room: dict[str, dict[str, int]], held: Sequence[Mapping[str, int]]) -> int:
     """Give the held pods their room, oldest first (first fit): those that fit are about to
-    bind; returns how many do not (the pods waiting ahead)."""
+    bind; returns how many do not (the pods waiting ahead). Only nodes with room for the
+    smallest held pod are looked at, so a full pool costs one pass, not one per held pod."""
+    if not held:
+        return 0
+    smallest = {name: min(r.get(name, 0) for r in held) for name in set().union(*held)}
+    candidates = [node for node, free in room.items() if covers(free, smallest)]
     ahead = 0
     for requests in held:
-        node = next((n for n, free in room.items() if covers(free, requests)), None)
+        node = next((n for n in candidates if covers(room[n], requests)), None)
         if node is None:
             ahead += 1
             continue
         free = room[node]
         for name, value in requests.items():
             free[name] = free.get(name, 0) - value
+        if not covers(free, smallest):
+            candidates.remove(node)
     return ahead
 
 
-def _remaining(
-    pod: RunningPod, at: float, profiles: ProfilesView | None, warnings: list[str]
-) -> tuple[float, float] | None:
-    """(seconds until `pod` is expected to end, its task's run time), or None."""
+def _run_times(
+    running: Sequence[RunningPod], profiles: ProfilesView | None, warnings: list[str]
+) -> dict[TaskKey, float]:
+    """The learned run time of each task running here that has one to trust (seconds)."""
     if profiles is None or not profiles.status.known:
-        return None
-    if pod.task is None or pod.started_at is None:
-        return None
-    profile = profiles.get(pod.task)
-    if profile is None or profile.runs == 0:
-        return None
-    run = profile.run_seconds
-    if run == 0:
-        return None  # no run time learned yet
-    if not math.isfinite(run) or run <= 0 or run > MAX_RUN_SECONDS:
-        warnings.append(
-            f"podtier: task {pod.task.dag}.{pod.task.task}'s learned run time {run!r} s is "
-            "not a run time; not used to judge when its node frees room"
-        )
-        return None
-    elapsed = max(0.0, at - pod.started_at)
-    if elapsed > OVERDUE_FACTOR * run:
-        return None
-    return max(0.0, run - elapsed), run
+        return {}
+    runs: dict[TaskKey, float] = {}
+    for task in {pod.task for pod in running if pod.task is not None}:
+        profile = profiles.get(task)
+        if profile is None or profile.runs == 0 or profile.run_seconds == 0:
+            continue  # no run time learned yet
+        run = profile.run_seconds
+        if not math.isfinite(run) or run <= 0 or run > MAX_RUN_SECONDS:
+            warnings.append(
+                f"podtier: task {task.dag}.{task.task}'s learned run time {run!r} s is not a "
+                "run time; not used to judge when its node frees room"
+            )
+            continue
+        runs[task] = run
+    return runs
 
 
 def _frees(node: str, seconds: float, pod: RunningPod, run: float, at: float) -> str:
