@@ -2,6 +2,8 @@
 
 choose_tier ─► advise (the task's profile: applied tier, OOM escalation; `core.learned`)
    ─► size_container ─► place (per node, from the CapacityView)
+                          ├─ first pool full, tier with maxWaitSeconds: wait for it, pinned,
+                          │  when room comes in time (`core.waiting`)
                           └─ nothing fits: downgrade (heavy → medium) and retry, unless the
                              tier was learned (a step down would undo it)
 """
