@@ -70,6 +70,7 @@ def _explain(
             "recommendation": None,
             "asked": None,
             "escalated_memory": None,
+            "removed_node_selector": {},
             "reason": reason,
             "warnings": warnings,
             "patch": [],
@@ -88,6 +89,7 @@ def _explain(
         "recommendation": _recommendation(decision.annotations),
         "asked": _base_resources(pod),
         "escalated_memory": decision.annotations.get(ESCALATED_MEMORY_ANNOTATION),
+        "removed_node_selector": dict(decision.removed_selector),
         "reason": decision.reason,
         "warnings": warnings,
         "patch": patch,
@@ -105,6 +107,12 @@ def render_text(result: dict[str, Any], policy: Policy) -> str:
         + (f", node {result['node']} fits" if result["node"] else ""),
         f"why:     {result['reason']}",
     ]
+    removed = result.get("removed_node_selector")
+    if removed:
+        pairs = ", ".join(f"{key}={value}" for key, value in removed.items())
+        lines.append(
+            f"removed: nodeSelector {pairs} (a pool's key: prefer lets the scheduler pick the pool)"
+        )
     recommendation = result.get("recommendation")
     if recommendation:
         asked = result.get("asked") or {}

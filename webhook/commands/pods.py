@@ -136,6 +136,8 @@ def headroom_with_desired_nodes(
     from podtier.webhook.headroom.snapshot import ClusterFileError, load_cluster_file
 
     headroom = StaticHeadroom(source=f"file {path}", static=True)
+    if any(tier.max_wait_seconds is not None for tier in policy.tiers.values()):
+        headroom.track_running()  # for the wait outlook (`core.waiting`)
     scaled = any(pool.scaling is not None for pool in policy.pools.values())
     facts: list[PodFacts] = []
     if scaled:

@@ -264,6 +264,8 @@ def _add_insight_cleanup_and_learning(args: argparse.Namespace, setup: ServeSetu
     for name, tier in setup.policy.tiers.items():  # the series from 0: a first wait counts
         for pool in tier.placement:
             AIRFLOW_PENDING_SECONDS.labels(name, pool)
+    if isinstance(setup.headroom, LiveHeadroom):
+        setup.headroom.track_running()  # for tiers that wait (`core.waiting`)
     if args.learning:
         _add_learning(args, setup, insight)
     if not isinstance(setup.headroom, LiveHeadroom):

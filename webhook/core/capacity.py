@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from podtier.webhook.core.profile import TaskKey
+
 
 @dataclass(frozen=True)
 class HeadroomStatus:
@@ -33,6 +35,28 @@ class Borrowed:
 
     node: str
     room: int  # pods of the asked requests the pool's nodes could take, up to ROOM_COUNT_LIMIT
+
+
+@dataclass(frozen=True)
+class RunningPod:
+    """A pod bound to a node of a pool, as `CapacityView.outlook` tells it."""
+
+    node: str
+    task: TaskKey | None  # the Airflow task it runs; None for any other pod
+    started_at: float | None  # Unix seconds (status.startTime); None when not known
+    requests: Mapping[str, int]  # milli-units, as the scheduler counts them
+
+
+@dataclass(frozen=True)
+class PoolOutlook:
+    """A pool's nodes at a moment, for judging when room frees up there (`core.waiting`)."""
+
+    at: float  # Unix seconds: when the picture was taken (the edge's clock, passed in)
+    free: Mapping[str, Mapping[str, int]]  # node -> free milli-units, not counting `held`
+    running: tuple[RunningPod, ...]
+    # The requests of the pods podtier holds in the pool that are not bound yet (placed with
+    # room, or waiting for it), oldest first.
+    held: tuple[Mapping[str, int], ...] = ()
 
 
 class CapacityView(Protocol):
@@ -61,6 +85,14 @@ class CapacityView(Protocol):
         """With several replicas, when no pool has room in this replica's share: a node with
         room among all the pool's nodes, and how many pods of `requests` they could take now.
         None with one replica (the share is every node), or when no node has room."""
+        ...
+
+    def outlook(
+        self, node_selector: Mapping[str, str], tolerations: Sequence[Mapping[str, Any]]
+    ) -> PoolOutlook | None:
+        """Every schedulable node matching `node_selector` whose taints `tolerations`
+        tolerate (all replicas' shares), what is free on each, and the pods running there;
+        None when this view cannot tell."""
         ...
 
     def reserve(self, node: str, requests: Mapping[str, int], key: str) -> None:
@@ -112,6 +144,11 @@ class _UnknownView:
         tolerations: Sequence[Mapping[str, Any]],
         requests: Mapping[str, int],
     ) -> Borrowed | None:
+        return None
+
+    def outlook(
+        self, node_selector: Mapping[str, str], tolerations: Sequence[Mapping[str, Any]]
+    ) -> PoolOutlook | None:
         return None
 
     def reserve(self, node: str, requests: Mapping[str, int], key: str) -> None:

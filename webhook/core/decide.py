@@ -3,6 +3,8 @@
 choose_tier ─► advise (the task's profile: right-sizing, OOM escalation; `core.learned`)
    ─► size_container (the tier's sizes, or the learned target inside its limits)
    ─► place (per node, from the CapacityView)
+                          ├─ first pool full, tier with maxWaitSeconds: wait for it, pinned,
+                          │  when room comes in time (`core.waiting`)
                           └─ nothing fits: downgrade (heavy → medium) and retry, unless the
                              tier was learned (a step down would undo it)
 """
@@ -10,12 +12,12 @@ choose_tier ─► advise (the task's profile: right-sizing, OOM escalation; `co
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from podtier.webhook.core.capacity import CapacityView
 from podtier.webhook.core.escalation_seal import EscalationSeal, sealed, verified_memory
 from podtier.webhook.core.learned import NO_ADVICE, Advice, Escalation, advise, with_memory_limit
-from podtier.webhook.core.placement import Placement, place
+from podtier.webhook.core.placement import Placement, place, prefer_node_selector
 from podtier.webhook.core.pod import ContainerView, PodView, pod_requests
 from podtier.webhook.core.profile import ProfilesView
 from podtier.webhook.core.quantity import QuantityError, to_milli
@@ -35,6 +37,7 @@ from podtier.webhook.core.tiering import (
     downgrade_allowed,
     override_mode,
 )
+from podtier.webhook.core.waiting import wait_or_spill
 from podtier.webhook.policy.model import PlacementMode, Policy, Pool, Rule, Tier
 
 
@@ -54,6 +57,11 @@ class Decision:
     # The task's per-resource recommendation (milli-units), and whether the pod was sized by it.
     recommended: Target | None = None
     right_sized: bool = False
+    # In prefer mode: the pod's nodeSelector pairs on pool keys, taken out (`prefer_node_selector`)
+    removed_selector: Mapping[str, str] = field(default_factory=dict)
+    # A pod that waits for its first pool: the node to hold its room on meanwhile (`node` is
+    # None: no node has room now). The edge reserves it, so the next pod sees it waiting.
+    hold_on: str | None = None
 
 
 def decide(
@@ -80,8 +88,24 @@ def decide(
     first = advice.tier or choice.tier
     tier, sizing, placement, requests = _try_tier(pod, policy, choice, first, capacity, advice)
     why_tier = advice.why or choice.why
+    mode, hold_on, waiting, not_waiting = tier.placement_mode, None, False, ""
+    waited = wait_or_spill(
+        tier,
+        allowed_pools(policy, choice.rule, tier),
+        placement,
+        requests,
+        _kept_selector(pod, policy, tier),
+        pod.tolerations,
+        capacity,
+        profiles,
+    )
+    if waited is not None:
+        warnings += waited.warnings
+        not_waiting = waited.note
+        if waited.placement is not None:  # it waits for its first pool, pinned there
+            placement, mode, hold_on, waiting = waited.placement, "pin", waited.hold_on, True
 
-    if not placement.fits and capacity.status.known:
+    if not placement.fits and capacity.status.known and not waiting:
         lower = tier.downgrade_to
         explicit = sizing is not None and not sizing.tier_filled
         if lower is not None and not explicit and advice.tier is None and downgrade_allowed(pod):
@@ -100,15 +124,17 @@ def decide(
             )
 
     pools = allowed_pools(policy, choice.rule, tier)
-    how = placement_how(tier.placement_mode, pools)
+    how = placement_how(mode, pools)
     reason = f"tier {tier.name} ({why_tier}); pool {placement.pool.name} ({how}): {placement.why}"
+    if not_waiting:
+        reason += f"; {not_waiting}"
     if advice.note:
         reason += f"; {advice.note}"
     return Decision(
         tier=tier,
         pool=placement.pool,
         pools=pools,
-        mode=tier.placement_mode,
+        mode=mode,
         sizing=sizing,
         node=placement.node,
         requests=requests,
@@ -129,7 +155,23 @@ def decide(
         escalation=advice.escalation,
         recommended=advice.recommendation.target if advice.recommendation is not None else None,
         right_sized=advice.target is not None,
+        removed_selector=removed_selector(pod, policy, mode),
+        hold_on=hold_on,
     )
+
+
+def _kept_selector(pod: PodView, policy: Policy, tier: Tier) -> Mapping[str, str]:
+    """The pod's nodeSelector as the scheduler will see it, before the pool's keys."""
+    if tier.placement_mode != "prefer":
+        return pod.node_selector
+    return prefer_node_selector(pod.node_selector, tuple(policy.pools.values()))[0]
+
+
+def removed_selector(pod: PodView, policy: Policy, mode: PlacementMode) -> dict[str, str]:
+    """What prefer mode takes out of the pod's nodeSelector (nothing in pin mode)."""
+    if mode != "prefer":
+        return {}
+    return prefer_node_selector(pod.node_selector, tuple(policy.pools.values()))[1]
 
 
 def allowed_pools(policy: Policy, rule: Rule | None, tier: Tier) -> tuple[Pool, ...]:
@@ -167,7 +209,7 @@ def _try_tier(
     placement = place(
         allowed_pools(policy, rule, tier),
         requests,
-        pod.node_selector,
+        _kept_selector(pod, policy, tier),
         pod.tolerations,
         capacity,
     )
@@ -203,11 +245,16 @@ def _earlier_decision(
         sizing = size_container(main, tier, mode, above, _kept_target(main, notes))
     if sizing is not None and escalated is not None:
         sizing = with_memory_limit(sizing, escalated)
+    # A pod of a prefer tier that waited for its first pool was pinned there: it carries the
+    # pool's node labels in its nodeSelector, which prefer mode would have taken out.
+    placement_mode = tier.placement_mode
+    if placement_mode == "prefer" and pool.node_selector.items() <= pod.node_selector.items():
+        placement_mode = "pin"
     return Decision(
         tier=tier,
         pool=pool,
         pools=allowed_pools(policy, rule, tier),
-        mode=tier.placement_mode,
+        mode=placement_mode,
         sizing=sizing,
         node=None,
         requests=pod_requests(pod, sizing.requests if sizing is not None else None),
@@ -220,6 +267,7 @@ def _earlier_decision(
             POLICY_ANNOTATION: notes[POLICY_ANNOTATION],
             **{key: notes[key] for key in CONDITIONAL_ANNOTATIONS if key in notes},
         },
+        removed_selector=removed_selector(pod, policy, placement_mode),
     )
 
 

@@ -33,7 +33,7 @@ import orjson
 
 from podtier.webhook.core import review
 from podtier.webhook.core.admission import Answer, mutate
-from podtier.webhook.core.capacity import Borrowed, CapacityView, HeadroomStatus
+from podtier.webhook.core.capacity import Borrowed, CapacityView, HeadroomStatus, PoolOutlook
 from podtier.webhook.core.decide import Decision
 from podtier.webhook.core.escalation_seal import EscalationSeal
 from podtier.webhook.core.pod import PodError, PodView, pod_identity, with_identity
@@ -126,15 +126,20 @@ class AdmissionMemo:
                     return answer
         self.misses += 1
         asked: list[tuple[Question, Hashable]] = []
+        recorder = _CapacityRecorder(capacity, asked)
         answer = mutate(
             request,
             self.policy,
-            _CapacityRecorder(capacity, asked),
+            recorder,
             namespace_labels,
             None if profiles is None else _ProfilesRecorder(profiles, asked, request),
             self.seal,
         )
-        if answer.pod is not None and answer.outcome in ("patched", "unchanged"):
+        if (
+            answer.pod is not None
+            and answer.outcome in ("patched", "unchanged")
+            and not recorder.timely
+        ):
             self._store(key, asked, answer)
         return answer
 
@@ -229,6 +234,7 @@ class _CapacityRecorder:
     def __init__(self, view: CapacityView, asked: list[tuple[Question, Hashable]]) -> None:
         self._view = view
         self._asked = asked
+        self.timely = False  # the decision read the outlook: its answer is not kept
 
     @property
     def status(self) -> HeadroomStatus:
@@ -255,6 +261,13 @@ class _CapacityRecorder:
         room = self._view.find_elsewhere(node_selector, tolerations, requests)
         self._asked.append(((ELSEWHERE, (node_selector, tolerations, requests)), room))
         return room
+
+    def outlook(
+        self, node_selector: Mapping[str, str], tolerations: Sequence[Mapping[str, Any]]
+    ) -> PoolOutlook | None:
+        """Passed on, and the answer not kept: it depends on the moment (`PoolOutlook.at`)."""
+        self.timely = True
+        return self._view.outlook(node_selector, tolerations)
 
     def reserve(self, node: str, requests: Mapping[str, int], key: str) -> None:
         raise AssertionError("the decision does not reserve: the edge does, after it")

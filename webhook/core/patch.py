@@ -52,7 +52,8 @@ def build_patch(pod: PodView, decision: Decision) -> list[Op]:
                 _merge_map(ops, f"{base}/{section}", resources.get(section), values)
 
     if decision.mode == "prefer":
-        _set_affinity(ops, spec, pod_affinity(spec.get("affinity"), decision.pools))
+        _set_affinity(ops, spec, pod_affinity(spec.get("affinity"), decision.pools, decision.pool))
+        _remove_keys(ops, "/spec/nodeSelector", spec.get("nodeSelector"), decision.removed_selector)
         tolerations, added = pool_tolerations(pod.tolerations, decision.pools)
     else:
         selector = pod_node_selector(pod.node_selector, decision.pool)
@@ -96,6 +97,16 @@ def _set_affinity(ops: list[Op], spec: Mapping[str, Any], wanted: Mapping[str, A
         ops.append(
             {"op": op, "path": "/spec/affinity/nodeAffinity", "value": wanted["nodeAffinity"]}
         )
+
+
+def _remove_keys(ops: list[Op], path: str, current: Any, keys: Mapping[str, Any]) -> None:
+    """Ops that take `keys` out of the map at `path`; the whole map when nothing else is left."""
+    if not keys or not isinstance(current, Mapping):
+        return
+    if all(key in keys for key in current):
+        ops.append({"op": "remove", "path": path})
+        return
+    ops += [{"op": "remove", "path": f"{path}/{escape(key)}"} for key in keys if key in current]
 
 
 def _merge_map(ops: list[Op], path: str, current: Any, wanted: Mapping[str, Any]) -> None:

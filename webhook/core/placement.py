@@ -27,6 +27,19 @@ def pod_node_selector(existing: Mapping[str, str], pool: Pool) -> dict[str, str]
     return {**existing, **pool.node_selector}
 
 
+def prefer_node_selector(
+    existing: Mapping[str, str], managed: Sequence[Pool]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """In prefer mode: (the pod's nodeSelector to keep, the pairs taken out). The node-label
+    keys of every pool podtier manages are podtier's: left on the pod (Airflow's template writes
+    `node-type: worker`), they would confine the scheduler to one pool whatever the affinity
+    allows. The pod's other keys stay."""
+    keys = {key for pool in managed for key in pool.node_selector}
+    kept = {key: value for key, value in existing.items() if key not in keys}
+    removed = {key: value for key, value in existing.items() if key in keys}
+    return kept, removed
+
+
 def toleration_key(toleration: Mapping[str, Any]) -> tuple[object, ...]:
     return (
         toleration.get("key", ""),
@@ -143,14 +156,22 @@ def _pool_term(pool: Pool) -> dict[str, Any]:
     }
 
 
-def pod_affinity(existing: Mapping[str, Any] | None, pools: Sequence[Pool]) -> dict[str, Any]:
+def pod_affinity(
+    existing: Mapping[str, Any] | None, pools: Sequence[Pool], predicted: Pool | None = None
+) -> dict[str, Any]:
     """The pod's `affinity` in prefer mode.
 
     Required node affinity: one node selector term per allowed pool (terms are ORed), unless
     the pod brings its own required node affinity (kept as is: explicit placement wins) or a
     pool has no node selector (it allows any node). Preferred: one term per pool, weighted in
-    placement order, added where missing. Applying it to its own output changes nothing, so a
-    reinvocation yields an empty patch."""
+    placement order from the pool podtier `predicted` (its headroom found room there), added
+    where missing. A pod podtier sent to the second pool because the first is full prefers
+    the second: in a burst the scheduler would otherwise hand the first pool's last room to
+    whichever pod it binds first, not to the pods podtier counted there. Applying it to its
+    own output changes nothing, so a reinvocation yields an empty patch."""
+    ranked = list(pools)
+    if predicted is not None and predicted in ranked:
+        ranked = [predicted, *(pool for pool in ranked if pool != predicted)]
     affinity = dict(existing or {})
     node_affinity = dict(affinity.get("nodeAffinity") or {})
     required = "requiredDuringSchedulingIgnoredDuringExecution"
@@ -158,7 +179,7 @@ def pod_affinity(existing: Mapping[str, Any] | None, pools: Sequence[Pool]) -> d
     if not node_affinity.get(required) and all(pool.node_selector for pool in pools):
         node_affinity[required] = {"nodeSelectorTerms": [_pool_term(pool) for pool in pools]}
     terms = list(node_affinity.get(preferred) or [])
-    for rank, pool in enumerate(pools):
+    for rank, pool in enumerate(ranked):
         if not pool.node_selector:
             continue
         term = {"weight": preference_weight(rank), "preference": _pool_term(pool)}

@@ -198,12 +198,15 @@ def _ignored(why: str) -> Recommendation:
     return Recommendation(None, f"profile ignored: {why}", ignored=True)
 
 
+ABSURD = 2**53  # above it no figure is a measurement (9 PB of memory, 9e12 cores)
+
+
 def _usable(value: object) -> bool:
     return (
         isinstance(value, int | float)
         and not isinstance(value, bool)
         and math.isfinite(value)
-        and value >= 0
+        and 0 <= value < ABSURD
     )
 
 

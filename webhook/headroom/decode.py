@@ -147,6 +147,7 @@ class _ContainerStatus(TypedDict, total=False):
 
 
 class _ListenedStatus(_Status, total=False):
+    startTime: Any  # headroom.running: when the pod started
     conditions: list[_Condition]
     containerStatuses: list[_ContainerStatus]
 

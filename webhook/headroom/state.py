@@ -359,6 +359,10 @@ class ClusterState:
         self._charge((to, requests), +1)
         self._hold(key, to, where)
 
+    def requests_of(self, key: str) -> Resources:
+        """The requests of a held pod (a reservation, or a pod waiting in its pool)."""
+        return self._requests_of(key)
+
     def _requests_of(self, key: str) -> Resources:
         reservation = self.reservations.get(key)
         return reservation.requests if reservation is not None else self.pod_requests[key]

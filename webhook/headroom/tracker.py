@@ -20,10 +20,17 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from podtier.webhook.core.capacity import ROOM_COUNT_LIMIT, Borrowed, CapacityView, HeadroomStatus
+from podtier.webhook.core.capacity import (
+    ROOM_COUNT_LIMIT,
+    Borrowed,
+    CapacityView,
+    HeadroomStatus,
+    PoolOutlook,
+)
 from podtier.webhook.headroom.decode import PodFields
 from podtier.webhook.headroom.groups import GroupKey
 from podtier.webhook.headroom.records import RecordError, object_name, pod_key
+from podtier.webhook.headroom.running import RunningPods
 from podtier.webhook.headroom.state import NAMESPACE, NODE, POD, ClusterState
 from podtier.webhook.observability.metrics import (
     HEADROOM_LAST_SYNC,
@@ -84,6 +91,8 @@ class ClusterHeadroom:
         self.skipped = 0  # objects that could not be read (logged)
         self.skip_errors: list[str] = []  # the first few of them
         self._pod_listeners: list[PodListener] = []
+        self.running: RunningPods | None = None  # `track_running`
+        self.wall_clock: Callable[[], float] = time.time  # the outlook's moment (Unix seconds)
         self._current = HeadroomStatus(True, f"headroom from {source}")
         # Peers (`peers.py`): why this replica may not promise capacity now ("" when it may),
         # and whether it ever agreed with them on a share of the nodes (readiness waits once).
@@ -114,6 +123,13 @@ class ClusterHeadroom:
         Add it before the feed starts, so it sees the first list."""
         with self.lock:
             self._pod_listeners.append(listener)
+
+    def track_running(self) -> None:
+        """Keep the pods running on each node, with their tasks and start times, for the
+        outlook (`core.waiting`). Call it before the feed starts."""
+        if self.running is None:
+            self.running = RunningPods()
+            self.add_pod_listener(self.running)
 
     # ------------------------------------------------------------------ Headroom protocol
 
@@ -348,6 +364,31 @@ class _View:
         node, room = found
         self._found[node] = where
         return Borrowed(node, room)
+
+    def outlook(
+        self, node_selector: Mapping[str, str], tolerations: Sequence[Mapping[str, Any]]
+    ) -> PoolOutlook | None:
+        headroom = self._headroom
+        state = headroom.state
+        if not self.status.known:
+            return None
+        where = state.asked_key(node_selector, tolerations)
+        free: dict[str, dict[str, int]] = {}
+        held: list[tuple[int, Mapping[str, int]]] = []
+        order = {key: i for i, key in enumerate(state.holds)}  # oldest first
+        for node in state.eligible_nodes(node_selector, tolerations):
+            room = {name: state.free(node, name) for name in state.nodes[node].allocatable}
+            for key in state.holds_on.get(node, ()):  # not bound yet: given back, listed
+                requests = state.requests_of(key)
+                held.append((order.get(key, 0), requests))
+                for name, value in requests.items():
+                    room[name] = room.get(name, 0) + value
+            free[node] = room
+            self._found.setdefault(node, where)  # a waiting pod's hold may move in the pool
+        running = headroom.running
+        pods = tuple(pod for node in free for pod in running.on(node)) if running else ()
+        waiting = tuple(requests for _, requests in sorted(held, key=lambda h: h[0]))
+        return PoolOutlook(headroom.wall_clock(), free, pods, waiting)
 
     def reserve(self, node: str, requests: Mapping[str, int], key: str) -> None:
         """Hold the node found in this transaction; the hold may move within the group it was

@@ -201,8 +201,9 @@ def _mutate(
     with state.headroom.transaction(now) as view:
         answer = memo.mutate(request, view, labels, profiles)
         decision = answer.decision
-        if decision is not None and decision.node and answer.pod and not request.get("dryRun"):
-            view.reserve(decision.node, decision.requests, answer.pod.key)
+        held = decision.node or decision.hold_on if decision is not None else None
+        if decision is not None and held and answer.pod and not request.get("dryRun"):
+            view.reserve(held, decision.requests, answer.pod.key)
     if decision is not None and not request.get("dryRun"):
         if decision.escalation is not None:
             metrics.OOM_ESCALATIONS.labels(decision.tier.name).inc()

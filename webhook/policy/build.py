@@ -36,6 +36,7 @@ from podtier.webhook.policy.model import (
     RIGHT_SIZING_MODES,
     SIZING_MODES,
     VALIDATION_MODES,
+    Autoscaling,
     Cost,
     LabelSelector,
     Learning,
@@ -53,8 +54,24 @@ API_VERSION = "podtier.io/v1alpha1"
 KIND = "TierPolicy"
 SETTINGS = ("airflowPods", "tierKeys", "defaultTier", "mode", "ceilings", "currency", "learning")
 SPEC_FIELDS = (*SETTINGS, "tiers", "pools", "rules")
-TIER_FIELDS = ("requests", "limits", "placement", "placementMode", "downgradeTo", "override")
-POOL_FIELDS = ("nodeSelector", "tolerations", "scaling", "cost")
+TIER_FIELDS = (
+    "requests",
+    "limits",
+    "placement",
+    "placementMode",
+    "downgradeTo",
+    "override",
+    "maxWaitSeconds",
+)
+POOL_FIELDS = ("nodeSelector", "tolerations", "scaling", "cost", "autoscaling")
+AUTOSCALING_FIELDS = ("maxNodes", "node", "provisionSeconds")
+# Bounds past which a figure is a typo, not a cluster: a wait or a provisioning delay of more
+# than a day, a node group of more than 5000 nodes (the Kubernetes scalability limit), a node
+# of more than 1024 cpu or 64Ti of memory.
+MAX_WAIT_SECONDS = 86_400.0
+MAX_PROVISION_SECONDS = 86_400.0
+MAX_POOL_NODES = 5_000
+NODE_SHAPE_LIMITS = {"cpu": (1024, "1024"), "memory": (64 * 2**40, "64Ti")}
 COST_FIELDS = ("cpuHour", "memoryGiBHour", "gpuHour")
 SCALING_FIELDS = ("podsPerNode", "minNodes", "maxNodes")
 RULE_FIELDS = ("name", "match", "tier", "pools", "override", "learning")
@@ -232,7 +249,12 @@ def _tier(source: str, name: str, raw: Any) -> Tier:
     mode = raw.get("placementMode", "pin")
     if mode not in PLACEMENT_MODES:
         raise PolicyError(source, f"{path}.placementMode", expected(mode, PLACEMENT_MODES))
-    return Tier(name, requests, limits, placement, downgrade, override, mode)
+    max_wait = raw.get("maxWaitSeconds")
+    if max_wait is not None:
+        max_wait = as_number(
+            source, max_wait, f"{path}.maxWaitSeconds", least=0.0, most=MAX_WAIT_SECONDS
+        )
+    return Tier(name, requests, limits, placement, downgrade, override, mode, max_wait)
 
 
 def _pool(source: str, name: str, raw: Any) -> Pool:
@@ -272,7 +294,47 @@ def _pool(source: str, name: str, raw: Any) -> Pool:
     cost = None
     if raw.get("cost") is not None:
         cost = _cost(source, raw["cost"], f"{path}.cost")
-    return Pool(name, selector, tuple(tolerations), scaling, cost)
+    autoscaling = None
+    if raw.get("autoscaling") is not None:
+        autoscaling = _autoscaling(source, raw["autoscaling"], f"{path}.autoscaling")
+    return Pool(name, selector, tuple(tolerations), scaling, cost, autoscaling)
+
+
+def _autoscaling(source: str, raw: Any, path: str) -> Autoscaling:
+    raw = as_map(source, raw, path)
+    check_fields(source, raw, path, AUTOSCALING_FIELDS)
+    for key in AUTOSCALING_FIELDS:
+        if key not in raw:
+            raise PolicyError(source, f"{path}.{key}", "is required")
+    max_nodes = as_count(source, raw["maxNodes"], f"{path}.maxNodes", least=1)
+    if max_nodes > MAX_POOL_NODES:
+        raise PolicyError(
+            source, f"{path}.maxNodes", f"{max_nodes} is not a whole number <= {MAX_POOL_NODES}"
+        )
+    node = as_quantities(source, raw["node"], f"{path}.node")
+    for resource, (limit, text) in NODE_SHAPE_LIMITS.items():
+        quantity = node.get(resource)
+        if quantity is None or quantity.milli <= 0:
+            shown = "missing" if quantity is None else quantity.text
+            raise PolicyError(
+                source,
+                f"{path}.node.{resource}",
+                f"{shown}: a node's {resource} is required and above 0",
+            )
+        if quantity.milli > limit * 1000:
+            raise PolicyError(
+                source,
+                f"{path}.node.{resource}",
+                f"{quantity.text} is too large for a node (expected at most {text})",
+            )
+    seconds = as_number(
+        source,
+        raw["provisionSeconds"],
+        f"{path}.provisionSeconds",
+        least=0.0,
+        most=MAX_PROVISION_SECONDS,
+    )
+    return Autoscaling(max_nodes, node, seconds)
 
 
 def _cost(source: str, raw: Any, path: str) -> Cost:

@@ -82,6 +82,9 @@ class Tier:
     downgrade_to: str | None = None
     override: OverrideMode = "missing"
     placement_mode: PlacementMode = "pin"
+    # How long a pod may wait for room in its first pool (a node finishing its pods, or a new
+    # node) before it spills or steps down; None: it never waits (`core.waiting`).
+    max_wait_seconds: float | None = None
 
     def request_milli(self) -> dict[str, int]:
         return {name: q.milli for name, q in self.requests.items()}
@@ -94,6 +97,19 @@ class Scaling:
     pods_per_node: int  # k >= 1
     min_nodes: int  # N_min >= 0
     max_nodes: int  # N_max >= N_min
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    """How a pool grows (its node group, or Karpenter NodePool): up to `max_nodes` nodes of
+    `node` allocatable (milli-units), each Ready `provision_seconds` after pods pend for it."""
+
+    max_nodes: int
+    node: Mapping[str, Quantity]
+    provision_seconds: float
+
+    def node_milli(self) -> dict[str, int]:
+        return {name: q.milli for name, q in self.node.items()}
 
 
 @dataclass(frozen=True)
@@ -113,6 +129,7 @@ class Pool:
     tolerations: tuple[Mapping[str, Any], ...]
     scaling: Scaling | None = None
     cost: Cost | None = None
+    autoscaling: Autoscaling | None = None
 
 
 @dataclass(frozen=True)

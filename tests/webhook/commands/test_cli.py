@@ -1,6 +1,7 @@
 """The CLI as users script it: `explain`, `policy lint`, `serve` argument errors."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -130,3 +131,58 @@ def test_a_bad_escalation_key_is_one_line_exit_2(tmp_path, content, said):
     assert result.stderr.strip() == f"podtier: --escalation-key {key}: " + (
         f"{said}: No such file or directory" if content is None else said
     )
+
+
+def test_explain_says_a_heavy_pod_waits_for_a_task_about_to_end(tmp_path):
+    """A dump: compute's only node full, one of its pods runs etl.load (learned: ~6 min),
+    started 330 s ago (the CLI's start-up takes a few more). With maxWaitSeconds 120 the heavy
+    pod waits for compute, and explain says for what."""
+    import datetime as dt
+
+    from podtier.policies import DEFAULT_POLICY
+    from podtier.webhook.core.profile import TaskProfile, task_key
+    from podtier.webhook.learning.profiles import profile_name, profile_object
+    from tests.webhook.headroom.builders import as_list, node, pod
+
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=330)
+    load = pod("etl-load-1", "c-1", cpu="2", memory="4Gi")
+    load["metadata"]["labels"] = {"kubernetes_executor": "True", "dag_id": "etl", "task_id": "load"}
+    load["status"]["startTime"] = started.strftime("%Y-%m-%dT%H:%M:%SZ")
+    other = pod("other", "c-1", cpu="2", memory="4Gi")
+    key = task_key("airflow", "etl", "load")
+    profile = TaskProfile("airflow", profile_name(key), "etl", "load", runs=9, run_seconds=360)
+    cluster = tmp_path / "cluster.json"
+    objects = [node("c-1", "compute", cpu="5", memory="20Gi"), node("w1", cpu="16", memory="64Gi")]
+    cluster.write_text(json.dumps(as_list(*objects, load, other, profile_object(profile))))
+    doc = yaml.safe_load(DEFAULT_POLICY.read_text())
+    doc["spec"]["tiers"]["heavy"]["maxWaitSeconds"] = 120
+    policy = tmp_path / "waits.yaml"
+    policy.write_text(yaml.safe_dump(doc))
+    heavy = tmp_path / "pod.json"
+    heavy.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": "heavy",
+                    "namespace": "airflow",
+                    "labels": {"kubernetes_executor": "True", "podtier.io/tier": "heavy"},
+                },
+                "spec": {"containers": [{"name": "base", "image": "apache/airflow:3.3.2"}]},
+            }
+        )
+    )
+    args = ("explain", str(heavy), "--policy", str(policy), "--cluster", str(cluster))
+    out = json.loads(podtier(*args, "--output", "json", check=True).stdout)
+    assert out["pool"] == "compute" and out["node"] is None
+    assert re.search(
+        r"pool compute \(pinned\): waits for compute: node c-1 frees room in ~(1\d|2\d|30) s "
+        r"\(task etl\.load runs ~6 min, started 5\.[5-7] min ago\)$",
+        out["reason"],
+    ), out["reason"]
+    assert {
+        "op": "add",
+        "path": "/spec/nodeSelector",
+        "value": {"node-type": "compute-optimized"},
+    } in out["patch"]

@@ -6,17 +6,20 @@ from __future__ import annotations
 import base64
 import copy
 import json
+from pathlib import Path
 from typing import Any
 
 import jsonpatch
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from kubernetes.client import ApiClient, V1Pod
 
 from podtier.policies import DEFAULT_POLICY
 from podtier.webhook.core import admission
 from podtier.webhook.policy import PolicyError
 from podtier.webhook.policy.load import load_policy_text
-from tests.conftest import review_of
+from tests.conftest import load_review, review_of, run_podtier
 from tests.webhook.core.fakes import FakeCapacity, airflow_pod
 
 HEAVY_PLACEMENT = "      placement: [compute, worker]"
@@ -109,6 +112,16 @@ def test_the_predicted_pool_follows_headroom_as_in_pin_mode() -> None:
     assert pod["metadata"]["annotations"]["podtier.io/pool"] == "worker"
     assert answer.decision.node == "w1"  # still reserved, so pinned pods see it
     assert "nodeSelector" not in pod["spec"]
+    # It prefers the pool podtier counted it in, so it does not take compute's last room
+    # from a pod counted there; compute stays allowed for the scheduler to spill to.
+    node_affinity = pod["spec"]["affinity"]["nodeAffinity"]
+    preferred = node_affinity["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert [(p["weight"], p["preference"]) for p in preferred] == [
+        (100, terms("worker")[0]),
+        (50, terms("compute-optimized")[0]),
+    ]
+    required = node_affinity["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert required == {"nodeSelectorTerms": terms("compute-optimized", "worker")}
 
 
 @pytest.mark.parametrize(
@@ -123,3 +136,90 @@ def test_a_bad_placement_mode_names_the_field(value: object, message: str) -> No
     with pytest.raises(PolicyError) as caught:
         load_policy_text([("bad.yaml", text)])
     assert str(caught.value) == f"bad.yaml: spec.tiers.heavy.{message}"
+
+
+def airflow_heavy_from_the_template() -> dict[str, Any]:
+    """Fixture b (Airflow's KubernetesExecutor pod from the docs' pod template: nodeSelector
+    node-type=worker, the dedicated=worker toleration), asking for tier heavy, its template
+    resources left to the tier."""
+    pod = load_review("b")["request"]["object"]
+    pod["metadata"]["labels"]["podtier.io/tier"] = "heavy"
+    pod["spec"]["containers"][0].pop("resources")
+    return pod
+
+
+def test_the_templates_pool_key_leaves_the_node_selector_so_the_scheduler_may_pick() -> None:
+    raw = airflow_heavy_from_the_template()
+    raw["spec"]["nodeSelector"]["zone"] = "eu-1a"  # not a pool's key: it stays
+    pod, answer = mutate(raw, FakeCapacity({"compute-optimized": "c1"}))
+    assert pod["spec"]["nodeSelector"] == {"zone": "eu-1a"}
+    required = pod["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert required == {"nodeSelectorTerms": terms("compute-optimized", "worker")}
+    assert answer.decision.removed_selector == {"node-type": "worker"}
+    assert answer.decision.pool.name == "compute"
+
+
+def test_a_node_selector_of_pool_keys_only_goes_whole_and_a_second_pass_changes_nothing() -> None:
+    capacity = FakeCapacity({"compute-optimized": "c1"})
+    once, answer = mutate(airflow_heavy_from_the_template(), capacity)
+    ops = json.loads(base64.b64decode(answer.review["response"]["patch"]))
+    assert {"op": "remove", "path": "/spec/nodeSelector"} in ops
+    assert "nodeSelector" not in once["spec"]
+    twice, again = mutate(once, capacity)
+    assert again.review["response"].get("patch") is None
+    assert twice == once
+
+
+def test_pin_mode_still_replaces_the_pool_key_and_keeps_the_others() -> None:
+    raw = airflow_heavy_from_the_template()
+    raw["spec"]["nodeSelector"]["zone"] = "eu-1a"
+    pinned = load_policy_text([("pin.yaml", DEFAULT_POLICY.read_text())])
+    answer = admission.mutate(review_of(raw)["request"], pinned, FakeCapacity({}))
+    ops = json.loads(base64.b64decode(answer.review["response"]["patch"]))
+    pod = jsonpatch.apply_patch(copy.deepcopy(raw), ops)
+    assert pod["spec"]["nodeSelector"] == {"node-type": "compute-optimized", "zone": "eu-1a"}
+    assert answer.decision.removed_selector == {}
+
+
+def test_explain_says_which_node_selector_pair_prefer_removed(tmp_path: Path) -> None:
+    pod_file = tmp_path / "pod.json"
+    pod_file.write_text(json.dumps(airflow_heavy_from_the_template()))
+    policy_file = tmp_path / "prefer.yaml"
+    policy_file.write_text(with_heavy_mode("prefer"))
+    text = run_podtier("explain", str(pod_file), "--policy", str(policy_file))
+    assert text.returncode == 0, text.stderr
+    assert "removed: nodeSelector node-type=worker" in text.stdout
+    assert "remove  /spec/nodeSelector" in text.stdout
+    out = run_podtier(
+        "explain", str(pod_file), "--policy", str(policy_file), "--output", "json"
+    ).stdout
+    assert json.loads(out)["removed_node_selector"] == {"node-type": "worker"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    selector=st.dictionaries(
+        st.sampled_from(["node-type", "zone", "team", "a/b~c", "disk"]),
+        st.sampled_from(["worker", "gpu", "compute-optimized", "x"]),
+        max_size=5,
+    ),
+    compute_has_room=st.booleans(),
+)
+def test_any_node_selector_loses_only_the_pools_keys_and_a_second_pass_is_empty(
+    selector: dict[str, str], compute_has_room: bool
+) -> None:
+    capacity = FakeCapacity(
+        {"compute-optimized": "c1" if compute_has_room else None, "worker": "w1"}
+    )
+    raw = airflow_pod(labels=HEAVY, node_selector=selector)
+    once, answer = mutate(raw, capacity)
+    kept = {k: v for k, v in selector.items() if k != "node-type"}  # node-type: every pool's key
+    assert once["spec"].get("nodeSelector", {}) == kept
+    assert answer.decision.removed_selector == {
+        k: v for k, v in selector.items() if k == "node-type"
+    }
+    twice, again = mutate(once, capacity)
+    assert again.review["response"].get("patch") is None
+    assert twice == once

@@ -21,7 +21,7 @@ from typing import Any
 
 import kubernetes
 
-from tests.conftest import Server, run_podtier
+from tests.conftest import Server, load_review, run_podtier
 from tests.controlplane import ControlPlane, PodOutcome
 from tests.spreader import Spreader
 
@@ -182,6 +182,23 @@ def heavy_pod(name: str, gated: bool = False, tier: str = "heavy") -> dict[str, 
     }
 
 
+def template_heavy_pod(name: str, tier: str = "heavy") -> dict[str, Any]:
+    """Fixture b as Airflow built it (the docs' pod template: nodeSelector node-type=worker,
+    the dedicated=worker toleration, ServiceAccount airflow-worker), named `name` and asking
+    for `tier`. Its template resources are left to the tier, and its log volume (a
+    PersistentVolumeClaim: this plane has no storage) is dropped."""
+    pod = load_review("b")["request"]["object"]
+    pod["metadata"]["name"] = name
+    pod["metadata"]["labels"]["podtier.io/tier"] = tier
+    spec = pod["spec"]
+    spec["volumes"] = [v for v in spec["volumes"] if "persistentVolumeClaim" not in v]
+    kept = {v["name"] for v in spec["volumes"]}
+    base = spec["containers"][0]
+    base.pop("resources")
+    base["volumeMounts"] = [m for m in base["volumeMounts"] if m["name"] in kept]
+    return pod
+
+
 def ungate(plane: ControlPlane, names: Sequence[str]) -> None:
     for name in names:
         plane.core.patch_namespaced_pod(
@@ -194,13 +211,14 @@ def create_burst(
     names: Sequence[str],
     in_flight: int = IN_FLIGHT,
     tier_of: Callable[[str], str] = lambda name: "heavy",
+    build: Callable[..., dict[str, Any]] = heavy_pod,
 ) -> None:
     """Create the pods with `in_flight` creations going on at any time."""
     with plane.api_client(pool_size=in_flight) as api, ThreadPoolExecutor(in_flight) as threads:
         core = kubernetes.client.CoreV1Api(api)
         list(
             threads.map(
-                lambda name: core.create_namespaced_pod(NS, heavy_pod(name, tier=tier_of(name))),
+                lambda name: core.create_namespaced_pod(NS, build(name, tier=tier_of(name))),
                 names,
             )
         )

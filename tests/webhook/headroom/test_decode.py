@@ -20,6 +20,7 @@ from podtier.policies import DEFAULT_POLICY
 from podtier.webhook.headroom import ClusterHeadroom
 from podtier.webhook.headroom.decode import PodFields, decode_event, decode_page, decode_pod
 from podtier.webhook.headroom.records import RecordError, pod_record
+from podtier.webhook.headroom.running import running_pod
 from podtier.webhook.headroom.snapshot import load_cluster_file
 from podtier.webhook.insight.census import PodCensus
 from podtier.webhook.insight.facts import airflow_facts, airflow_place
@@ -85,18 +86,24 @@ PODS = {
     "airflow-scheduled": airflow_pod("s", phase="Running", node="w1", created=1e9, scheduled=2e9),
     "airflow-finished": airflow_pod("f", phase="Succeeded", node="w1", finished=2e9),
     "airflow-by-selector": airflow_pod("n", pool=None, node_selector={"node-type": "worker"}),
+    "airflow-started": {
+        **airflow_pod("st", phase="Running", node="w1", created=1e9, scheduled=2e9),
+        "status": {"phase": "Running", "startTime": "2026-12-07T03:00:00Z"},
+    },
 }
 
 
 def what_listeners_read(raw: Any) -> Any:
     """Everything a pod listener makes of a pod (or what went wrong): the census's place and
-    facts, learning's outcome and base container end, headroom's record."""
+    facts, learning's outcome and base container end, the outlook's running pod, headroom's
+    record."""
     reads = []
     for read in (
         lambda: airflow_place(raw, POLICY),
         lambda: airflow_facts(raw, POLICY),
         lambda: outcome_of(raw, POLICY),
         lambda: base_terminated(raw),
+        lambda: running_pod(raw),
     ):
         try:
             reads.append(read())

@@ -17,12 +17,14 @@ cluster does not have (`test_scheduler_moves.py` has the same events without a c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import kubernetes
 import pytest
 
 from podtier.policies import DEFAULT_POLICY
@@ -41,6 +43,7 @@ from tests.webhook.headroom.burst import (
     heavy_pod,
     pools_of,
     summarize,
+    template_heavy_pod,
     ungate,
 )
 
@@ -274,3 +277,30 @@ def test_prefer_mode_lets_the_scheduler_spill_a_burst_between_pools(
             "preferred, scheduler picks among compute, worker"
             in (outcome.annotations["podtier.io/reason"])
         )
+
+
+def test_prefer_with_airflows_template_selector_fills_compute_and_predicts_each_pool(
+    make_cluster: Callable[..., Cluster], tmp_path: Path
+) -> None:
+    """The issue's burst: 24 heavy pods built by Airflow from the docs' pod template, whose
+    `nodeSelector: {node-type: worker}` would keep every pod off compute, `prefer` mode, two
+    replicas, compute with room for 4. podtier takes the pool key out of the nodeSelector: every
+    pod binds, compute fills to its room, and each pod is bound in the pool podtier wrote."""
+    text = DEFAULT_POLICY.read_text()
+    placement = "      placement: [compute, worker]"
+    policy = tmp_path / "prefer.yaml"
+    policy.write_text(text.replace(placement, f"{placement}\n      placementMode: prefer"))
+    cluster = make_cluster(replicas=2, policy=policy)
+    plane = cluster.plane
+    with contextlib.suppress(kubernetes.client.ApiException):
+        plane.core.create_namespaced_service_account(NS, {"metadata": {"name": "airflow-worker"}})
+    names = [f"etl-{i:02d}" for i in range(BURST)]
+    create_burst(plane, names, build=template_heavy_pod)
+    outcomes = plane.wait_settled(NS, names, timeout=120)
+    summary = summarize(outcomes)
+    print(f"\nprefer, Airflow's template, 2 replicas: {json.dumps(summary)}")
+    assert summary["bound"] == BURST and summary["unschedulable"] == 0, describe(outcomes)
+    assert sorted(pools_of(outcomes).values()).count("compute") == 4, describe(outcomes)
+    assert_bound_in_their_pools(outcomes)
+    for outcome in outcomes.values():
+        assert outcome.node_selector == {}

@@ -64,6 +64,8 @@ def lint(file: Path) -> PolicyError | None:
 
 RULE = {"name": "etl", "match": {"namespaces": ["data-*"]}, "tier": "heavy"}
 SCALING = {"podsPerNode": 4, "minNodes": 1, "maxNodes": 10}
+AUTOSCALING = {"maxNodes": 6, "node": {"cpu": "8", "memory": "32Gi"}, "provisionSeconds": 90}
+AUTO = ("spec", "pools", "compute", "autoscaling")
 COST = {"cpuHour": 0.031, "memoryGiBHour": 0.004, "gpuHour": 2.48}
 
 # (edit, field path lint names, the value as lint shows it, what lint says it expected)
@@ -312,6 +314,69 @@ BROKEN = [
         "unknown field",
         "expected one of podsPerNode, minNodes, maxNodes",
         id="scaling-unknown-field",
+    ),
+    pytest.param(
+        edit(AUTO, {"maxNodes": 6, "node": {"cpu": "8", "memory": "32Gi"}}),
+        "spec.pools.compute.autoscaling.provisionSeconds",
+        "",
+        "is required",
+        id="autoscaling-no-provision-seconds",
+    ),
+    pytest.param(
+        edit(AUTO, {**AUTOSCALING, "provisionSeconds": -5}),
+        "spec.pools.compute.autoscaling.provisionSeconds",
+        "-5",
+        "number >= 0 and <= 86400",
+        id="autoscaling-negative-provision",
+    ),
+    pytest.param(
+        edit(AUTO, {**AUTOSCALING, "provisionSeconds": 1e9}),
+        "spec.pools.compute.autoscaling.provisionSeconds",
+        "1000000000",
+        "number >= 0 and <= 86400",
+        id="autoscaling-huge-provision",
+    ),
+    pytest.param(
+        edit(AUTO, {**AUTOSCALING, "maxNodes": 0}),
+        "spec.pools.compute.autoscaling.maxNodes",
+        "0",
+        "whole number >= 1",
+        id="autoscaling-max-zero",
+    ),
+    pytest.param(
+        edit(AUTO, {**AUTOSCALING, "maxNodes": 100_000}),
+        "spec.pools.compute.autoscaling.maxNodes",
+        "100000",
+        "whole number <= 5000",
+        id="autoscaling-max-absurd",
+    ),
+    pytest.param(
+        edit(AUTO, {**AUTOSCALING, "node": {"cpu": "8"}}),
+        "spec.pools.compute.autoscaling.node.memory",
+        "missing",
+        "a node's memory is required and above 0",
+        id="autoscaling-node-without-memory",
+    ),
+    pytest.param(
+        edit(AUTO, {**AUTOSCALING, "grow": True}),
+        "spec.pools.compute.autoscaling.grow",
+        "unknown field",
+        "expected one of maxNodes, node, provisionSeconds",
+        id="autoscaling-unknown-field",
+    ),
+    pytest.param(
+        edit(("spec", "tiers", "heavy", "maxWaitSeconds"), -1),
+        "spec.tiers.heavy.maxWaitSeconds",
+        "-1",
+        "number >= 0 and <= 86400",
+        id="max-wait-negative",
+    ),
+    pytest.param(
+        edit(("spec", "tiers", "heavy", "maxWaitSeconds"), "2m"),
+        "spec.tiers.heavy.maxWaitSeconds",
+        '"2m"',
+        "number >= 0",
+        id="max-wait-string",
     ),
     pytest.param(
         edit(("spec", "pools", "worker", "cost"), {**COST, "cpuHour": -0.1}),
@@ -584,6 +649,13 @@ VALID = [
     ),
     pytest.param(edit(("spec", "pools", "worker", "scaling"), SCALING), id="scaling"),
     pytest.param(edit(("spec", "pools", "gpu", "cost"), COST), id="cost"),
+    pytest.param(edit(AUTO, AUTOSCALING), id="autoscaling"),
+    pytest.param(
+        edit(
+            ("spec", "tiers", "heavy"), {"placement": ["compute", "worker"], "maxWaitSeconds": 120}
+        ),
+        id="max-wait",
+    ),
     pytest.param(
         edit(("spec", "pools", "worker", "cost"), {"cpuHour": 0, "memoryGiBHour": 1}),
         id="cost-partial-and-zero",
@@ -701,6 +773,20 @@ LINT_ONLY = [
         "2 is below minNodes 5",
         "expected maxNodes >= minNodes",
         id="scaling-max-below-min",
+    ),
+    pytest.param(
+        edit(AUTO, {**AUTOSCALING, "node": {"cpu": "0", "memory": "32Gi"}}),
+        "spec.pools.compute.autoscaling.node.cpu",
+        "0: a node's cpu",
+        "required and above 0",
+        id="autoscaling-node-zero-cpu",
+    ),
+    pytest.param(
+        edit(AUTO, {**AUTOSCALING, "node": {"cpu": "8", "memory": "1Ei"}}),
+        "spec.pools.compute.autoscaling.node.memory",
+        "1Ei is too large for a node",
+        "at most 64Ti",
+        id="autoscaling-node-absurd-memory",
     ),
     pytest.param(
         edit(("spec", "defaultTier"), DELETE),

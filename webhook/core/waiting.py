@@ -1,0 +1,241 @@
+"""Wait or spill: when a pod's first pool has no room now, how long until it has. Pure: the
+moment is the outlook's (`PoolOutlook.at`, passed in by the edge), never a clock.
+
+    first pool full ─► expected wait = the smaller of
+        (a) provisionSeconds, when the pool autoscales and can still grow by a node that fits
+            the pod, beyond the pods already waiting there
+        (b) when pods running on its nodes finish and leave room there for the pods already
+            waiting and this one, from their tasks' learned run times
+            (TaskProfile.run_seconds) and start times
+    ─► within the tier's maxWaitSeconds: pinned to the first pool, it waits
+       (the scaling signal counts it); past it, or with no figure: spill or step down as before
+
+Figures that cannot be trusted are left out, with a warning, rather than sending a pod to wait
+for them: a pool already over its maxNodes cannot grow, a learned run time that is not a number,
+negative or over a week is ignored, and a task running more than twice its run time is no guide
+to when it ends.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from podtier.webhook.core.capacity import CapacityView, PoolOutlook, RunningPod
+from podtier.webhook.core.placement import Placement, pod_node_selector, pod_tolerations
+from podtier.webhook.core.profile import ProfilesView, TaskKey
+from podtier.webhook.core.resources import POD_SLOT, covers
+from podtier.webhook.policy.model import Pool, Tier
+
+MAX_RUN_SECONDS = 7 * 86_400.0  # a learned run time above a week is taken as garbage
+OVERDUE_FACTOR = 2.0  # a task running this many times its run time: no estimate
+NODE_POD_SLOTS = 110_000  # a new node's pods (milli-units), the kubelet's default
+
+
+@dataclass(frozen=True)
+class Wait:
+    seconds: float
+    node: str | None  # the node that frees room; None for a new node
+    why: str  # "node c-1 frees room in ~40 s (task etl.load runs ~6 min, started 5.3 min ago)"
+
+
+@dataclass(frozen=True)
+class Outlook:
+    wait: Wait | None  # the soonest room, or None when nothing says when
+    warnings: tuple[str, ...]
+
+
+def expected_wait(
+    pool: Pool,
+    requests: Mapping[str, int],
+    outlook: PoolOutlook,
+    profiles: ProfilesView | None,
+) -> Outlook:
+    """When `pool` is expected to have room for a pod of `requests` (milli-units), behind the
+    pods already waiting there (`PoolOutlook.held` that do not fit now, each taken as one pod
+    of this size).
+
+    Room comes in steps: a running pod ends (its node gets its requests back), or the new
+    nodes come (`provisionSeconds`, as many as `maxNodes` allows). At each step, in time order,
+    count how many pods of this size the pool's room takes; the pod's wait is the first step
+    at which that covers the pods ahead of it and itself."""
+    warnings: list[str] = []
+    room = {node: {k: max(0, v) for k, v in free.items()} for node, free in outlook.free.items()}
+    ahead = _take_held(room, outlook.held)
+    runs = _run_times(outlook.running, profiles, warnings)
+    steps: list[tuple[float, int, int]] = []  # (seconds, 0: a pod ends / 1: nodes come, pod)
+    for i, running in enumerate(outlook.running):
+        run = runs.get(running.task) if running.task is not None else None
+        if run is None or running.started_at is None:
+            continue
+        elapsed = max(0.0, outlook.at - running.started_at)
+        if elapsed <= OVERDUE_FACTOR * run:  # past that, its run time says nothing of its end
+            steps.append((max(0.0, run - elapsed), 0, i))
+    new_nodes = _new_nodes(pool, requests, outlook, warnings)
+    if new_nodes:
+        assert pool.autoscaling is not None
+        steps.append((pool.autoscaling.provision_seconds, 1, -1))
+    steps.sort()
+    slots = sum(_pods_per_node(free, requests) for free in room.values())
+    for seconds, kind, i in steps:
+        if kind == 1:
+            slots += new_nodes
+        else:
+            pod = outlook.running[i]
+            before = _pods_per_node(room[pod.node], requests) if pod.node in room else 0
+            free = room.setdefault(pod.node, {})
+            for name, value in pod.requests.items():
+                free[name] = free.get(name, 0) + value
+            slots += _pods_per_node(free, requests) - before
+        if slots > ahead:
+            behind = f", behind {ahead} waiting pod{'s' if ahead > 1 else ''}" if ahead else ""
+            if kind == 1:
+                why = f"it can add a node (~{_duration(seconds)}{behind})"
+                return Outlook(Wait(seconds, None, why), tuple(warnings))
+            pod = outlook.running[i]
+            assert pod.task is not None
+            why = _frees(pod.node, seconds, pod, runs[pod.task], outlook.at) + behind
+            return Outlook(Wait(seconds, pod.node, why), tuple(warnings))
+    return Outlook(None, tuple(warnings))
+
+
+def _new_nodes(
+    pool: Pool, requests: Mapping[str, int], outlook: PoolOutlook, warnings: list[str]
+) -> int:
+    """How many pods of `requests` the nodes the pool may still add would take."""
+    scaling = pool.autoscaling
+    if scaling is None:
+        return 0
+    nodes = len(outlook.free)
+    if nodes > scaling.max_nodes:
+        warnings.append(
+            f"podtier: pool {pool.name} has {nodes} nodes, above its autoscaling.maxNodes "
+            f"{scaling.max_nodes}: it is taken as unable to grow"
+        )
+        return 0
+    shape = {POD_SLOT: NODE_POD_SLOTS, **scaling.node_milli()}
+    return (scaling.max_nodes - nodes) * _pods_per_node(shape, requests)
+
+
+def _pods_per_node(free: Mapping[str, int], requests: Mapping[str, int]) -> int:
+    counts = [max(0, free.get(name, 0)) // value for name, value in requests.items() if value > 0]
+    return min(counts) if counts else 0
+
+
+def _take_held(room: dict[str, dict[str, int]], held: Sequence[Mapping[str, int]]) -> int:
+    """Give the held pods their room, oldest first (first fit): those that fit are about to
+    bind; returns how many do not (the pods waiting ahead). Only nodes with room for the
+    smallest held pod are looked at, so a full pool costs one pass, not one per held pod."""
+    if not held:
+        return 0
+    smallest = {name: min(r.get(name, 0) for r in held) for name in set().union(*held)}
+    candidates = [node for node, free in room.items() if covers(free, smallest)]
+    ahead = 0
+    for requests in held:
+        node = next((n for n in candidates if covers(room[n], requests)), None)
+        if node is None:
+            ahead += 1
+            continue
+        free = room[node]
+        for name, value in requests.items():
+            free[name] = free.get(name, 0) - value
+        if not covers(free, smallest):
+            candidates.remove(node)
+    return ahead
+
+
+def _run_times(
+    running: Sequence[RunningPod], profiles: ProfilesView | None, warnings: list[str]
+) -> dict[TaskKey, float]:
+    """The learned run time of each task running here that has one to trust (seconds)."""
+    if profiles is None or not profiles.status.known:
+        return {}
+    runs: dict[TaskKey, float] = {}
+    for task in {pod.task for pod in running if pod.task is not None}:
+        profile = profiles.get(task)
+        if profile is None or profile.runs == 0 or profile.run_seconds == 0:
+            continue  # no run time learned yet
+        run = profile.run_seconds
+        if not math.isfinite(run) or run <= 0 or run > MAX_RUN_SECONDS:
+            warnings.append(
+                f"podtier: task {task.dag}.{task.task}'s learned run time {run!r} s is not a "
+                "run time; not used to judge when its node frees room"
+            )
+            continue
+        runs[task] = run
+    return runs
+
+
+def _frees(node: str, seconds: float, pod: RunningPod, run: float, at: float) -> str:
+    assert pod.task is not None and pod.started_at is not None
+    ago = _duration(max(0.0, at - pod.started_at), minutes_decimal=True)
+    return (
+        f"node {node} frees room in ~{_duration(seconds)} (task {pod.task.dag}.{pod.task.task} "
+        f"runs ~{_duration(run)}, started {ago} ago)"
+    )
+
+
+def _duration(seconds: float, minutes_decimal: bool = False) -> str:
+    """40 s, 6 min, 5.3 min, 2.5 h: as a person says a wait."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        minutes = seconds / 60
+        return f"{minutes:.1f} min" if minutes_decimal else f"{minutes:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+@dataclass(frozen=True)
+class WaitChoice:
+    """What the decision does when the first pool has no room now."""
+
+    placement: Placement | None  # pinned to the first pool, waiting; None: spill as before
+    hold_on: str | None  # the node to hold its room on while it waits (the node freeing it)
+    note: str  # why it does not wait, for the reason ("" when it waits)
+    warnings: tuple[str, ...]
+
+
+def wait_or_spill(
+    tier: Tier,
+    pools: Sequence[Pool],
+    placement: Placement,
+    requests: Mapping[str, int],
+    node_selector: Mapping[str, str],
+    tolerations: Sequence[Mapping[str, Any]],
+    capacity: CapacityView,
+    profiles: ProfilesView | None,
+) -> WaitChoice | None:
+    """None when the tier never waits, headroom is unknown, or the first pool has room."""
+    first = pools[0]
+    if tier.max_wait_seconds is None or not capacity.status.known:
+        return None
+    if placement.fits and placement.pool.name == first.name:
+        return None
+    picture = capacity.outlook(
+        pod_node_selector(node_selector, first), pod_tolerations(tolerations, first)[0]
+    )
+    if picture is None:
+        return None
+    outlook = expected_wait(first, requests, picture, profiles)
+    wait, limit = outlook.wait, tier.max_wait_seconds
+    if wait is None:
+        return WaitChoice(
+            None, None, f"nothing says when {first.name} frees room", outlook.warnings
+        )
+    if wait.seconds > limit:
+        note = (
+            f"{first.name} frees room in ~{_duration(wait.seconds)} at the soonest, over the "
+            f"tier's maxWaitSeconds {limit:g}"
+        )
+        return WaitChoice(None, None, note, outlook.warnings)
+    hold_on = wait.node or _roomiest(picture, requests)
+    waiting = Placement(first, None, False, f"waits for {first.name}: {wait.why}")
+    return WaitChoice(waiting, hold_on, "", outlook.warnings)
+
+
+def _roomiest(picture: PoolOutlook, requests: Mapping[str, int]) -> str | None:
+    """The node with the most free of the pod's first resource (its hold, until a node comes)."""
+    name = next((n for n, v in requests.items() if v > 0 and n != POD_SLOT), POD_SLOT)
+    return max(picture.free, key=lambda node: (picture.free[node].get(name, 0), node), default=None)
