@@ -13,12 +13,13 @@ from typing import Any
 from podtier.webhook.core import review
 from podtier.webhook.core.capacity import CapacityView
 from podtier.webhook.core.decide import Decision, decide, escalated_memory
+from podtier.webhook.core.matching import is_airflow_pod
 from podtier.webhook.core.patch import build_patch
 from podtier.webhook.core.pod import PodError, PodView, view_pod
+from podtier.webhook.core.policy import Policy
 from podtier.webhook.core.profile import ProfilesView
 from podtier.webhook.core.tiering import TIER_ANNOTATION, choose_tier
 from podtier.webhook.core.validation import Violation, find_violations
-from podtier.webhook.policy.model import Policy
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,6 @@ def _admissible_pod(
         )
     except PodError as err:
         return None, [f"podtier: cannot read the pod, so it was left alone: {err}"]
-    if not policy.is_airflow_pod(pod):
+    if not is_airflow_pod(policy, pod):
         return None, []
     return pod, None

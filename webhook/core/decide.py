@@ -14,8 +14,10 @@ from dataclasses import dataclass
 
 from podtier.webhook.core.capacity import CapacityView
 from podtier.webhook.core.learned import NO_ADVICE, Advice, Escalation, advise, with_memory_limit
+from podtier.webhook.core.matching import first_rule
 from podtier.webhook.core.placement import Placement, place
 from podtier.webhook.core.pod import ContainerView, PodView, pod_requests
+from podtier.webhook.core.policy import PlacementMode, Policy, Pool, Rule, Tier
 from podtier.webhook.core.profile import ProfilesView
 from podtier.webhook.core.quantity import QuantityError, to_milli
 from podtier.webhook.core.resources import Resources, covers
@@ -34,7 +36,6 @@ from podtier.webhook.core.tiering import (
     downgrade_allowed,
     override_mode,
 )
-from podtier.webhook.policy.model import PlacementMode, Policy, Pool, Rule, Tier
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,7 @@ def _earlier_decision(pod: PodView, policy: Policy) -> Decision | None:
     if tier is None or pool is None or POLICY_ANNOTATION not in notes:
         return None
     main = pod.main
-    rule = policy.first_rule(pod)
+    rule = first_rule(policy, pod)
     mode = override_mode(rule, tier)
     # As on the first pass: requests above every tier keep their limits as they are.
     above = (

@@ -12,24 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, TypeVar
 
-from podtier.webhook.policy.fields import (
-    as_count,
-    as_list,
-    as_map,
-    as_number,
-    as_price,
-    as_quantities,
-    as_string_map,
-    as_strings,
-    check_fields,
-    expected,
-    optional_bool,
-    optional_string,
-    show,
-    type_name,
-    unknown,
-)
-from podtier.webhook.policy.model import (
+from podtier.webhook.core.policy import (
     CPU_LIMIT_MODES,
     OVERRIDE_MODES,
     PLACEMENT_MODES,
@@ -47,6 +30,23 @@ from podtier.webhook.policy.model import (
     RuleMatch,
     Scaling,
     Tier,
+)
+from podtier.webhook.policy.fields import (
+    as_count,
+    as_list,
+    as_map,
+    as_number,
+    as_price,
+    as_quantities,
+    as_string_map,
+    as_strings,
+    check_fields,
+    expected,
+    optional_bool,
+    optional_string,
+    show,
+    type_name,
+    unknown,
 )
 
 API_VERSION = "podtier.io/v1alpha1"
