@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
 
 OverrideMode = Literal["missing", "always", "never"]
 ValidationMode = Literal["enforce", "audit"]
@@ -142,7 +142,8 @@ class Learning:
 
 @dataclass(frozen=True)
 class LearningOverride:
-    """A rule's `learning:`: the settings it gives, None where the policy's apply."""
+    """`spec.learning` or a rule's `learning:`: the settings it gives, None where the
+    defaults (or the policy's) apply."""
 
     oom_escalation: bool | None = None
     escalate_explicit: bool | None = None
@@ -154,28 +155,15 @@ class LearningOverride:
     limit_margin: float | None = None
     cpu_limit: CpuLimitMode | None = None
     floor: Mapping[str, int] | None = None
+    half_life_hours: float | None = None  # spec.learning only
 
     def over(self, base: Learning) -> Learning:
-        return Learning(
-            oom_escalation=_either(self.oom_escalation, base.oom_escalation),
-            escalate_explicit=_either(self.escalate_explicit, base.escalate_explicit),
-            right_sizing=_either(self.right_sizing, base.right_sizing),
-            sizing=_either(self.sizing, base.sizing),
-            min_runs=_either(self.min_runs, base.min_runs),
-            margin=_either(self.margin, base.margin),
-            cpu_margin=_either(self.cpu_margin, base.cpu_margin),
-            limit_margin=_either(self.limit_margin, base.limit_margin),
-            cpu_limit=_either(self.cpu_limit, base.cpu_limit),
-            floor=base.floor if self.floor is None else {**base.floor, **self.floor},
-            half_life_hours=base.half_life_hours,
-        )
-
-
-_T = TypeVar("_T")
-
-
-def _either(given: _T | None, default: _T) -> _T:
-    return default if given is None else given
+        """`base` with what this gives (a floor adds to the base's floor)."""
+        given = {f.name: getattr(self, f.name) for f in fields(self)}
+        given = {name: value for name, value in given.items() if value is not None}
+        if self.floor is not None:
+            given["floor"] = {**base.floor, **self.floor}
+        return replace(base, **given)
 
 
 @dataclass(frozen=True)
