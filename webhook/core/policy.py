@@ -171,10 +171,10 @@ class Rule:
     name: str
     source: str
     path: str
-    match: RuleMatch
-    tier: str | None
-    pools: tuple[str, ...] | None
-    override: OverrideMode | None
+    match: RuleMatch = field(default_factory=RuleMatch)
+    tier: str | None = None
+    pools: tuple[str, ...] | None = None
+    override: OverrideMode | None = None
     learning: LearningOverride | None = None
 
 

@@ -2,52 +2,39 @@
 `fields`), and check the references between tiers, pools and rules.
 
 Several files merge: tiers and pools are pooled, rules are concatenated in file order, and each
-setting (`airflowPods`, `tierKeys`, `defaultTier`, `mode`, `ceilings`, `learning`) comes from
-exactly one file. Anything defined twice is an error that names both files.
+setting (`policy.spec.SETTINGS`: `airflowPods`, `tierKeys`, `defaultTier`, `mode`, `ceilings`,
+`currency`, `learning`) comes from exactly one file. Anything defined twice is an error that
+names both files. The fields themselves are declared in `policy.spec` and read by
+`policy.declare.read_section`; what is here is the merging and the references between tiers,
+pools and rules.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from podtier.webhook.core.policy import (
-    OVERRIDE_MODES,
-    VALIDATION_MODES,
-    LabelSelector,
-    Learning,
-    LearningOverride,
     Policy,
     PolicyError,
     Pool,
     Rule,
-    RuleMatch,
     Tier,
 )
 from podtier.webhook.policy.declare import read_section
 from podtier.webhook.policy.fields import (
     as_list,
     as_map,
-    as_quantities,
-    as_string_map,
-    as_strings,
     check_fields,
     expected,
-    optional_string,
     show,
     type_name,
     unknown,
 )
-from podtier.webhook.policy.spec import LEARNING, POOL, RULE_LEARNING, TIER
+from podtier.webhook.policy.spec import POOL, RULE, SETTINGS, SPEC, TIER
 
 API_VERSION = "podtier.io/v1alpha1"
 KIND = "TierPolicy"
-SETTINGS = ("airflowPods", "tierKeys", "defaultTier", "mode", "ceilings", "currency", "learning")
-SPEC_FIELDS = (*SETTINGS, "tiers", "pools", "rules")
-RULE_FIELDS = ("name", "match", "tier", "pools", "override", "learning")
-MATCH_FIELDS = ("namespaces", "namespaceSelector", "labels", "annotations", "dagId", "taskId")
-SELECTOR_FIELDS = ("matchLabels", "matchExpressions")
-SELECTOR_OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
 
 def parse_policy_documents(documents: Sequence[tuple[str, Any]], digest: str) -> Policy:
@@ -59,63 +46,67 @@ def parse_policy_documents(documents: Sequence[tuple[str, Any]], digest: str) ->
     for source, doc in documents:
         spec = _header(source, doc)
         names.append(doc["metadata"]["name"])
-        for key in SETTINGS:
-            if key in spec:
-                if key in settings:
-                    raise PolicyError(
-                        source, f"spec.{key}", f"also set in {settings[key][0]}; set it in one file"
-                    )
-                settings[key] = (source, spec[key])
-        for name, raw in as_map(source, spec.get("tiers"), "spec.tiers").items():
-            if name in tiers:
-                raise PolicyError(
-                    source, f"spec.tiers.{name}", f"tier also defined in {tiers[name][0]}"
-                )
-            tiers[name] = (source, _tier(source, name, raw))
-        for name, raw in as_map(source, spec.get("pools"), "spec.pools").items():
-            if name in pools:
-                raise PolicyError(
-                    source, f"spec.pools.{name}", f"pool also defined in {pools[name][0]}"
-                )
-            pools[name] = (source, _pool(source, name, raw))
+        for key in (field.key for field in SETTINGS if field.key in spec):
+            if key in settings:
+                where = f"also set in {settings[key][0]}; set it in one file"
+                raise PolicyError(source, f"spec.{key}", where)
+            settings[key] = (source, spec[key])
+        _pool_in(tiers, "tier", source, spec.get("tiers"), _tier)
+        _pool_in(pools, "pool", source, spec.get("pools"), _pool)
         for i, raw in enumerate(as_list(source, spec.get("rules"), "spec.rules")):
             rules.append(_rule(source, i, raw))
 
     first = documents[0][0]
-    for key in ("airflowPods", "defaultTier"):
-        if key not in settings:
-            raise PolicyError(first, f"spec.{key}", "is required (set it in one policy file)")
+    values: dict[str, Any] = {}
+    for field in SETTINGS:  # each from the one file that sets it
+        source, raw = settings.get(field.key, (first, None))
+        given = {field.key: raw} if field.key in settings else {}
+        values.update(read_section(source, given, "spec", (field,)))
     if not tiers:
         raise PolicyError(first, "spec.tiers", "at least one tier is required")
     if not pools:
         raise PolicyError(first, "spec.pools", "at least one pool is required")
-
-    source, raw = settings["airflowPods"]
-    airflow_pods = tuple(
-        _selector(source, item, f"spec.airflowPods[{i}]")
-        for i, item in enumerate(as_list(source, raw, "spec.airflowPods"))
+    _check_references(settings, tiers, pools, rules)
+    return Policy(
+        name="+".join(dict.fromkeys(names)),
+        digest=digest,
+        sources=tuple(dict.fromkeys(source for source, _ in documents)),
+        tiers={name: tier for name, (_, tier) in tiers.items()},
+        pools={name: pool for name, (_, pool) in pools.items()},
+        rules=tuple(rules),
+        **values,
     )
-    if not airflow_pods:
-        raise PolicyError(source, "spec.airflowPods", "needs at least one label selector")
-    source, raw = settings.get("tierKeys", (first, ["podtier.io/tier"]))
-    tier_keys = tuple(as_strings(source, raw, "spec.tierKeys"))
+
+
+_Named = TypeVar("_Named")
+
+
+def _pool_in(
+    into: dict[str, tuple[str, _Named]],
+    what: str,
+    source: str,
+    raw: Any,
+    read: Callable[[str, str, Any], _Named],
+) -> None:
+    """Add a file's tiers (or pools) to those of the files before it, each defined once."""
+    for name, item in as_map(source, raw, f"spec.{what}s").items():
+        if name in into:
+            raise PolicyError(
+                source, f"spec.{what}s.{name}", f"{what} also defined in {into[name][0]}"
+            )
+        into[name] = (source, read(source, name, item))
+
+
+def _check_references(
+    settings: Mapping[str, tuple[str, Any]],
+    tiers: Mapping[str, tuple[str, Tier]],
+    pools: Mapping[str, tuple[str, Pool]],
+    rules: Sequence[Rule],
+) -> None:
+    """Every tier and pool named (the default tier, placements, downgrades, rules) exists."""
     source, default_tier = settings["defaultTier"]
     if default_tier not in tiers:
         raise PolicyError(source, "spec.defaultTier", unknown("tier", default_tier, tiers))
-    source, mode = settings.get("mode", (first, "enforce"))
-    if mode not in VALIDATION_MODES:
-        raise PolicyError(source, "spec.mode", expected(mode, VALIDATION_MODES))
-    source, raw = settings.get("ceilings", (first, {}))
-    ceilings = as_quantities(source, raw, "spec.ceilings")
-    source, currency = settings.get("currency", (first, None))
-    currency = optional_string(source, currency, "spec.currency") or ""
-    learning = Learning()
-    if "learning" in settings:
-        source, raw = settings["learning"]
-        learning = LearningOverride(**read_section(source, raw, "spec.learning", LEARNING)).over(
-            learning
-        )
-
     for name, (source, tier) in tiers.items():
         for i, pool in enumerate(tier.placement):
             if pool not in pools:
@@ -135,22 +126,6 @@ def parse_policy_documents(documents: Sequence[tuple[str, Any]], digest: str) ->
                     rule.source, f"{rule.path}.pools[{j}]", unknown("pool", pool, pools)
                 )
 
-    return Policy(
-        name="+".join(dict.fromkeys(names)),
-        digest=digest,
-        sources=tuple(dict.fromkeys(source for source, _ in documents)),
-        airflow_pods=airflow_pods,
-        tier_keys=tier_keys,
-        default_tier=default_tier,
-        mode=mode,
-        ceilings=ceilings,
-        tiers={name: tier for name, (_, tier) in tiers.items()},
-        pools={name: pool for name, (_, pool) in pools.items()},
-        rules=tuple(rules),
-        currency=currency,
-        learning=learning,
-    )
-
 
 def _header(source: str, doc: Any) -> Mapping[str, Any]:
     if not isinstance(doc, Mapping):
@@ -167,7 +142,7 @@ def _header(source: str, doc: Any) -> Mapping[str, Any]:
             source, "metadata.name", f"{show(name)} is not a name (a non-empty string)"
         )
     spec = as_map(source, doc.get("spec"), "spec")
-    check_fields(source, spec, "spec", SPEC_FIELDS)
+    check_fields(source, spec, "spec", [field.key for field in SPEC])
     return spec
 
 
@@ -202,74 +177,9 @@ def _pool(source: str, name: str, raw: Any) -> Pool:
 
 def _rule(source: str, index: int, raw: Any) -> Rule:
     path = f"spec.rules[{index}]"
-    raw = as_map(source, raw, path)
-    check_fields(source, raw, path, RULE_FIELDS)
-    name = raw.get("name", f"rule {index + 1}")
-    if not isinstance(name, str) or not name:
-        raise PolicyError(source, f"{path}.name", f"{show(name)} is not a non-empty string")
-    mpath = f"{path}.match"
-    match = as_map(source, raw.get("match"), mpath)
-    check_fields(source, match, mpath, MATCH_FIELDS)
-    labels = match.get("labels")
-    ns_selector = match.get("namespaceSelector")
-    rule_match = RuleMatch(
-        namespaces=tuple(as_strings(source, match.get("namespaces"), f"{mpath}.namespaces")),
-        namespace_selector=None
-        if ns_selector is None
-        else _selector(source, ns_selector, f"{mpath}.namespaceSelector"),
-        labels=None if labels is None else _selector(source, labels, f"{mpath}.labels"),
-        annotations=as_string_map(source, match.get("annotations"), f"{mpath}.annotations"),
-        dag_id=optional_string(source, match.get("dagId"), f"{mpath}.dagId"),
-        task_id=optional_string(source, match.get("taskId"), f"{mpath}.taskId"),
-    )
-    tier = optional_string(source, raw.get("tier"), f"{path}.tier")
-    pools = raw.get("pools")
-    pool_list = None if pools is None else tuple(as_strings(source, pools, f"{path}.pools"))
-    if pool_list == ():
-        raise PolicyError(source, f"{path}.pools", "is empty (expected at least one pool name)")
-    override = raw.get("override")
-    if override is not None and override not in OVERRIDE_MODES:
-        raise PolicyError(source, f"{path}.override", expected(override, OVERRIDE_MODES))
-    learning = raw.get("learning")
-    learned = None
-    if learning is not None:
-        learned = LearningOverride(
-            **read_section(source, learning, f"{path}.learning", RULE_LEARNING)
-        )
-    if tier is None and pool_list is None and override is None and learned is None:
+    given = {"name": f"rule {index + 1}", **read_section(source, raw, path, RULE)}
+    if not given.keys() & {"tier", "pools", "override", "learning"}:
         raise PolicyError(
             source, path, "a rule must set at least one of tier, pools, override, learning"
         )
-    return Rule(name, source, path, rule_match, tier, pool_list, override, learned)
-
-
-def _selector(source: str, raw: Any, path: str) -> LabelSelector:
-    raw = as_map(source, raw, path)
-    check_fields(source, raw, path, SELECTOR_FIELDS)
-    expressions = []
-    for i, item in enumerate(
-        as_list(source, raw.get("matchExpressions"), f"{path}.matchExpressions")
-    ):
-        epath = f"{path}.matchExpressions[{i}]"
-        item = as_map(source, item, epath)
-        check_fields(source, item, epath, ("key", "operator", "values"))
-        key = item.get("key")
-        if not isinstance(key, str) or not key:
-            raise PolicyError(source, f"{epath}.key", f"{show(key)} is not a label key")
-        operator = item.get("operator")
-        if operator not in SELECTOR_OPERATORS:
-            raise PolicyError(source, f"{epath}.operator", expected(operator, SELECTOR_OPERATORS))
-        values = tuple(as_strings(source, item.get("values"), f"{epath}.values"))
-        if operator in ("In", "NotIn") and not values:
-            raise PolicyError(source, f"{epath}.values", f"operator {operator} needs values")
-        if operator in ("Exists", "DoesNotExist") and values:
-            raise PolicyError(source, f"{epath}.values", f"operator {operator} takes no values")
-        expressions.append((key, operator, values))
-    labels = as_string_map(source, raw.get("matchLabels"), f"{path}.matchLabels")
-    if not labels and not expressions:
-        raise PolicyError(
-            source,
-            path,
-            "an empty selector would match everything (expected matchLabels or matchExpressions)",
-        )
-    return LabelSelector(labels, tuple(expressions))
+    return Rule(source=source, path=path, **given)

@@ -151,7 +151,11 @@ class Text:
         return raw
 
     def schema(self, nullable: bool) -> Schema:
-        return {"$ref": "#/$defs/name"} if not nullable else {"type": ["string", "null"]}
+        if self.what:
+            return _nullable_type("string", nullable)
+        if not nullable:
+            return {"$ref": "#/$defs/name"}
+        return {"type": ["string", "null"], "minLength": 1}
 
     def type_doc(self) -> str:
         return self.what or "string"
@@ -296,6 +300,7 @@ class Field:
     type_text: str = ""
     ref: str = ""
     missing: str = "is required"
+    shown_default: str = ""  # the docs' default, where the value says too little
 
     def schema(self, model: type | None = None) -> Schema:
         """In a section's schema: `$defs/<ref>`, or the field's own schema."""
@@ -304,9 +309,9 @@ class Field:
     def own_schema(self, model: type | None = None) -> Schema:
         """The doc line (without markdown links), with the default it has when left out."""
         doc = _LINK.sub("", self.doc).replace("`", "")
-        shown = self.default_text(model).replace("`", "")
-        if shown not in ("none", "required"):
-            doc = f"{doc} (default {shown})"
+        shown = self.default_text(model)
+        if shown.startswith("`"):  # a value (not "none", "required" or words)
+            doc = f"{doc} (default {shown.replace('`', '')})"
         return {"description": doc, **self.kind.schema(self.nullable)}
 
     def type_doc(self) -> str:
@@ -315,8 +320,8 @@ class Field:
     def default_text(self, model: type | None) -> str:
         """What the field is when left out, as the docs say it: its `default`, else the
         model's default for its attribute."""
-        if self.required:
-            return "required"
+        if self.shown_default or self.required:
+            return self.shown_default or "required"
         value = self.default
         known = {f.name: f for f in dataclasses.fields(model)} if model else {}
         found = known.get(self.attr)
@@ -332,7 +337,7 @@ _LINK = re.compile(r" ?See \[[^]]*\]\([^)]*\)\.")
 
 
 def _empty(value: Any) -> bool:
-    return value is None or value == {} or value == ()
+    return value is None or value == {} or value == () or value == ""
 
 
 def _show(value: Any) -> str:
@@ -342,6 +347,8 @@ def _show(value: Any) -> str:
         return f"`{str(value).lower()}`"
     if isinstance(value, float) and value.is_integer():
         return f"`{int(value)}`"
+    if isinstance(value, tuple | list):
+        return f"`[{', '.join(map(str, value))}]`"
     if isinstance(value, Mapping):  # milli-units by resource (the learning floor)
         return ", ".join(f"`{name}: {format_milli(m, name)}`" for name, m in value.items())
     return f"`{value}`"

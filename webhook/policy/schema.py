@@ -1,7 +1,7 @@
 """`policies/schema.json` and the field tables of docs/policy.md, made from the declarations.
 
-The tiers, pools and learning sections come from `policy.spec`; the file's frame (header,
-metadata, the spec's settings, label selectors, rules and their match) is written here. A test
+The spec, its tiers, pools, rules and learning sections come from `policy.spec`; the file's
+frame (header, metadata, quantities, label selectors, tolerations) is written here. A test
 checks that the checked-in files are what this makes; regenerate them with
 
     python tests/webhook/policy/policy_doc.py --write
@@ -11,9 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from podtier.webhook.core.policy import Cost, Learning, Pool, Scaling, Tier
+from podtier.webhook.core.policy import Cost, Learning, Policy, Pool, Rule, RuleMatch, Scaling, Tier
 from podtier.webhook.policy.declare import Field, Schema, Section, section_schema
-from podtier.webhook.policy.spec import COST, LEARNING, POOL, RULE_LEARNING, SCALING, TIER
+from podtier.webhook.policy.spec import (
+    COST,
+    LEARNING,
+    MATCH,
+    POOL,
+    RULE,
+    RULE_LEARNING,
+    SCALING,
+    SPEC,
+    TIER,
+)
 
 NAME = {"$ref": "#/$defs/name"}
 QUANTITY_PATTERN = (
@@ -51,18 +61,10 @@ def policy_schema() -> Schema:
             "spec": {
                 "type": ["object", "null"],
                 "additionalProperties": False,
-                "properties": {**_settings(), "learning": _learning()},
+                "properties": {spec.key: spec.own_schema(Policy) for spec in SPEC},
             },
         },
         "$defs": {**_frame_defs(), **_declared_defs()},
-    }
-
-
-def _learning() -> Schema:
-    return {
-        "description": "What podtier does with what it learned of each Airflow task "
-        "(TaskProfile objects; see docs/learning.md).",
-        **section_schema(LEARNING, model=Learning),
     }
 
 
@@ -73,71 +75,18 @@ def _declared_defs() -> Schema:
         "tier": section_schema(TIER, nullable=False, model=Tier),
         "pool": section_schema(POOL, nullable=False, model=Pool),
     }
-    for fields, model in ((TIER, Tier), (POOL, Pool), (RULE_LEARNING, Learning)):
+    for fields, model in ((TIER, Tier), (POOL, Pool), (RULE_LEARNING, Learning), (RULE, Rule)):
         defs.update({spec.ref: spec.own_schema(model) for spec in fields if spec.ref})
-    defs["ruleLearning"] = {
-        "description": "This rule's pods' learning settings; what it leaves out comes from "
-        "spec.learning.",
-        **section_schema(RULE_LEARNING, model=Learning),
+    # A rule gives its pods something: one of these at least (a lint error names them too).
+    gives = (("tier", "string"), ("pools", "array"), ("override", "string"), ("learning", "object"))
+    defs["rule"] = {
+        **section_schema(RULE, nullable=False, model=Rule),
+        "anyOf": [{"required": [key], "properties": {key: {"type": t}}} for key, t in gives],
     }
     return defs
 
 
-def _settings() -> Schema:
-    return {
-        "airflowPods": {
-            "description": "Which pods are Airflow pods: any one of these label selectors "
-            "matching is enough.",
-            "type": "array",
-            "minItems": 1,
-            "items": {"$ref": "#/$defs/labelSelector"},
-        },
-        "tierKeys": {
-            "description": "Label or annotation keys a pod asks for a tier with; the first "
-            "found wins.",
-            "type": ["array", "null"],
-            "items": NAME,
-        },
-        "defaultTier": {
-            **NAME,
-            "description": "The tier of a pod that asks for none, matches no rule and has no "
-            "requests.",
-        },
-        "mode": {
-            "description": "enforce: validation denies pods over their limits; audit: it "
-            "allows them with warnings.",
-            "enum": ["enforce", "audit"],
-        },
-        "ceilings": {
-            "$ref": "#/$defs/quantities",
-            "description": "No container may request or be limited above these, whatever its tier.",
-        },
-        "currency": {
-            **NAME,
-            "description": "The label of the pools' cost figures in podtier report (USD, EUR...).",
-        },
-        "tiers": {
-            "description": "Tiers by name, smallest first: a pod with requests but no tier goes "
-            "to the first tier whose requests cover them.",
-            "type": ["object", "null"],
-            "additionalProperties": {"$ref": "#/$defs/tier"},
-        },
-        "pools": {
-            "description": "Node pools by name.",
-            "type": ["object", "null"],
-            "additionalProperties": {"$ref": "#/$defs/pool"},
-        },
-        "rules": {
-            "description": "Rules in order; the first rule that matches a pod applies.",
-            "type": ["array", "null"],
-            "items": {"$ref": "#/$defs/rule"},
-        },
-    }
-
-
 def _frame_defs() -> Schema:
-    selector = {"$ref": "#/$defs/optionalSelector"}
-    glob = {"type": ["string", "null"], "minLength": 1}
     return {
         "name": {"type": "string", "minLength": 1},
         "names": {"type": "array", "items": NAME},
@@ -205,61 +154,19 @@ def _frame_defs() -> Schema:
             },
         },
         "price": {"type": "number", "minimum": 0},
-        "match": {
-            "description": "Every condition given must hold; no condition at all matches every "
-            "Airflow pod.",
-            "type": ["object", "null"],
-            "additionalProperties": False,
-            "properties": {
-                "namespaces": {
-                    "description": "Namespace names or globs (data-*).",
-                    "type": ["array", "null"],
-                    "items": NAME,
-                },
-                "namespaceSelector": {
-                    **selector,
-                    "description": "A label selector on the pod's namespace.",
-                },
-                "labels": {**selector, "description": "A label selector on the pod."},
-                "annotations": {
-                    "$ref": "#/$defs/stringMap",
-                    "description": "Annotations the pod must carry, with these exact values.",
-                },
-                "dagId": {"description": "Airflow dag_id name or glob.", **glob},
-                "taskId": {"description": "Airflow task_id name or glob.", **glob},
-            },
-        },
-        "rule": {
-            "type": "object",
-            "additionalProperties": False,
-            "properties": {
-                "name": NAME,
-                "match": {"$ref": "#/$defs/match"},
-                "tier": {"type": ["string", "null"], "minLength": 1},
-                "pools": {"type": ["array", "null"], "minItems": 1, "items": NAME},
-                "override": {"oneOf": [{"type": "null"}, {"$ref": "#/$defs/override"}]},
-                "learning": {"$ref": "#/$defs/ruleLearning"},
-            },
-            "anyOf": [
-                {"required": [key], "properties": {key: {"type": kind}}}
-                for key, kind in (
-                    ("tier", "string"),
-                    ("pools", "array"),
-                    ("override", "string"),
-                    ("learning", "object"),
-                )
-            ],
-        },
     }
 
 
 # Docs tables: the marker's name -> (the fields, the model that holds their defaults).
 TABLES: Mapping[str, tuple[Sequence[Field], type]] = {
+    "spec": (SPEC, Policy),
     "tier": (TIER, Tier),
     "pool": (POOL, Pool),
     "scaling": (SCALING, Scaling),
     "cost": (COST, Cost),
     "learning": (LEARNING, Learning),
+    "rule": (RULE, Rule),
+    "match": (MATCH, RuleMatch),
 }
 
 

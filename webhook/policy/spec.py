@@ -1,19 +1,28 @@
-"""Every field of the policy's tiers, pools and learning sections, declared once.
+"""Every field of a policy file's spec, tiers, pools, rules and learning, declared once.
 
 Each `Field` (see `policy.declare`) gives the key, the model attribute it fills, its kind with
 its bounds, a default where the model has none, and the doc line. The reader (`policy.build`),
-`policies/schema.json` and the tables of docs/policy.md are made from these tuples:
+`policies/schema.json` and the field tables of docs/policy.md are made from these tuples.
+
+To add a field: one `Field` in its section's tuple here, the attribute (with its default) in
+the model (`core/policy.py`), and its use; then regenerate the schema and the docs with
 
     python tests/webhook/policy/policy_doc.py --write
 
-To add a field: one `Field` in its tuple here, the attribute in the model (`core/policy.py`,
-with its default), and its use; then regenerate the schema and the docs.
+For example, a tier's `maxWaitSeconds`:
+
+    # here, in TIER:
+    Field("maxWaitSeconds", "max_wait_seconds", Number(above=0.0),
+          "How long a pod may wait for room in its pools before it is downgraded."),
+    # core/policy.py, class Tier:
+    max_wait_seconds: float | None = None
+
+A nested map is a `Section` of its own tuple (`build=` the model class it makes); a shape with
+its own reader is `Custom` (`policy.shapes`). Checks between fields or sections (a limit below
+its request, names of tiers and pools) stay code in `policy.build`.
 """
 
 from __future__ import annotations
-
-from collections.abc import Mapping
-from typing import Any
 
 from podtier.webhook.core.policy import (
     CPU_LIMIT_MODES,
@@ -21,9 +30,11 @@ from podtier.webhook.core.policy import (
     PLACEMENT_MODES,
     RIGHT_SIZING_MODES,
     SIZING_MODES,
+    VALIDATION_MODES,
     Cost,
     Learning,
-    PolicyError,
+    LearningOverride,
+    RuleMatch,
     Scaling,
 )
 from podtier.webhook.policy.declare import (
@@ -39,15 +50,18 @@ from podtier.webhook.policy.declare import (
     Section,
     Text,
 )
-from podtier.webhook.policy.fields import (
-    as_list,
-    as_map,
-    as_string_map,
-    check_fields,
-    expected,
-    show,
+from podtier.webhook.policy.shapes import (
+    as_given,
+    label_selector,
+    label_selectors,
+    name,
+    node_selector,
+    string_map,
+    strings,
+    tolerations,
 )
 
+NAME = {"$ref": "#/$defs/name"}
 MARGIN = Number(least=0.0, most=10.0)
 
 OOM_ESCALATION = (
@@ -261,51 +275,12 @@ POOL_COST = Field(
 )
 
 
-def _node_selector(source: str, raw: Any, path: str) -> dict[str, str]:
-    selector = as_string_map(source, raw, path)
-    if not selector:
-        raise PolicyError(source, path, "needs at least one node label")
-    return selector
-
-
-TOLERATION_FIELDS = ("key", "operator", "value", "effect", "tolerationSeconds")
-TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
-
-
-def _tolerations(source: str, raw: Any, path: str) -> tuple[Mapping[str, Any], ...]:
-    tolerations = []
-    for i, item in enumerate(as_list(source, raw, path)):
-        tpath = f"{path}[{i}]"
-        item = as_map(source, item, tpath)
-        check_fields(source, item, tpath, TOLERATION_FIELDS)
-        operator = item.get("operator", "Equal")
-        if operator not in ("Equal", "Exists"):
-            raise PolicyError(source, f"{tpath}.operator", expected(operator, ("Equal", "Exists")))
-        effect = item.get("effect", "")
-        if effect not in ("", *TAINT_EFFECTS):
-            raise PolicyError(source, f"{tpath}.effect", expected(effect, TAINT_EFFECTS))
-        for key in ("key", "value"):
-            if key in item and not isinstance(item[key], str):
-                raise PolicyError(source, f"{tpath}.{key}", f"{show(item[key])} is not a string")
-        seconds = item.get("tolerationSeconds")
-        if "tolerationSeconds" in item and (
-            not isinstance(seconds, int) or isinstance(seconds, bool)
-        ):
-            raise PolicyError(
-                source,
-                f"{tpath}.tolerationSeconds",
-                f"{show(seconds)} is not a whole number of seconds",
-            )
-        tolerations.append(dict(item))
-    return tuple(tolerations)
-
-
 POOL = (
     Field(
         "nodeSelector",
         "node_selector",
         Custom(
-            _node_selector,
+            node_selector,
             {"type": "object", "minProperties": 1, "additionalProperties": {"type": "string"}},
             "map of string to string, at least one pair",
         ),
@@ -319,7 +294,7 @@ POOL = (
         "tolerations",
         "tolerations",
         Custom(
-            _tolerations,
+            tolerations,
             {"type": ["array", "null"], "items": {"$ref": "#/$defs/toleration"}},
             "list of tolerations",
         ),
@@ -330,4 +305,207 @@ POOL = (
     ),
     POOL_SCALING,
     POOL_COST,
+)
+
+
+def _learning(**given: object) -> Learning:
+    """spec.learning: what it gives over the defaults."""
+    return LearningOverride(**given).over(Learning())  # type: ignore[arg-type]
+
+
+# The spec's settings: each comes from exactly one of the policy's files.
+SETTINGS = (
+    Field(
+        "airflowPods",
+        "airflow_pods",
+        Custom(
+            label_selectors,
+            {"type": "array", "minItems": 1, "items": {"$ref": "#/$defs/labelSelector"}},
+            "list of label selectors, at least one",
+        ),
+        "A pod is an Airflow pod when **any** selector matches its labels. Every other pod is "
+        "admitted unchanged.",
+        required=True,
+        nullable=False,
+        missing="is required (set it in one policy file)",
+    ),
+    Field(
+        "tierKeys",
+        "tier_keys",
+        Custom(strings, {"type": ["array", "null"], "items": NAME}, "list of strings"),
+        "Label or annotation keys a pod asks for a tier with. For each key in order, the label "
+        "is read first, then the annotation; the first found wins. A value naming no tier is a "
+        "warning, and the tier is chosen as if none were asked.",
+        nullable=False,
+        default=("podtier.io/tier",),
+    ),
+    Field(
+        "defaultTier",
+        "default_tier",
+        Custom(as_given, NAME, "tier name"),
+        "The tier of a pod that asks for none, matches no rule with a tier, and has no "
+        "requests of its own.",
+        required=True,
+        nullable=False,
+        missing="is required (set it in one policy file)",
+    ),
+    Field(
+        "mode",
+        "mode",
+        Choice(VALIDATION_MODES),
+        "What validation does with findings: deny, or allow with warnings. See "
+        "[Validation](#validation-modes-and-ceilings).",
+        nullable=False,
+        default="enforce",
+    ),
+    Field(
+        "ceilings",
+        "ceilings",
+        Quantities(),
+        "No container may request or be limited above these, whatever its tier.",
+        default={},
+    ),
+    Field(
+        "currency",
+        "currency",
+        Text(),
+        "The label of the pools' `cost` figures in `podtier report` (`USD`, `EUR`, ...). Only "
+        "a label: podtier converts nothing.",
+        nullable=False,
+    ),
+    Field(
+        "learning",
+        "learning",
+        Section(LEARNING, build=_learning, model=Learning),
+        "What podtier does with what it learned of each task: OOM escalation, right-sizing. "
+        "See [docs/learning.md](learning.md).",
+        shown_default="see below",
+    ),
+)
+
+
+def _merged(source: str, raw: object, path: str) -> None:
+    raise AssertionError("tiers, pools and rules are read file by file (policy.build)")
+
+
+# spec: the settings, and the tiers, pools and rules that several files pool together.
+SPEC = (
+    *SETTINGS,
+    Field(
+        "tiers",
+        "tiers",
+        Custom(
+            _merged,
+            {"type": ["object", "null"], "additionalProperties": {"$ref": "#/$defs/tier"}},
+            "map of name to tier",
+        ),
+        "In the order written, smallest first: a pod with requests but no tier goes to the "
+        "first tier whose requests cover them.",
+        shown_default="required (one at least)",
+    ),
+    Field(
+        "pools",
+        "pools",
+        Custom(
+            _merged,
+            {"type": ["object", "null"], "additionalProperties": {"$ref": "#/$defs/pool"}},
+            "map of name to pool",
+        ),
+        "Node pools.",
+        shown_default="required (one at least)",
+    ),
+    Field(
+        "rules",
+        "rules",
+        Custom(
+            _merged,
+            {"type": ["array", "null"], "items": {"$ref": "#/$defs/rule"}},
+            "list of rules",
+        ),
+        "First match wins.",
+    ),
+)
+
+
+GLOB = "name or glob"
+SELECTOR = Custom(label_selector, {"$ref": "#/$defs/optionalSelector"}, "label selector")
+
+# A rule's `match:`: every condition given must hold (`core.matching.rule_matches`).
+MATCH = (
+    Field(
+        "namespaces",
+        "namespaces",
+        Custom(strings, {"type": ["array", "null"], "items": NAME}, "list of names or globs"),
+        "The pod's namespace matches one of them (`data-*`, `team-?`, `[ab]-etl`).",
+    ),
+    Field(
+        "namespaceSelector",
+        "namespace_selector",
+        SELECTOR,
+        "The labels of the pod's namespace match (see below where they come from).",
+    ),
+    Field("labels", "labels", SELECTOR, "The pod's labels match."),
+    Field(
+        "annotations",
+        "annotations",
+        Custom(string_map, {"$ref": "#/$defs/stringMap"}, "map of string to string"),
+        "The pod carries every one of these annotations with exactly this value.",
+    ),
+    Field("dagId", "dag_id", Text(), "The pod's Airflow `dag_id` matches.", type_text=GLOB),
+    Field("taskId", "task_id", Text(), "The pod's Airflow `task_id` matches.", type_text=GLOB),
+)
+
+# A rule: what it matches, and what it gives the pods it matches.
+RULE = (
+    Field(
+        "name",
+        "name",
+        Custom(name, NAME, "string"),
+        "Shown in `podtier.io/reason` and in errors.",
+        nullable=False,
+        shown_default="`rule N`",
+    ),
+    Field(
+        "match",
+        "match",
+        Section(MATCH, build=RuleMatch),
+        "Every condition given must hold; no condition at all matches every Airflow pod.",
+        ref="match",
+        shown_default="matches every Airflow pod",
+    ),
+    Field(
+        "tier",
+        "tier",
+        Text(),
+        "The tier for pods this rule matches (unless they ask for one).",
+        type_text="tier name",
+    ),
+    Field(
+        "pools",
+        "pools",
+        Names(at_least_one=True),
+        "Pools to try instead of the tier's.",
+        shown_default="the tier's `placement`",
+    ),
+    Field(
+        "override",
+        "override",
+        Custom(
+            Choice(OVERRIDE_MODES).read,
+            {"oneOf": [{"type": "null"}, {"$ref": "#/$defs/override"}]},
+            "`missing`, `always`, `never`",
+        ),
+        "Override mode for pods this rule matches.",
+        shown_default="the tier's `override`",
+    ),
+    Field(
+        "learning",
+        "learning",
+        Section(RULE_LEARNING, build=LearningOverride, model=Learning),
+        "Learning settings for pods this rule matches; what it leaves out comes from "
+        "`spec.learning`.",
+        ref="ruleLearning",
+        type_text="map (below, without `halfLifeHours`)",
+        shown_default="`spec.learning`",
+    ),
 )
