@@ -24,6 +24,8 @@ its request, names of tiers and pools) stay code in `policy.build`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from podtier.webhook.core.policy import (
     CPU_LIMIT_MODES,
     OVERRIDE_MODES,
@@ -308,9 +310,9 @@ POOL = (
 )
 
 
-def _learning(**given: object) -> Learning:
+def _learning(**given: Any) -> Learning:
     """spec.learning: what it gives over the defaults."""
-    return LearningOverride(**given).over(Learning())  # type: ignore[arg-type]
+    return LearningOverride(**given).over(Learning())
 
 
 # The spec's settings: each comes from exactly one of the policy's files.
