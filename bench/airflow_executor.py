@@ -41,9 +41,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from podtier.webhook.core.matching import airflow_label_value  # noqa: E402
 from podtier.webhook.core.profile import TaskInstance, task_instance, task_key  # noqa: E402
 from podtier.webhook.learning.names import profile_name  # noqa: E402
-from podtier.webhook.policy.airflow import airflow_label_value  # noqa: E402
 from tests.controlplane import ControlPlane, missing_assets  # noqa: E402
 from tests.webhook.headroom.burst import NS, BurstCluster  # noqa: E402
 

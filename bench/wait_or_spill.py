@@ -44,13 +44,13 @@ if str(ROOT) not in sys.path:
 
 from podtier.webhook.core.capacity import HeadroomStatus, PoolOutlook, RunningPod  # noqa: E402
 from podtier.webhook.core.placement import Placement  # noqa: E402
+from podtier.webhook.core.policy import Autoscaling, Pool, Quantity, Tier  # noqa: E402
 from podtier.webhook.core.profile import (  # noqa: E402
     StaticProfiles,
     TaskProfile,
     task_key,
 )
 from podtier.webhook.core.waiting import wait_or_spill  # noqa: E402
-from podtier.webhook.policy.model import Autoscaling, Pool, Quantity, Tier  # noqa: E402
 
 STEP = 5.0
 DAY = 86_400.0

@@ -101,3 +101,35 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if node not in index:
             visit(node)
     return found
+
+
+def folder_graph(graph: dict[str, set[str]], package: str = "webhook") -> dict[str, set[str]]:
+    """Folder of `podtier.<package>` -> the other folders its modules import. A module at the
+    package's top level (`webhook/lease.py`) is in no folder and left out."""
+    prefix = f"podtier.{package}."
+
+    def folder(module: str) -> str | None:
+        if not module.startswith(prefix):
+            return None
+        rest = module[len(prefix) :].split(".")
+        is_folder = len(rest) > 1 or (REPO_ROOT / package / rest[0]).is_dir()
+        return rest[0] if is_folder else None
+
+    folders: dict[str, set[str]] = {}
+    for module, imported in graph.items():
+        here = folder(module)
+        if here is None:
+            continue
+        there = {folder(name) for name in imported} - {None, here}
+        folders.setdefault(here, set()).update(f for f in there if f is not None)
+    return folders
+
+
+def folder_pairs(folders: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """The pairs of folders that import each other, each pair once, sorted."""
+    return sorted(
+        (a, b)
+        for a, targets in folders.items()
+        for b in targets
+        if a < b and a in folders.get(b, ())
+    )

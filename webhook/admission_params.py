@@ -17,9 +17,9 @@ from collections.abc import Awaitable, Callable
 
 from kubernetes import client
 
+from podtier.webhook.core.policy import Policy
 from podtier.webhook.lease import LeaderLease
 from podtier.webhook.policy.admission_policy import parameters_configmap
-from podtier.webhook.policy.model import Policy
 from podtier.webhook.policy.reload import HoldsPolicy
 
 log = logging.getLogger("podtier.admission_params")

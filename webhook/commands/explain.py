@@ -19,7 +19,6 @@ import jsonpatch
 import orjson
 
 from podtier.webhook.commands.args import CliError, load_policy_paths, open_cluster, policy_arg
-from podtier.webhook.commands.documents import pod_and_request
 from podtier.webhook.core import admission
 from podtier.webhook.core.capacity import Headroom
 from podtier.webhook.core.profile import ProfilesView
@@ -31,6 +30,7 @@ from podtier.webhook.core.tiering import (
     RECOMMENDED_TIER_ANNOTATION,
     RIGHT_SIZED_ANNOTATION,
 )
+from podtier.webhook.documents import pod_and_request
 from podtier.webhook.policy import Policy
 
 

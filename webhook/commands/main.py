@@ -16,7 +16,7 @@ from podtier.certs import cli as certs_cli
 from podtier.webhook import __version__
 from podtier.webhook.commands import explain, pods, policy, profiles, report, serve
 from podtier.webhook.commands.args import USAGE_ERROR, CliError
-from podtier.webhook.commands.documents import DocumentError
+from podtier.webhook.documents import DocumentError
 from podtier.webhook.policy import PolicyError
 
 

@@ -18,8 +18,10 @@ from podtier.webhook.core import review
 from podtier.webhook.core.capacity import CapacityView
 from podtier.webhook.core.decide import Decision, decide
 from podtier.webhook.core.escalation_seal import EscalationSeal, verified_memory
+from podtier.webhook.core.matching import is_airflow, is_airflow_pod
 from podtier.webhook.core.patch import build_patch
 from podtier.webhook.core.pod import PodError, PodView, view_pod
+from podtier.webhook.core.policy import Policy, Tier
 from podtier.webhook.core.profile import ProfilesView
 from podtier.webhook.core.resize import (
     RESIZE_SUBRESOURCE,
@@ -29,7 +31,6 @@ from podtier.webhook.core.resize import (
 )
 from podtier.webhook.core.tiering import TIER_ANNOTATION, choose_tier
 from podtier.webhook.core.validation import Violation, find_violations
-from podtier.webhook.policy.model import Policy, Tier
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ def _validate_update(
         old: PodView | None = view_pod(old_raw, namespace, name, namespace_labels)
     except PodError:
         old = None  # the stored pod is unreadable: judged as it now asks, without escalation
-    if not policy.is_airflow_pod(new) and (old is None or not policy.is_airflow_pod(old)):
+    if not is_airflow_pod(policy, new) and (old is None or not is_airflow_pod(policy, old)):
         return Answer(review.response(uid, True), "skipped")
     judged_by = old or new
     tier = _tier_of(judged_by, policy)
@@ -130,7 +131,7 @@ def _is_airflow(old: object, new: object, policy: Policy) -> bool:
     for raw in (old, new):
         metadata = raw.get("metadata") if isinstance(raw, Mapping) else None
         labels = metadata.get("labels") if isinstance(metadata, Mapping) else None
-        if isinstance(labels, Mapping) and any(s.matches(labels) for s in policy.airflow_pods):
+        if isinstance(labels, Mapping) and is_airflow(labels, policy.airflow_pods):
             return True
     return False
 
@@ -210,6 +211,6 @@ def _admissible_pod(
         )
     except PodError as err:
         return None, [f"podtier: cannot read the pod, so it was left alone: {err}"]
-    if not policy.is_airflow_pod(pod):
+    if not is_airflow_pod(policy, pod):
         return None, []
     return pod, None

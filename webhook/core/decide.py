@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from podtier.webhook.core.capacity import CapacityView
 from podtier.webhook.core.escalation_seal import EscalationSeal, sealed, verified_memory
 from podtier.webhook.core.learned import NO_ADVICE, Advice, Escalation, advise, with_memory_limit
+from podtier.webhook.core.matching import first_rule
 from podtier.webhook.core.placement import Placement, place, prefer_node_selector
 from podtier.webhook.core.pod import ContainerView, PodView, pod_requests
+from podtier.webhook.core.policy import PlacementMode, Policy, Pool, Rule, Tier
 from podtier.webhook.core.profile import ProfilesView
 from podtier.webhook.core.quantity import QuantityError, to_milli
 from podtier.webhook.core.resources import Resources, covers
@@ -38,7 +40,6 @@ from podtier.webhook.core.tiering import (
     override_mode,
 )
 from podtier.webhook.core.waiting import wait_or_spill
-from podtier.webhook.policy.model import PlacementMode, Policy, Pool, Rule, Tier
 
 
 @dataclass(frozen=True)
@@ -232,7 +233,7 @@ def _earlier_decision(
     if ESCALATED_MEMORY_ANNOTATION in notes and escalated is None:
         return None
     main = pod.main
-    rule = policy.first_rule(pod)
+    rule = first_rule(policy, pod)
     mode = override_mode(rule, tier)
     # As on the first pass: requests above every tier keep their limits as they are.
     above = (

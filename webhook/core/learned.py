@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
 from podtier.webhook.core.pod import ContainerView, PodView
+from podtier.webhook.core.policy import Learning, Policy, Tier
 from podtier.webhook.core.profile import (
     MEMORY_UNIT,
     ProfilesView,
@@ -45,7 +46,6 @@ from podtier.webhook.core.tiering import (
     TierChoice,
     override_mode,
 )
-from podtier.webhook.policy.model import Learning, Policy, Tier
 
 ESCALATION_FACTOR = 1.2
 ESCALATION_MIN_STEP = 256 * 2**20  # bytes

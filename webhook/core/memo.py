@@ -37,9 +37,9 @@ from podtier.webhook.core.capacity import Borrowed, CapacityView, HeadroomStatus
 from podtier.webhook.core.decide import Decision
 from podtier.webhook.core.escalation_seal import EscalationSeal
 from podtier.webhook.core.pod import PodError, PodView, pod_identity, with_identity
+from podtier.webhook.core.policy import Policy
 from podtier.webhook.core.profile import ProfilesStatus, ProfilesView, TaskKey, TaskProfile
 from podtier.webhook.core.tiering import ESCALATION_SEAL_ANNOTATION
-from podtier.webhook.policy.model import Policy
 
 # Labels and annotations that differ between runs of one task: left out of the key, and asked
 # as a question of their own once the decision has found a task profile (OOM escalation reads

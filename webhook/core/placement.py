@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from podtier.webhook.core.capacity import ROOM_COUNT_LIMIT, Borrowed, CapacityView
+from podtier.webhook.core.policy import Pool
 from podtier.webhook.core.quantity import format_milli
 from podtier.webhook.core.resources import POD_SLOT
-from podtier.webhook.policy.model import Pool
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from podtier.webhook.core.matching import airflow_label_value
 from podtier.webhook.core.pod import PodView
-from podtier.webhook.policy.airflow import airflow_label_value
 
 KPO_LABEL = "kubernetes_pod_operator"
 MEMORY_UNIT = 1000  # milli-units per byte: quantities are kept in milli-units

@@ -18,9 +18,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from podtier.webhook.core.pod import MAIN_CONTAINER, PodView
+from podtier.webhook.core.policy import Quantity
 from podtier.webhook.core.quantity import format_milli
 from podtier.webhook.core.validation import Violation
-from podtier.webhook.policy.model import Quantity
 
 RESIZE_SUBRESOURCE = "resize"
 PODTIER_PREFIX = "podtier.io/"

@@ -24,12 +24,13 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from podtier.webhook.core.matching import first_rule
 from podtier.webhook.core.pod import PodView
+from podtier.webhook.core.policy import Learning, Policy, Tier
 from podtier.webhook.core.profile import MEMORY_UNIT, TaskProfile
 from podtier.webhook.core.quantity import format_milli
 from podtier.webhook.core.resources import covers
 from podtier.webhook.core.sizing import Target
-from podtier.webhook.policy.model import Learning, Policy, Tier
 
 MIB = 2**20
 CPU_STEP = 10  # millicores
@@ -96,7 +97,7 @@ def recommend_for_task(profile: TaskProfile, policy: Policy) -> Recommendation:
         tolerations=(),
         raw={},
     )
-    return recommend(profile, policy, policy.learning_for(policy.first_rule(task)))
+    return recommend(profile, policy, policy.learning_for(first_rule(policy, task)))
 
 
 def tier_for(recommendation: Recommendation, tier: Tier, policy: Policy) -> Tier | None:

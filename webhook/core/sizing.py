@@ -16,8 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from podtier.webhook.core.pod import ContainerView
+from podtier.webhook.core.policy import OverrideMode, Tier
 from podtier.webhook.core.quantity import format_milli
-from podtier.webhook.policy.model import OverrideMode, Tier
 
 
 @dataclass(frozen=True)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from podtier.webhook.core.matching import first_rule
 from podtier.webhook.core.pod import PodView
+from podtier.webhook.core.policy import OverrideMode, Policy, Rule, Tier
 from podtier.webhook.core.quantity import format_milli
 from podtier.webhook.core.resources import covers
-from podtier.webhook.policy.model import OverrideMode, Policy, Rule, Tier
 
 TIER_ANNOTATION = "podtier.io/tier"
 POOL_ANNOTATION = "podtier.io/pool"
@@ -58,7 +59,7 @@ class TierChoice:
 
 def choose_tier(pod: PodView, policy: Policy) -> TierChoice:
     warnings: list[str] = []
-    rule = policy.first_rule(pod)
+    rule = first_rule(policy, pod)
     for key in policy.tier_keys:
         for where, values in (("label", pod.labels), ("annotation", pod.annotations)):
             asked = values.get(key)

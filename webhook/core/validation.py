@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from podtier.webhook.core.pod import MAIN_CONTAINER, ContainerView, PodView
+from podtier.webhook.core.policy import Policy, Quantity, Tier
 from podtier.webhook.core.quantity import format_milli
-from podtier.webhook.policy.model import Policy, Quantity, Tier
 
 
 @dataclass(frozen=True)

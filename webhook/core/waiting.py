@@ -25,9 +25,9 @@ from typing import Any
 
 from podtier.webhook.core.capacity import CapacityView, PoolOutlook, RunningPod
 from podtier.webhook.core.placement import Placement, pod_node_selector, pod_tolerations
+from podtier.webhook.core.policy import Pool, Tier
 from podtier.webhook.core.profile import ProfilesView, TaskKey
 from podtier.webhook.core.resources import POD_SLOT, covers
-from podtier.webhook.policy.model import Pool, Tier
 
 MAX_RUN_SECONDS = 7 * 86_400.0  # a learned run time above a week is taken as garbage
 OVERDUE_FACTOR = 2.0  # a task running this many times its run time: no estimate

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from podtier.webhook.core.prices import pool_cost, price_per_hour
 from podtier.webhook.insight.census import PodCensus
 from podtier.webhook.insight.scaling import desired_nodes_by_pool
 from podtier.webhook.observability.metrics import (
@@ -28,7 +29,6 @@ from podtier.webhook.observability.metrics import (
     POOL_UTILIZATION,
 )
 from podtier.webhook.policy import Policy
-from podtier.webhook.report.prices import pool_cost, price_per_hour
 
 Ratios = Callable[[], dict[str, dict[str, float]] | None]  # pool -> resource -> used/requested
 

@@ -17,8 +17,9 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from podtier.webhook.core.matching import is_airflow
 from podtier.webhook.core.tiering import POOL_ANNOTATION, TIER_ANNOTATION
-from podtier.webhook.policy import LabelSelector, Policy
+from podtier.webhook.policy import Policy
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
 FINISHED_PHASES = frozenset({"Succeeded", "Failed"})
@@ -41,10 +42,6 @@ class PodFacts(NamedTuple):
     dag_id: str
     task_id: str
     labels: Mapping[str, str]
-
-
-def is_airflow(labels: Mapping[str, str], selectors: tuple[LabelSelector, ...]) -> bool:
-    return any(selector.matches(labels) for selector in selectors)
 
 
 class PodPlace(NamedTuple):

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from podtier.webhook.core.learned import ESCALATION_FACTOR, ESCALATION_MIN_STEP
+from podtier.webhook.core.matching import airflow_label_value, first_rule
 from podtier.webhook.core.pod import PodView
 from podtier.webhook.core.profile import RunRecord, TaskProfile
 from podtier.webhook.core.rightsizing import recommend
@@ -24,7 +25,6 @@ from podtier.webhook.learning.names import profile_name
 from podtier.webhook.learning.outcome import Outcome
 from podtier.webhook.learning.profiles import LAST_RUNS, rfc3339
 from podtier.webhook.policy import Policy
-from podtier.webhook.policy.airflow import airflow_label_value
 
 PERCENTILE = 0.95
 
@@ -81,7 +81,7 @@ def fold(profile: TaskProfile | None, outcome: Outcome, policy: Policy, now: flo
         cpu_histogram=cpu_histogram,
         resource_version=profile.resource_version,
     )
-    settings = policy.learning_for(policy.first_rule(_matchable(outcome)))
+    settings = policy.learning_for(first_rule(policy, _matchable(outcome)))
     if settings.right_sizing == "off":
         return folded
     recommended = recommend(folded, policy, settings).tier

@@ -1,10 +1,10 @@
-"""Policies: the platform team's tiers, pools and rules, as immutable values.
+"""Policy files: reading, checking and reloading the platform team's tiers, pools and rules.
 
-The package exports the model only, which the pure core reads; loading files is in
-`podtier.webhook.policy.load`.
+The model itself (immutable values the pure core reads) is `podtier.webhook.core.policy`; this
+package re-exports its names for the edges. Loading files is `podtier.webhook.policy.load`.
 """
 
-from podtier.webhook.policy.model import (
+from podtier.webhook.core.policy import (
     Cost,
     LabelSelector,
     Learning,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from podtier.webhook.policy.model import Policy
+from podtier.webhook.core.policy import Policy
 
 API_VERSION = "admissionregistration.k8s.io/v1"
 PODTIER = "podtier.io/"

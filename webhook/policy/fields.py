@@ -8,8 +8,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from podtier.webhook.core.policy import PolicyError, Quantity
 from podtier.webhook.core.quantity import QuantityError, to_milli
-from podtier.webhook.policy.model import PolicyError, Quantity
 
 QUANTITY_EXPECTED = "(expected a Kubernetes quantity such as 500m, 2 or 4Gi)"
 # A Kubernetes quantity as the API server spells it (no blanks, no sign but +), as in schema.json.

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from podtier.webhook.core.policy import Policy
 from podtier.webhook.policy.build import parse_policy_documents
-from podtier.webhook.policy.model import Policy
 from podtier.webhook.policy.read import parse_policy_yaml, read_policy_files
 
 __all__ = ["load_policy", "load_policy_text", "parse_policy_documents", "read_policy_files"]

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from podtier.webhook.policy.model import PolicyError
+from podtier.webhook.core.policy import PolicyError
 
 
 def read_policy_files(paths: Sequence[str | Path]) -> list[tuple[str, str]]:

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
 
+from podtier.webhook.core.policy import Policy, PolicyError
 from podtier.webhook.observability import metrics
 from podtier.webhook.policy.load import load_policy_text, read_policy_files
-from podtier.webhook.policy.model import Policy, PolicyError
 
 log = logging.getLogger("podtier.policy")
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from podtier.webhook.commands.documents import DocumentError, read_document
+from podtier.webhook.documents import DocumentError, read_document
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,9 @@ from typing import Any
 import jsonpatch
 import orjson
 
-from podtier.webhook.commands.documents import DocumentError, read_document
 from podtier.webhook.core import admission
 from podtier.webhook.core.capacity import Headroom, NoHeadroom
+from podtier.webhook.documents import DocumentError, read_document
 from podtier.webhook.policy import Policy, PolicyError
 from podtier.webhook.policy.load import load_policy
 from podtier.webhook.policytest import fieldpath

@@ -20,9 +20,9 @@ from datetime import UTC, datetime
 from html import escape
 from typing import Any, NamedTuple
 
+from podtier.webhook.core.prices import GIB
 from podtier.webhook.report.figures import Figures
 from podtier.webhook.report.format import money_label
-from podtier.webhook.report.prices import GIB
 
 RASTERIZE_ABOVE = 1500  # scatter points drawn as one image above this
 COLORS = ("#3b6ea5", "#e08a2c", "#5a9e5a", "#b8504a", "#8b6bb1", "#8c6d4f", "#c76fae", "#7f7f7f")

@@ -27,10 +27,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from podtier.webhook.core.prices import GIB, HOUR, named_first, pool_cost, price_per_hour
 from podtier.webhook.insight.facts import FINISHED_PHASES
 from podtier.webhook.policy import Cost, Policy
 from podtier.webhook.report.facts import PodRun, Profile, TaskKey, Usage
-from podtier.webhook.report.prices import GIB, HOUR, named_first, pool_cost, price_per_hour
 from podtier.webhook.report.savings import Saving, add_saving, sum_savings
 from podtier.webhook.report.tasks import TaskRow, add_task_pod, profile_row, waste_cost
 from podtier.webhook.report.waits import (

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from podtier.webhook.report.prices import GIB
+from podtier.webhook.core.prices import GIB
 
 
 def money_label(currency: str) -> str:

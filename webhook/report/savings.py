@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from podtier.webhook.core.prices import GIB, pool_cost, price_per_hour
 from podtier.webhook.core.profile import TaskProfile
 from podtier.webhook.core.rightsizing import recommend_for_task
 from podtier.webhook.policy import Policy
 from podtier.webhook.report.facts import PodRun, Profile
-from podtier.webhook.report.prices import GIB, pool_cost, price_per_hour
 
 
 @dataclass(slots=True)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from podtier.webhook.core.prices import GIB, HOUR
 from podtier.webhook.policy import Cost
 from podtier.webhook.report.facts import PodRun, Profile, TaskKey, Usage
-from podtier.webhook.report.prices import GIB, HOUR
 
 
 @dataclass(slots=True)

@@ -10,8 +10,8 @@ import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from podtier.webhook.core.prices import named_first
 from podtier.webhook.report.facts import PodRun
-from podtier.webhook.report.prices import named_first
 
 SERIES_POINTS = 240
 

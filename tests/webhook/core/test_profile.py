@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from podtier.webhook.core.matching import airflow_label_value
 from podtier.webhook.core.pod import view_pod
 from podtier.webhook.core.profile import pod_instance, task_instance, task_key
-from podtier.webhook.policy.airflow import airflow_label_value
 from tests.conftest import load_review
 
 LONG_DAG = "nightly_" + "revenue_reconciliation_" * 4 + "v2"

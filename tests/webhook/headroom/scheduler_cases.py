@@ -38,8 +38,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from podtier.webhook.core.policy import Pool
 from podtier.webhook.policy.load import load_policy
-from podtier.webhook.policy.model import Pool
 
 POLICY = Path(__file__).resolve().parents[3] / "policies" / "default.yaml"
 CASE_LABEL = "podtier-differential/case"

@@ -27,9 +27,9 @@ import pytest
 import yaml
 
 from podtier.policies import DEFAULT_POLICY
+from podtier.webhook.core.matching import airflow_label_value
 from podtier.webhook.core.profile import task_key
 from podtier.webhook.learning.names import profile_name
-from podtier.webhook.policy.airflow import airflow_label_value
 from tests.conftest import ROOT, Server, review_of, run_podtier
 from tests.controlplane import ControlPlane, control_plane  # noqa: F401
 from tests.webhook.learning.promserver import (

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from podtier.webhook.core.matching import airflow_label_value
 from podtier.webhook.core.profile import TaskProfile
 from podtier.webhook.learning.fold import fold, known
 from podtier.webhook.learning.outcome import Outcome, outcome_of
 from podtier.webhook.learning.profiles import parse_profile, profile_object
-from podtier.webhook.policy.airflow import airflow_label_value
 from tests.webhook.core.fakes import POLICY
 from tests.webhook.learning.pods import T0, ended, worker_pod
 

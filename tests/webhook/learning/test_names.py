@@ -8,9 +8,9 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
+from podtier.webhook.core.matching import airflow_label_value
 from podtier.webhook.core.profile import task_key
 from podtier.webhook.learning.names import profile_name
-from podtier.webhook.policy.airflow import airflow_label_value
 
 DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 

@@ -1,14 +1,11 @@
-"""The policy as immutable values, and the pure matching on a PodView."""
+"""The policy as immutable values: plain data the core reads (matching a pod against it is
+`core.matching`; reading policy files is `webhook.policy`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
-from typing import Any, Literal, TypeVar
-
-from podtier.webhook.core.pod import PodView
-from podtier.webhook.policy.airflow import identity_matches
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
 
 OverrideMode = Literal["missing", "always", "never"]
 ValidationMode = Literal["enforce", "audit"]
@@ -55,22 +52,6 @@ class LabelSelector:
     match_labels: Mapping[str, str] = field(default_factory=dict)
     # (key, operator, values) with operator In, NotIn, Exists or DoesNotExist.
     match_expressions: tuple[tuple[str, str, tuple[str, ...]], ...] = ()
-
-    def matches(self, labels: Mapping[str, str]) -> bool:
-        for key, value in self.match_labels.items():
-            if labels.get(key) != value:
-                return False
-        for key, operator, values in self.match_expressions:
-            present = key in labels
-            if operator == "Exists" and not present:
-                return False
-            if operator == "DoesNotExist" and present:
-                return False
-            if operator == "In" and (not present or labels[key] not in values):
-                return False
-            if operator == "NotIn" and present and labels[key] in values:
-                return False
-        return True
 
 
 @dataclass(frozen=True)
@@ -134,13 +115,8 @@ class Pool:
 
 @dataclass(frozen=True)
 class RuleMatch:
-    """All given conditions must hold. Globs (`sales_*`) in namespaces, dagId and taskId.
-
-    `namespace_selector` reads the labels of the pod's namespace, which the AdmissionReview
-    does not carry: the edge hands them in as `PodView.namespace_labels`. When they are not
-    known, the namespace is taken to carry only `kubernetes.io/metadata.name` (which the API
-    server sets on every namespace), so a selector on any other label does not match.
-    """
+    """All given conditions must hold (`core.matching.rule_matches`). Globs (`sales_*`) in
+    namespaces, dagId and taskId."""
 
     namespaces: tuple[str, ...] = ()
     namespace_selector: LabelSelector | None = None
@@ -149,31 +125,9 @@ class RuleMatch:
     dag_id: str | None = None
     task_id: str | None = None
 
-    def matches(self, pod: PodView) -> bool:
-        if self.namespaces and not any(fnmatchcase(pod.namespace, g) for g in self.namespaces):
-            return False
-        if self.namespace_selector is not None and not self.namespace_selector.matches(
-            namespace_labels(pod)
-        ):
-            return False
-        if self.labels is not None and not self.labels.matches(pod.labels):
-            return False
-        for key, value in self.annotations.items():
-            if pod.annotations.get(key) != value:
-                return False
-        if self.dag_id is not None and not identity_matches(pod, "dag_id", self.dag_id):
-            return False
-        return self.task_id is None or identity_matches(pod, "task_id", self.task_id)
 
-
+# The label the API server sets on every namespace: its name.
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
-
-
-def namespace_labels(pod: PodView) -> Mapping[str, str]:
-    """The labels of the pod's namespace as far as they are known (see `RuleMatch`)."""
-    known = pod.namespace_labels if pod.namespace_labels is not None else {}
-    return {NAMESPACE_NAME_LABEL: pod.namespace, **known}
-
 
 DEFAULT_FLOOR: Mapping[str, int] = {"cpu": 10, "memory": 64 * 2**20 * 1000}  # 10m, 64Mi
 
@@ -205,7 +159,8 @@ class Learning:
 
 @dataclass(frozen=True)
 class LearningOverride:
-    """A rule's `learning:`: the settings it gives, None where the policy's apply."""
+    """`spec.learning` or a rule's `learning:`: the settings it gives, None where the
+    defaults (or the policy's) apply."""
 
     oom_escalation: bool | None = None
     escalate_explicit: bool | None = None
@@ -217,28 +172,15 @@ class LearningOverride:
     limit_margin: float | None = None
     cpu_limit: CpuLimitMode | None = None
     floor: Mapping[str, int] | None = None
+    half_life_hours: float | None = None  # spec.learning only
 
     def over(self, base: Learning) -> Learning:
-        return Learning(
-            oom_escalation=_either(self.oom_escalation, base.oom_escalation),
-            escalate_explicit=_either(self.escalate_explicit, base.escalate_explicit),
-            right_sizing=_either(self.right_sizing, base.right_sizing),
-            sizing=_either(self.sizing, base.sizing),
-            min_runs=_either(self.min_runs, base.min_runs),
-            margin=_either(self.margin, base.margin),
-            cpu_margin=_either(self.cpu_margin, base.cpu_margin),
-            limit_margin=_either(self.limit_margin, base.limit_margin),
-            cpu_limit=_either(self.cpu_limit, base.cpu_limit),
-            floor=base.floor if self.floor is None else {**base.floor, **self.floor},
-            half_life_hours=base.half_life_hours,
-        )
-
-
-_T = TypeVar("_T")
-
-
-def _either(given: _T | None, default: _T) -> _T:
-    return default if given is None else given
+        """`base` with what this gives (a floor adds to the base's floor)."""
+        given = {f.name: getattr(self, f.name) for f in fields(self)}
+        given = {name: value for name, value in given.items() if value is not None}
+        if self.floor is not None:
+            given["floor"] = {**base.floor, **self.floor}
+        return replace(base, **given)
 
 
 @dataclass(frozen=True)
@@ -246,10 +188,10 @@ class Rule:
     name: str
     source: str
     path: str
-    match: RuleMatch
-    tier: str | None
-    pools: tuple[str, ...] | None
-    override: OverrideMode | None
+    match: RuleMatch = field(default_factory=RuleMatch)
+    tier: str | None = None
+    pools: tuple[str, ...] | None = None
+    override: OverrideMode | None = None
     learning: LearningOverride | None = None
 
 
@@ -274,9 +216,6 @@ class Policy:
         """What `podtier.io/policy` says: the name and the content hash."""
         return f"{self.name}@sha256:{self.digest[:16]}"
 
-    def is_airflow_pod(self, pod: PodView) -> bool:
-        return any(selector.matches(pod.labels) for selector in self.airflow_pods)
-
     def namespace_label_keys(self) -> set[str]:
         """The namespace labels the rules' `namespaceSelector`s read, besides the name label
         every namespace carries: a server needs the namespace watch for these."""
@@ -285,13 +224,7 @@ class Policy:
             selector = rule.match.namespace_selector
             if selector is not None:
                 keys |= set(selector.match_labels) | {e[0] for e in selector.match_expressions}
-        return keys - {"kubernetes.io/metadata.name"}
-
-    def first_rule(self, pod: PodView) -> Rule | None:
-        for rule in self.rules:
-            if rule.match.matches(pod):
-                return rule
-        return None
+        return keys - {NAMESPACE_NAME_LABEL}
 
     def learning_for(self, rule: Rule | None) -> Learning:
         """The learning settings for a pod that `rule` (None: no rule) matched."""

@@ -1,4 +1,5 @@
-"""Read a Pod, an AdmissionReview or a `v1 List` from a JSON or YAML file, for the CLI."""
+"""Read a Pod, an AdmissionReview or a `v1 List` from a JSON or YAML file: for the commands and
+for `podtier policy test` (`policytest/`), which both sit above it."""
 
 from __future__ import annotations
 

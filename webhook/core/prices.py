@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from podtier.webhook.policy import Cost, Policy
+from podtier.webhook.core.policy import Cost, Policy
 
 GIB = 1024**3
 HOUR = 3600.0

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from podtier.webhook.core.matching import airflow_label_value, first_rule
 from podtier.webhook.core.pod import view_pod
-from podtier.webhook.policy.airflow import airflow_label_value
 from podtier.webhook.policy.load import load_policy_text
 
 POLICY_HEAD = """
@@ -41,7 +41,7 @@ def rule_matches(match_yaml: str, pod: dict[str, Any], namespace_labels=None) ->
     indented = "\n".join("        " + line for line in match_yaml.strip().splitlines())
     policy = load_policy_text([("p.yaml", POLICY_HEAD + indented + "\n")])
     view = view_pod(pod, namespace_labels=namespace_labels)
-    return policy.first_rule(view) is not None
+    return first_rule(policy, view) is not None
 
 
 def executor_pod(namespace="airflow", labels=None, annotations=None) -> dict[str, Any]:
@@ -241,5 +241,5 @@ def test_first_matching_rule_wins_in_file_order() -> None:
     - {name: second, match: {namespaces: [data-eng]}, tier: small}
 """
     policy = load_policy_text([("p.yaml", text)])
-    rule = policy.first_rule(view_pod(executor_pod("data-eng")))
+    rule = first_rule(policy, view_pod(executor_pod("data-eng")))
     assert rule is not None and rule.name == "first"
