@@ -25,6 +25,8 @@ from podtier.webhook.headroom.state import NODE, POD
 from podtier.webhook.headroom.tracker import ClusterHeadroom
 
 __all__ = [
+    "NODE",
+    "POD",
     "ClusterFileError",
     "cluster_objects",
     "load_cluster_file",
