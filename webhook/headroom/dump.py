@@ -27,6 +27,7 @@ A YAML dump (`kubectl get -o yaml`) is the one thing parsed whole, then handed o
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -43,7 +44,7 @@ HINT = "kubectl get nodes,pods -A -o json"
 
 _NON_SPACE = re.compile(rb"[^ \t\r\n]")
 _BRACKET_OR_QUOTE = re.compile(rb'[\[\]{}"]')
-_STRING_REST = re.compile(rb'(?:[^"\\]++|\\.)*+"', re.S)  # after an opening quote
+_STRING_BODY = re.compile(rb'(?:[^"\\]++|\\.)*+', re.S)  # up to a closing quote
 # The kind among an item's first keys: `{"kind": "Pod"` or `{"apiVersion": "v1", "kind": "Pod"`.
 _FIRST_KIND = re.compile(rb'\{\s*(?:"apiVersion"\s*:\s*"[^"\\]*"\s*,\s*)?"kind"\s*:\s*"([^"\\]*)"')
 _SCALAR_END = re.compile(rb"[,}\]\s]")
@@ -111,6 +112,7 @@ class _Reader:
         self.data = b""
         self.base = 0
         self.eof = False
+        self.separator = b""  # between two items, when they are pretty-printed
 
     def more(self, keep_from: int) -> bool:
         """Forget the bytes before `keep_from`, read one more chunk; False at the end."""
@@ -121,7 +123,7 @@ class _Reader:
             self.eof = True
             return False
         drop = max(0, keep_from - self.base)
-        self.data = self.data[drop:] + block
+        self.data = b"".join((memoryview(self.data)[drop:], block))
         self.base += drop
         return True
 
@@ -154,45 +156,23 @@ class _Reader:
         """Where the JSON value opening at `at` ends (just after it): an object or array by
         counting brackets outside strings, a string to its closing quote, anything else to the
         next `,` `}` or `]`."""
+        opener = self.data[at - self.base : at - self.base + 1]
+        if opener not in (b"{", b"[", b'"'):
+            while True:
+                scalar = _SCALAR_END.search(self.data, at - self.base)
+                if scalar is not None:
+                    return self.base + scalar.start()
+                if not self.more(at):
+                    raise self.truncated(at, f"inside {what}")
+        scan = _Scan(at + 1, 0 if opener == b'"' else 1, opener == b'"')
         while True:
-            end = self._scan(at - self.base)
+            end = scan.run(self.data, self.base)
             if end is not None:
-                return self.base + end
+                return end
             if self.base + len(self.data) - at > self.max_item:
                 raise self.too_long(at, what)
             if not self.more(at):
                 raise self.truncated(at, f"inside {what}")
-
-    def _scan(self, start: int) -> int | None:
-        data = self.data
-        opener = data[start : start + 1]
-        if opener == b'"':
-            rest = _STRING_REST.match(data, start + 1)
-            return None if rest is None else rest.end()
-        if opener not in (b"{", b"["):
-            scalar = _SCALAR_END.search(data, start)
-            return None if scalar is None else scalar.start()
-        depth = 0
-        at = start
-        search = _BRACKET_OR_QUOTE.search
-        string = _STRING_REST.match
-        while True:
-            found = search(data, at)
-            if found is None:
-                return None
-            at = found.end()
-            char = data[found.start()]
-            if char == 0x22:  # "
-                rest = string(data, at)
-                if rest is None:
-                    return None
-                at = rest.end()
-            elif char in (0x7B, 0x5B):  # { [
-                depth += 1
-            else:
-                depth -= 1
-                if depth == 0:
-                    return at
 
     def item_end(self, at: int, index: int) -> int:
         """Where the item opening at `at` ends: by its closing line when it is pretty-printed
@@ -202,16 +182,18 @@ class _Reader:
         indent = self.data[line + 1 : local]
         pretty = self.data[local + 1 : local + 2] == b"\n"
         if line < 0 or not indent or indent.strip(b" \t") or not pretty:
+            self.separator = b""
             return self.value_end(at, f"items[{index}]")
-        closing = b"\n" + indent + b"}"
+        self.separator = b",\n" + indent + b"{"
+        closing = _closing_line(indent)  # a literal regex: sre finds it ~3x faster than find
         searched = at
         while True:
-            found = self.data.find(closing, searched - self.base)
-            if found >= 0:
-                return self.base + found + len(closing)
+            found = closing.search(self.data, searched - self.base)
+            if found is not None:
+                return self.base + found.end()
             if self.base + len(self.data) - at > self.max_item:
                 raise self.too_long(at, f"items[{index}]")
-            searched = max(at, self.base + len(self.data) - len(closing))
+            searched = max(at, self.base + len(self.data) - len(indent) - 2)
             if not self.more(at):
                 raise self.truncated(at, f"inside items[{index}]")
 
@@ -285,6 +267,11 @@ class _Reader:
             raw = self.piece(start, end)
             yield Item(index, start, _kind_of(self.path, index, start, raw) or default, raw)
             index += 1
+            separator = self.separator  # kubectl's ",\n        {": the next item at once
+            if separator and self.data.startswith(separator, end - self.base):
+                self.pos = end + len(separator) - 1
+                char = b"{"
+                continue
             char = self.next_byte(end)
             if char == b"]":
                 self.pos += 1
@@ -315,10 +302,68 @@ class _Reader:
             ) from None
 
 
+@functools.lru_cache(maxsize=8)
+def _closing_line(indent: bytes) -> re.Pattern[bytes]:
+    return re.compile(re.escape(b"\n" + indent + b"}"))
+
+
+class _Scan:
+    """Brackets counted outside strings, resumable where the bytes at hand end."""
+
+    def __init__(self, at: int, depth: int, in_string: bool) -> None:
+        self.at = at  # where to go on (a file position)
+        self.depth = depth
+        self.in_string = in_string
+
+    def run(self, data: bytes, base: int) -> int | None:
+        """Where the value ends (just after it), or None when `data` ends first."""
+        at = self.at - base
+        depth = self.depth
+        search = _BRACKET_OR_QUOTE.search
+        body = _STRING_BODY.match
+        in_string = self.in_string
+        while True:
+            if in_string:
+                at = body(data, at).end()  # type: ignore[union-attr] - it matches ""
+                if data[at : at + 1] != b'"':  # the bytes end (maybe after a backslash)
+                    break
+                at += 1
+                in_string = False
+                if depth == 0:
+                    return base + at
+                continue
+            found = search(data, at)
+            if found is None:
+                at = len(data)
+                break
+            at = found.end()
+            char = data[at - 1]
+            if char == 0x22:  # "
+                in_string = True
+            elif char in (0x7B, 0x5B):  # { [
+                depth += 1
+            else:
+                depth -= 1
+                if depth == 0:
+                    return base + at
+        self.at, self.depth, self.in_string = base + at, depth, in_string
+        return None
+
+
 def _kind_of(path: Path, index: int, offset: int, raw: bytes) -> str:
     first = _FIRST_KIND.match(raw)
     if first is not None:
         return first.group(1).decode("utf-8", "replace")
+    if raw[1:2] == b"\n":  # pretty-printed: its own keys are the lines at its keys' indent
+        keys_at = raw.find(b'"', 2)
+        indent = raw[1:keys_at]
+        if keys_at > 2 and not indent.strip(b" \t\n"):
+            line = raw.find(indent + b'"kind": "')
+            if line > 0:
+                start = line + len(indent) + 9
+                end = raw.find(b'"', start)
+                if end > 0 and raw.find(b"\\", start, end) < 0:
+                    return raw[start:end].decode("utf-8", "replace")
     try:
         kind = _KIND_DECODER.decode(raw).kind
     except msgspec.DecodeError as err:
