@@ -137,20 +137,22 @@ def headroom_with_desired_nodes(
 
     headroom = StaticHeadroom(source=f"file {path}", static=True)
     scaled = any(pool.scaling is not None for pool in policy.pools.values())
-    facts: list[PodFacts] = []
+    waiting: dict[str, PodFacts] = {}  # the desired nodes count only the waiting pods
     if scaled:
 
         def collect(event_type: str, key: str, raw: Mapping[str, Any] | None) -> None:
             fact = airflow_facts(raw, policy) if raw is not None else None
             if fact is not None and fact.phase == "Pending" and not fact.bound:
-                facts.append(fact)  # the desired nodes count only the waiting pods
+                waiting[key] = fact
+            else:
+                waiting.pop(key, None)
 
         headroom.add_pod_listener(collect)
     try:
         load_cluster_file(path, headroom=headroom, others=others)
     except ClusterFileError as err:
         raise HeadroomConfigError(str(err)) from None
-    desired = summarize(facts, policy, time.time()).desired_nodes if scaled else {}
+    desired = summarize(waiting.values(), policy, time.time()).desired_nodes if scaled else {}
     return headroom, desired
 
 

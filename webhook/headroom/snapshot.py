@@ -7,8 +7,9 @@ Python objects nor one 1.5 GB string. Its items go through the same `ClusterHead
 path as the live watch's lists, page by page, so a file and a cluster in the same state give
 the same decisions. A snapshot never goes stale.
 
-kubectl prints the kinds in the order they are asked for (`nodes,pods`): Nodes first. Nodes
-that come after pods in a file are added when the pods are in, as a node joining the cluster.
+kubectl prints the kinds in the order they are asked for (`nodes,pods`): Nodes first, and the
+pods are folded onto them as they come. A file with Nodes after Pods (`kubectl get pods,nodes`)
+gives the same picture, on a second read of its pods once every node is known.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import orjson
 
 from podtier.webhook.headroom.decode import PodFields, decode_pod
 from podtier.webhook.headroom.dump import ClusterFileError, decode_item, dump_items
-from podtier.webhook.headroom.state import NODE, POD
+from podtier.webhook.headroom.state import NODE, POD, ClusterState
 from podtier.webhook.headroom.tracker import ClusterHeadroom
 
 __all__ = [
@@ -129,8 +130,13 @@ def load_cluster_file(
                 (late_nodes if kind == NODE else others[kind]).append(obj)
 
     headroom.relist(POD, paged(pods()))
-    if late_nodes:
+    if late_nodes:  # pods came before some nodes: read the pods again, onto all the nodes
+        headroom.relist(POD, [])  # the pod listeners hear them go
+        with headroom.lock:  # the picture built afresh, as if the nodes had come first
+            headroom.state = ClusterState()
         headroom.relist(NODE, [nodes + late_nodes])
+        again = cluster_objects(path, {POD: decoders[POD]})
+        headroom.relist(POD, paged(obj for _, obj in again))
     if headroom.skipped:
         more = f" (and {headroom.skipped - 1} more)" if headroom.skipped > 1 else ""
         raise ClusterFileError(f"{path}: {headroom.skip_errors[0]}{more}")
