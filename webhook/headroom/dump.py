@@ -43,10 +43,12 @@ LIST_KINDS = {"List", "NodeList", "PodList"}
 HINT = "kubectl get nodes,pods -A -o json"
 
 _NON_SPACE = re.compile(rb"[^ \t\r\n]")
-_BRACKET_OR_QUOTE = re.compile(rb'[\[\]{}"]')
+# Up to the next bracket, over whole strings: one step per bracket, not per string.
+_TO_BRACKET = re.compile(rb'(?:[^"\[\]{}]++|"(?:[^"\\]++|\\.)*+")*+', re.S)
 _STRING_BODY = re.compile(rb'(?:[^"\\]++|\\.)*+', re.S)  # up to a closing quote
 # The kind among an item's first keys: `{"kind": "Pod"` or `{"apiVersion": "v1", "kind": "Pod"`.
 _FIRST_KIND = re.compile(rb'\{\s*(?:"apiVersion"\s*:\s*"[^"\\]*"\s*,\s*)?"kind"\s*:\s*"([^"\\]*)"')
+_OPENING = 16  # bytes of an item's opening that the next item of its kind repeats
 _SCALAR_END = re.compile(rb"[,}\]\s]")
 
 
@@ -183,7 +185,7 @@ class _Reader:
         pretty = self.data[local + 1 : local + 2] == b"\n"
         if line < 0 or not indent or indent.strip(b" \t") or not pretty:
             self.separator = b""
-            return self.value_end(at, f"items[{index}]")
+            return self.like_the_next(at) or self.value_end(at, f"items[{index}]")
         self.separator = b",\n" + indent + b"{"
         closing = _closing_line(indent)  # a literal regex: sre finds it ~3x faster than find
         searched = at
@@ -196,6 +198,33 @@ class _Reader:
             searched = max(at, self.base + len(self.data) - len(indent) - 2)
             if not self.more(at):
                 raise self.truncated(at, f"inside items[{index}]")
+
+    def like_the_next(self, at: int) -> int | None:
+        """Where a one-line item opening at `at` ends when the next item opens as it does
+        (items of a kind do: `{"apiVersion":"v1","kind":"Pod"`): just before the first
+        `,{"apiVersion":"v` found further on in the bytes at hand, if what lies between is one
+        whole JSON value (msgspec checks it, at C speed); else None."""
+        local = at - self.base
+        opening = self.data[local : local + _OPENING]
+        if len(opening) < _OPENING:
+            return None
+        found = _literal(opening).search(self.data, local + 1)
+        if found is None:
+            return None
+        end = found.start()
+        data = self.data
+        while data[end - 1] in b" \t\r\n":
+            end -= 1
+        if data[end - 1] != 0x2C:  # ,
+            return None
+        end -= 1
+        while data[end - 1] in b" \t\r\n":
+            end -= 1
+        try:
+            _KIND_DECODER.decode(memoryview(self.data)[local:end])
+        except msgspec.DecodeError:
+            return None  # the opening seen inside the item, or several items: scan it
+        return self.base + end
 
     def piece(self, start: int, end: int) -> bytes:
         return self.data[start - self.base : end - self.base]
@@ -302,6 +331,11 @@ class _Reader:
             ) from None
 
 
+@functools.lru_cache(maxsize=16)
+def _literal(opening: bytes) -> re.Pattern[bytes]:
+    return re.compile(re.escape(opening))
+
+
 @functools.lru_cache(maxsize=8)
 def _closing_line(indent: bytes) -> re.Pattern[bytes]:
     return re.compile(re.escape(b"\n" + indent + b"}"))
@@ -319,7 +353,7 @@ class _Scan:
         """Where the value ends (just after it), or None when `data` ends first."""
         at = self.at - base
         depth = self.depth
-        search = _BRACKET_OR_QUOTE.search
+        to_bracket = _TO_BRACKET.match
         body = _STRING_BODY.match
         in_string = self.in_string
         while True:
@@ -332,13 +366,12 @@ class _Scan:
                 if depth == 0:
                     return base + at
                 continue
-            found = search(data, at)
-            if found is None:
-                at = len(data)
+            at = to_bracket(data, at).end()  # type: ignore[union-attr] - it matches ""
+            if at >= len(data):
                 break
-            at = found.end()
-            char = data[at - 1]
-            if char == 0x22:  # "
+            char = data[at]
+            at += 1
+            if char == 0x22:  # a string the bytes at hand do not close
                 in_string = True
             elif char in (0x7B, 0x5B):  # { [
                 depth += 1
