@@ -137,7 +137,9 @@ def test_a_truncated_dump_is_named_with_the_byte(
             'kind: "ConfigMapList" is not a List',
             id="wrong-list-kind-after-items",
         ),
-        pytest.param(b'{"kind": "List", "items": {}}', "items: expected a list, got dict", id="map"),
+        pytest.param(
+            b'{"kind": "List", "items": {}}', "items: expected a list, got dict", id="map"
+        ),
         pytest.param(b'{"kind": "List"}', "items: expected a list, got NoneType", id="no-items"),
         pytest.param(b'[{"kind": "Pod"}]', "expected a v1 List", id="a-json-array"),
         pytest.param(b'{"kind": "List", "items": []} {}', "byte 30: more after", id="trailing"),
