@@ -5,9 +5,9 @@ and 1,000 gpu nodes with 30 Airflow pods each (5,000 nodes, 150,000 pods), as ra
 
 writes what `kubectl get nodes,pods -A -o json` would print for it (for timing
 `podtier explain --cluster FILE`); `--layout indent2` or `compact` lays the same JSON out as
-other tools do (2-space indent: ~0.9 GB; an item a line: ~0.5 GB). Objects are realistic in
-size: a pod is ~3 KB of JSON with labels, annotations, env, volumes, tolerations and status, a
-node ~2.5 KB.
+other tools do (json.dumps(indent=2): ~1 GB; one line, as the API server sends it: ~0.5 GB).
+Objects are realistic in size: a pod is ~3 KB of JSON with labels, annotations, env, volumes,
+tolerations and status, a node ~2.5 KB.
 """
 
 from __future__ import annotations
@@ -332,15 +332,36 @@ def kubectl_item(obj: dict[str, Any]) -> bytes:
 
 
 def indent2_item(obj: dict[str, Any]) -> bytes:
-    """One List item as a 2-space pretty-printer lays it out (orjson, json.dumps(indent=2))."""
+    """One List item as a 2-space pretty-printer lays it out (json.dumps(indent=2), orjson)."""
     text = orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
     return b"    " + text.replace(b"\n", b"\n    ")
 
 
+def compact_item(obj: dict[str, Any]) -> bytes:
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+
+
+# layout: (item, the List's opening, between items, its closing)
 LAYOUTS = {
-    "kubectl": kubectl_item,  # what kubectl prints: 4 spaces
-    "indent2": indent2_item,  # another tool's pretty-printing (the items at 4 spaces)
-    "compact": lambda obj: orjson.dumps(obj, option=orjson.OPT_SORT_KEYS),  # one line each
+    "kubectl": (  # what kubectl prints: 4 spaces
+        kubectl_item,
+        b'{\n    "apiVersion": "v1",\n    "items": [\n',
+        b",\n",
+        b'\n    ],\n    "kind": "List",\n'
+        b'    "metadata": {\n        "resourceVersion": ""\n    }\n}\n',
+    ),
+    "indent2": (  # json.dumps(indent=2), as other tools write it
+        indent2_item,
+        b'{\n  "apiVersion": "v1",\n  "items": [\n',
+        b",\n",
+        b'\n  ],\n  "kind": "List",\n  "metadata": {\n    "resourceVersion": ""\n  }\n}\n',
+    ),
+    "compact": (  # one line, as the API server sends it (kubectl get --raw)
+        compact_item,
+        b'{"apiVersion":"v1","items":[',
+        b",",
+        b'],"kind":"List","metadata":{"resourceVersion":""}}',
+    ),
 }
 
 
@@ -352,13 +373,12 @@ def write_dump(
 ) -> int:
     """Write what `kubectl get nodes,pods -A -o json` prints for `cluster(per_pool)` (or for
     `objects`), in `layout` (LAYOUTS); returns its size in bytes."""
-    item = LAYOUTS[layout]
+    item, opening, between, closing = LAYOUTS[layout]
     with open(path, "wb") as out:
-        out.write(b'{\n    "apiVersion": "v1",\n    "items": [\n')
+        out.write(opening)
         for i, obj in enumerate(cluster(per_pool) if objects is None else objects):
-            out.write((b",\n" if i else b"") + item(obj))
-        out.write(b'\n    ],\n    "kind": "List",\n')
-        out.write(b'    "metadata": {\n        "resourceVersion": ""\n    }\n}\n')
+            out.write((between if i else b"") + item(obj))
+        out.write(closing)
         return out.tell()
 
 
@@ -370,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
         "--layout",
         choices=sorted(LAYOUTS),
         default="kubectl",
-        help="kubectl (4-space indent, sorted keys), indent2, or compact (an item a line)",
+        help="kubectl (4-space indent, sorted keys), indent2, or compact (one line)",
     )
     args = parser.parse_args(argv)
     per_pool = tuple(int(n) for n in args.nodes_per_pool.split(","))

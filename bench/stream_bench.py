@@ -60,6 +60,10 @@ def old_tree(commit: str, folder: Path) -> Path:
     return path
 
 
+class Failed(Exception):
+    """A run that exited with an error (the old code refuses some valid layouts)."""
+
+
 def run(argv: list[str], pythonpath: str | None, out: Path) -> tuple[float, float, float]:
     """Wall seconds, CPU seconds and peak RSS (MB) of one `podtier ...` run, its stdout in
     `out`; fails loudly on an error."""
@@ -80,7 +84,7 @@ def run(argv: list[str], pythonpath: str | None, out: Path) -> tuple[float, floa
     took = time.perf_counter() - started
     errors = process.stderr.read().decode() if process.stderr else ""
     if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"podtier {' '.join(argv)} failed: {errors}")
+        raise Failed(errors.strip().splitlines()[-1] if errors.strip() else "no message")
     return took, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
 
@@ -131,7 +135,11 @@ def main(argv: list[str] | None = None) -> int:
                             ],
                         }[name]
                         out = folder / f"{code}.out"
-                        took, used, rss = run(command, old if code == "old" else None, out)
+                        try:
+                            took, used, rss = run(command, old if code == "old" else None, out)
+                        except Failed as err:
+                            print(f"  {name:<8} {code} round {round_ + 1}: FAILED: {err}")
+                            continue
                         figures[code].append((took, used, rss))
                         printed[code] = comparable(name, out, page)
                         print(
@@ -139,6 +147,10 @@ def main(argv: list[str] | None = None) -> int:
                             f"{used:6.1f} s cpu, peak RSS {rss:,.0f} MB",
                             flush=True,
                         )
+                if not figures["new"] or not figures["old"]:
+                    failed |= not figures["new"]
+                    print(f"{name:<8} no comparison: a side failed every round", flush=True)
+                    continue
                 medians = {
                     code: [statistics.median(f[i] for f in runs) for i in range(3)]
                     for code, runs in figures.items()

@@ -180,10 +180,10 @@ class _Reader:
         """Where the item opening at `at` ends: by its closing line when it is pretty-printed
         (see the module's docstring), else by `value_end`."""
         local = at - self.base
-        line = self.data.rfind(b"\n", 0, local)
-        indent = self.data[line + 1 : local]
         pretty = self.data[local + 1 : local + 2] == b"\n"
-        if line < 0 or not indent or indent.strip(b" \t") or not pretty:
+        line = self.data.rfind(b"\n", max(0, local - 256), local) if pretty else -1
+        indent = self.data[line + 1 : local] if line >= 0 else b""
+        if not indent or indent.strip(b" \t"):
             self.separator = b""
             return self.like_the_next(at) or self.value_end(at, f"items[{index}]")
         self.separator = b",\n" + indent + b"{"
