@@ -4,8 +4,10 @@ and 1,000 gpu nodes with 30 Airflow pods each (5,000 nodes, 150,000 pods), as ra
     python bench/cluster_gen.py /tmp/cluster-5000.json [--nodes-per-pool 2000,2000,1000]
 
 writes what `kubectl get nodes,pods -A -o json` would print for it (for timing
-`podtier explain --cluster FILE`). Objects are realistic in size: a pod is ~3 KB of JSON with
-labels, annotations, env, volumes, tolerations and status, a node ~2.5 KB.
+`podtier explain --cluster FILE`); `--layout indent2` or `compact` lays the same JSON out as
+other tools do (json.dumps(indent=2): ~1 GB; one line, as the API server sends it: ~0.5 GB).
+Objects are realistic in size: a pod is ~3 KB of JSON with labels, annotations, env, volumes,
+tolerations and status, a node ~2.5 KB.
 """
 
 from __future__ import annotations
@@ -329,19 +331,54 @@ def kubectl_item(obj: dict[str, Any]) -> bytes:
     return b"        " + text.replace(b"\t", b"    ").replace(b"\n", b"\n        ")
 
 
+def indent2_item(obj: dict[str, Any]) -> bytes:
+    """One List item as a 2-space pretty-printer lays it out (json.dumps(indent=2), orjson)."""
+    text = orjson.dumps(obj, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    return b"    " + text.replace(b"\n", b"\n    ")
+
+
+def compact_item(obj: dict[str, Any]) -> bytes:
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+
+
+# layout: (item, the List's opening, between items, its closing)
+LAYOUTS = {
+    "kubectl": (  # what kubectl prints: 4 spaces
+        kubectl_item,
+        b'{\n    "apiVersion": "v1",\n    "items": [\n',
+        b",\n",
+        b'\n    ],\n    "kind": "List",\n'
+        b'    "metadata": {\n        "resourceVersion": ""\n    }\n}\n',
+    ),
+    "indent2": (  # json.dumps(indent=2), as other tools write it
+        indent2_item,
+        b'{\n  "apiVersion": "v1",\n  "items": [\n',
+        b",\n",
+        b'\n  ],\n  "kind": "List",\n  "metadata": {\n    "resourceVersion": ""\n  }\n}\n',
+    ),
+    "compact": (  # one line, as the API server sends it (kubectl get --raw)
+        compact_item,
+        b'{"apiVersion":"v1","items":[',
+        b",",
+        b'],"kind":"List","metadata":{"resourceVersion":""}}',
+    ),
+}
+
+
 def write_dump(
     path: str,
     per_pool: tuple[int, int, int] = (2000, 2000, 1000),
     objects: Iterator[dict[str, Any]] | None = None,
+    layout: str = "kubectl",
 ) -> int:
     """Write what `kubectl get nodes,pods -A -o json` prints for `cluster(per_pool)` (or for
-    `objects`); returns its size in bytes."""
+    `objects`), in `layout` (LAYOUTS); returns its size in bytes."""
+    item, opening, between, closing = LAYOUTS[layout]
     with open(path, "wb") as out:
-        out.write(b'{\n    "apiVersion": "v1",\n    "items": [\n')
+        out.write(opening)
         for i, obj in enumerate(cluster(per_pool) if objects is None else objects):
-            out.write((b",\n" if i else b"") + kubectl_item(obj))
-        out.write(b'\n    ],\n    "kind": "List",\n')
-        out.write(b'    "metadata": {\n        "resourceVersion": ""\n    }\n}\n')
+            out.write((between if i else b"") + item(obj))
+        out.write(closing)
         return out.tell()
 
 
@@ -349,9 +386,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("out")
     parser.add_argument("--nodes-per-pool", default="2000,2000,1000")
+    parser.add_argument(
+        "--layout",
+        choices=sorted(LAYOUTS),
+        default="kubectl",
+        help="kubectl (4-space indent, sorted keys), indent2, or compact (one line)",
+    )
     args = parser.parse_args(argv)
     per_pool = tuple(int(n) for n in args.nodes_per_pool.split(","))
-    size = write_dump(args.out, per_pool)  # type: ignore[arg-type]
+    size = write_dump(args.out, per_pool, layout=args.layout)  # type: ignore[arg-type]
     print(
         f"wrote {args.out}: {sum(per_pool)} nodes, {sum(per_pool) * 30} pods, {size / 1e6:.0f} MB"
     )

@@ -15,7 +15,7 @@ import argparse
 import statistics
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -139,20 +139,22 @@ def headroom_with_desired_nodes(
     if any(tier.max_wait_seconds is not None for tier in policy.tiers.values()):
         headroom.track_running()  # for the wait outlook (`core.waiting`)
     scaled = any(pool.scaling is not None for pool in policy.pools.values())
-    facts: list[PodFacts] = []
+    waiting: dict[str, PodFacts] = {}  # the desired nodes count only the waiting pods
     if scaled:
 
         def collect(event_type: str, key: str, raw: Mapping[str, Any] | None) -> None:
             fact = airflow_facts(raw, policy) if raw is not None else None
-            if fact is not None:
-                facts.append(fact)
+            if fact is not None and fact.phase == "Pending" and not fact.bound:
+                waiting[key] = fact
+            else:
+                waiting.pop(key, None)
 
         headroom.add_pod_listener(collect)
     try:
         load_cluster_file(path, headroom=headroom, others=others)
     except ClusterFileError as err:
         raise HeadroomConfigError(str(err)) from None
-    desired = summarize(facts, policy, time.time()).desired_nodes if scaled else {}
+    desired = summarize(waiting.values(), policy, time.time()).desired_nodes if scaled else {}
     return headroom, desired
 
 
@@ -177,10 +179,10 @@ def run(args: argparse.Namespace) -> int:
     policy = load_policy_paths(args.policy)
     try:
         raw_pods, source = _read_pods(args.cluster, args.kubeconfig)
+        facts = (airflow_facts(raw, policy) for raw in raw_pods)
+        report = summarize((f for f in facts if f is not None), policy, time.time())
     except (OSError, ValueError) as err:
         raise CliError(str(err)) from None
-    facts = [f for f in (airflow_facts(raw, policy) for raw in raw_pods) if f is not None]
-    report = summarize(facts, policy, time.time())
     if args.output == "json":
         data = as_json(report, policy, source)
         sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -189,33 +191,36 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_pods(cluster: str, kubeconfig: str | None) -> tuple[list[Mapping[str, Any]], str]:
+def _read_pods(cluster: str, kubeconfig: str | None) -> tuple[Iterator[Mapping[str, Any]], str]:
+    """The cluster's pods as a stream (a file's items, or a live list's pages, read as they are
+    taken: `summarize` folds them one by one), and where they come from."""
     if cluster != "auto":
         from podtier.webhook.headroom.decode import PodFields
-        from podtier.webhook.headroom.snapshot import read_cluster_file
+        from podtier.webhook.headroom.snapshot import POD, cluster_objects, pod_decoder
 
         if not Path(cluster).is_file():
             raise ValueError(
                 f'--cluster "{cluster}": no such file (expected auto, or the output of '
                 "kubectl get pods -A -o json)"
             )
-        _, pages = read_cluster_file(cluster, fields=PodFields.LISTENERS)  # what facts read
-        return [raw for page in pages for raw in page], f"file {cluster}"
-    from kubernetes import client
-
+        objects = cluster_objects(cluster, {POD: pod_decoder(PodFields.LISTENERS)})
+        return (raw for _, raw in objects), f"file {cluster}"
     from podtier.webhook.headroom import cluster_configuration
 
     configuration = cluster_configuration(kubeconfig)
-    with client.ApiClient(configuration) as api_client:
-        return _list_pods(client.CoreV1Api(api_client)), configuration.host
+    return _list_pods(configuration), configuration.host
 
 
-def _list_pods(core: Any) -> list[Mapping[str, Any]]:
+def _list_pods(configuration: Any) -> Iterator[Mapping[str, Any]]:
+    from kubernetes import client
+
     from podtier.webhook.insight.listing import list_pages
 
-    host = core.api_client.configuration.host
-    pages = list_pages(core.list_pod_for_all_namespaces, what=f"pods at {host}")
-    return [raw for page in pages for raw in page]
+    with client.ApiClient(configuration) as api_client:
+        core = client.CoreV1Api(api_client)
+        pages = list_pages(core.list_pod_for_all_namespaces, what=f"pods at {configuration.host}")
+        for page in pages:
+            yield from page
 
 
 def _round(value: float | None) -> float | None:

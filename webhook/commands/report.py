@@ -9,6 +9,7 @@ The figures are `webhook.report.figures`; docs/report.md says how each is made.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -99,9 +100,13 @@ def write_page(result: Figures, out: str) -> int:
     from podtier.webhook.report.page import page
 
     html = page(result, charts(result)).encode()
-    try:
-        Path(out).write_bytes(html)
+    target = Path(out)
+    temporary = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:  # written beside it, then renamed: `out` is the whole page or what it was before
+        temporary.write_bytes(html)
+        os.replace(temporary, target)
     except OSError as err:
+        temporary.unlink(missing_ok=True)
         raise CliError(f"--out {out}: cannot write: {err.strerror}") from None
     return len(html)
 

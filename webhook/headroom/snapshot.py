@@ -1,39 +1,77 @@
 """Headroom from a file: exactly what `kubectl get nodes,pods -A -o json` (or `-o yaml`) prints.
 
-The file is a `v1` `List` of Nodes and Pods (a `NodeList` or `PodList` works too). Its items go
-through the same `ClusterHeadroom.relist` path as the live watch's lists, so a file and a
-cluster in the same state give the same decisions. A snapshot never goes stale.
+The file is a `v1` `List` of Nodes and Pods (a `NodeList` or `PodList` works too), read as a
+stream (`headroom.dump`): each item is decoded when it is reached, keeping the fields read
+(`headroom.decode`), and folded in, so a 1.5 GB dump of 150,000 pods is never one tree of
+Python objects nor one 1.5 GB string. Its items go through the same `ClusterHeadroom.relist`
+path as the live watch's lists, page by page, so a file and a cluster in the same state give
+the same decisions. A snapshot never goes stale.
+
+kubectl prints the kinds in the order they are asked for (`nodes,pods`): Nodes first, and the
+pods are folded onto them as they come. A file with Nodes after Pods (`kubectl get pods,nodes`)
+gives the same picture, on a second read of its pods once every node is known.
 """
 
 from __future__ import annotations
 
-import mmap
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import orjson
-import yaml
 
 from podtier.webhook.headroom.decode import PodFields, decode_pod
-from podtier.webhook.headroom.state import NODE, POD
-from podtier.webhook.headroom.tracker import ClusterHeadroom, collector_paused
+from podtier.webhook.headroom.dump import ClusterFileError, decode_item, dump_items
+from podtier.webhook.headroom.state import NODE, POD, ClusterState
+from podtier.webhook.headroom.tracker import ClusterHeadroom
 
-_LIST_KINDS = {"List", "NodeList", "PodList"}
+__all__ = [
+    "NODE",
+    "POD",
+    "ClusterFileError",
+    "cluster_objects",
+    "load_cluster_file",
+    "paged",
+    "pod_decoder",
+    "read_cluster_file",
+    "read_cluster_objects",
+]
+
+PAGE = 500  # pods per page, as the live lists ask for them
+
+Decoder = Callable[[bytes], Any]
 
 
-class ClusterFileError(ValueError):
-    """The cluster file cannot be used; the message names the file, the field and the value."""
+def pod_decoder(fields: PodFields) -> Decoder:
+    """A pod's JSON to what `fields` keeps of it."""
+    return lambda raw: decode_pod(raw, fields)
+
+
+def cluster_objects(path: str | Path, decoders: Mapping[str, Decoder]) -> Iterator[tuple[str, Any]]:
+    """(kind, object) for each item of the file whose kind has a decoder, in file order, as
+    the stream reaches it; other kinds are skipped undecoded."""
+    for item in dump_items(path):
+        decode = decoders.get(item.kind)
+        if decode is not None:
+            yield item.kind, decode_item(path, item, decode)
+
+
+def paged(objects: Iterable[Any], size: int = PAGE) -> Iterator[list[Any]]:
+    """`objects` in lists of `size`, as a live list gives them."""
+    page: list[Any] = []
+    for obj in objects:
+        page.append(obj)
+        if len(page) >= size:
+            yield page
+            page = []
+    if page:
+        yield page
 
 
 def read_cluster_file(
     path: str | Path, *, fields: PodFields = PodFields.WHOLE
 ) -> tuple[list[Mapping[str, Any]], Iterator[list[Mapping[str, Any]]]]:
-    """The file's Nodes, and its Pods in pages. In kubectl's own layout the file is mapped, not
-    read, and each pod is decoded when its page is taken, so a 1.4 GB dump never becomes one
-    tree of Python objects (nor one 1.4 GB bytes object). `fields`: how much of each pod is kept
-    (`headroom.decode`)."""
+    """The file's Nodes, and its Pods in pages (keeping `fields`), read on as they are taken."""
     objects, pod_pages = read_cluster_objects(path, (NODE,), fields=fields)
     return objects[NODE], pod_pages
 
@@ -41,156 +79,18 @@ def read_cluster_file(
 def read_cluster_objects(
     path: str | Path, kinds: tuple[str, ...], *, fields: PodFields = PodFields.WHOLE
 ) -> tuple[dict[str, list[Mapping[str, Any]]], Iterator[list[Mapping[str, Any]]]]:
-    """The file's objects of `kinds` (such as Node, TaskProfile, PodMetrics) by kind, and its
-    Pods in pages, as `read_cluster_file` reads them."""
-    path = Path(path)
-    try:
-        data = _map(path)
-    except OSError as err:
-        raise ClusterFileError(f"{path}: cannot read the cluster file: {err.strerror}") from None
-    split = _split_kubectl_json(data)
-    if split is not None:
-        head, pieces = split
-        _check_list(path, head, [])
-        return _by_kind(path, head, pieces, kinds, fields)
-    with collector_paused():
-        document = _parse(path, data[:])
-    items = _check_list(path, document, None)
-    return _by_kind(path, document, items, kinds, fields)
-
-
-def _map(path: Path) -> bytes | mmap.mmap:
-    """The file's bytes, mapped read-only (an empty file: b"")."""
-    with path.open("rb") as file:
-        if os.fstat(file.fileno()).st_size == 0:
-            return b""
-        mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
-    if hasattr(mmap, "MADV_SEQUENTIAL"):
-        mapped.madvise(mmap.MADV_SEQUENTIAL)  # read once, front to back
-    return mapped
-
-
-def _check_list(path: Path, document: Any, items: Any) -> list[Any]:
-    if not isinstance(document, Mapping):
-        raise ClusterFileError(
-            f"{path}: expected a v1 List (kubectl get nodes,pods -A -o json), "
-            f"got a {type(document).__name__}"
-        )
-    kind = document.get("kind")
-    if kind not in _LIST_KINDS:
-        raise ClusterFileError(
-            f'{path}: kind: "{kind}" is not a List (use kubectl get nodes,pods -A -o json)'
-        )
-    items = document.get("items") if items is None else items
-    if not isinstance(items, list):
-        raise ClusterFileError(f"{path}: items: expected a list, got {type(items).__name__}")
-    return items
-
-
-def _by_kind(
-    path: Path,
-    document: Mapping[str, Any],
-    items: list[Any],
-    kinds: tuple[str, ...],
-    fields: PodFields,
-) -> tuple[dict[str, list[Mapping[str, Any]]], Iterator[list[Mapping[str, Any]]]]:
-    """Objects of `kinds` now; pods as pages. `items` holds parsed objects or raw kubectl item
-    bytes."""
-    list_kind = document.get("kind")
-    default = list_kind[:-4] if list_kind in ("NodeList", "PodList") else None
+    """The file's objects of `kinds` (such as Node, TaskProfile: few) by kind, read now; and
+    its Pods in pages, read from the file again as the pages are taken (a caller that wants
+    only pods and small kinds on one read folds `cluster_objects` instead)."""
     objects: dict[str, list[Mapping[str, Any]]] = {kind: [] for kind in kinds}
-    pods: list[Any] = []
-    for i, item in enumerate(items):
-        if isinstance(item, _Piece):
-            if item.kind == POD:
-                pods.append(item.raw)  # parsed later, a page at a time
-                continue
-            if item.kind and item.kind not in objects:
-                continue  # a kind not asked for, seen in its "kind" line: not parsed
-            item = _loads(path, i, item.raw, PodFields.WHOLE)
-        if not isinstance(item, Mapping):
-            raise ClusterFileError(f"{path}: items[{i}]: expected an object")
-        kind = item.get("kind") or default
-        if kind == POD:
-            pods.append(item)
-        elif kind in objects:
-            objects[kind].append(item)
-        # other kinds (kubectl get all, events...) are not asked for and are ignored
+    for kind, obj in cluster_objects(path, dict.fromkeys(kinds, orjson.loads)):
+        objects[kind].append(obj)
 
     def pod_pages() -> Iterator[list[Mapping[str, Any]]]:
-        for at in range(0, len(pods), _PAGE):
-            page = pods[at : at + _PAGE]
-            yield [
-                _loads(path, at + j, p, fields) if isinstance(p, memoryview) else p
-                for j, p in enumerate(page)
-            ]
-            pods[at : at + _PAGE] = [None] * len(page)  # free as we go
+        pods = cluster_objects(path, {POD: pod_decoder(fields)})
+        yield from paged(obj for _, obj in pods)
 
     return objects, pod_pages()
-
-
-# kubectl prints JSON indented by 4 spaces with sorted keys: each List item opens and closes
-# on a line of its own at 8 spaces, everything inside is indented deeper, and JSON strings
-# cannot hold a raw newline; so items can be cut apart without parsing the whole document.
-_ITEMS_OPEN = b'\n    "items": ['
-_ITEMS_CLOSE = b"\n    ]"
-_ITEM_SPLIT = b"\n        },"
-_KIND_MARK = b'\n            "kind": "'
-_PAGE = 500
-
-
-def _split_kubectl_json(
-    data: bytes | mmap.mmap,
-) -> tuple[Mapping[str, Any], list[Any]] | None:
-    """The List without its items, and each item as a zero-copy slice of `data`; None when
-    `data` is not in kubectl's layout."""
-    opened = data.find(_ITEMS_OPEN)
-    if data[:1] != b"{" or opened < 0:
-        return None
-    body_start = opened + len(_ITEMS_OPEN)
-    closed = data.rfind(_ITEMS_CLOSE)
-    if closed < body_start:
-        return None
-    try:
-        head = orjson.loads(data[:body_start] + data[closed + len(_ITEMS_CLOSE) - 1 :])
-    except orjson.JSONDecodeError:
-        return None
-    view = memoryview(data)
-    items: list[Any] = []
-    at = body_start
-    if data.find(b"{", at, closed) < 0:
-        return head, items
-    end_of_item = len(_ITEM_SPLIT) - 1  # the separator starts with the item's closing brace
-    while True:
-        cut = data.find(_ITEM_SPLIT, at, closed)
-        if cut < 0:
-            items.append(_Piece(view[at:closed], _kind(data, at)))
-            return head, items
-        items.append(_Piece(view[at : cut + end_of_item], _kind(data, at)))
-        at = cut + len(_ITEM_SPLIT)
-
-
-def _kind(data: bytes | mmap.mmap, at: int) -> str:
-    """The kind an item at `at` declares on its own line (sorted keys put it near the top:
-    after apiVersion); "" when it is not there."""
-    mark = data.find(_KIND_MARK, at, at + 200)
-    if mark < 0:
-        return ""
-    start = mark + len(_KIND_MARK)
-    end = data.find(b'"', start, start + 100)
-    return data[start:end].decode("ascii", "replace") if end > 0 else ""
-
-
-class _Piece(NamedTuple):
-    raw: memoryview
-    kind: str  # from its "kind" line; "" when not found (then parsed to find out)
-
-
-def _loads(path: Path, index: int, raw: bytes | memoryview, fields: PodFields) -> Any:
-    try:
-        return decode_pod(raw, fields)
-    except orjson.JSONDecodeError as err:
-        raise ClusterFileError(f"{path}: items[{index}]: not valid JSON: {err}") from None
 
 
 def load_cluster_file(
@@ -200,31 +100,44 @@ def load_cluster_file(
     headroom: ClusterHeadroom | None = None,
     others: dict[str, list[Mapping[str, Any]]] | None = None,
 ) -> ClusterHeadroom:
-    """Headroom from the file. `others`: kinds to collect on the same read (such as
-    TaskProfile), filled in place, so a command needing them reads a 1.4 GB dump once."""
+    """Headroom from the file, read once. `others`: kinds to collect on the same read (such as
+    TaskProfile), filled in place."""
     if headroom is None:
         headroom = ClusterHeadroom(
             source=f"file {path}", reservation_ttl=reservation_ttl, static=True
         )
     others = others if others is not None else {}
-    objects, pod_pages = read_cluster_objects(path, (NODE, *others), fields=headroom.pod_fields)
-    for kind, found in others.items():
-        found.extend(objects[kind])
-    headroom.relist(NODE, [objects[NODE]])
-    headroom.relist(POD, pod_pages)
+    decoders: dict[str, Decoder] = dict.fromkeys(others, orjson.loads)
+    decoders[NODE] = orjson.loads
+    decoders[POD] = pod_decoder(headroom.pod_fields)
+    stream = cluster_objects(path, decoders)
+    nodes: list[Mapping[str, Any]] = []
+    late_nodes: list[Mapping[str, Any]] = []
+    first_pod: list[Mapping[str, Any]] = []
+    for kind, obj in stream:  # up to the first pod
+        if kind == POD:
+            first_pod.append(obj)
+            break
+        (nodes if kind == NODE else others[kind]).append(obj)
+    headroom.relist(NODE, [nodes])
+
+    def pods() -> Iterator[Mapping[str, Any]]:
+        yield from first_pod
+        for kind, obj in stream:
+            if kind == POD:
+                yield obj
+            else:
+                (late_nodes if kind == NODE else others[kind]).append(obj)
+
+    headroom.relist(POD, paged(pods()))
+    if late_nodes:  # pods came before some nodes: read the pods again, onto all the nodes
+        headroom.relist(POD, [])  # the pod listeners hear them go
+        with headroom.lock:  # the picture built afresh, as if the nodes had come first
+            headroom.state = ClusterState()
+        headroom.relist(NODE, [nodes + late_nodes])
+        again = cluster_objects(path, {POD: decoders[POD]})
+        headroom.relist(POD, paged(obj for _, obj in again))
     if headroom.skipped:
         more = f" (and {headroom.skipped - 1} more)" if headroom.skipped > 1 else ""
         raise ClusterFileError(f"{path}: {headroom.skip_errors[0]}{more}")
     return headroom
-
-
-def _parse(path: Path, data: bytes) -> Any:
-    if data.lstrip()[:1] in (b"{", b"["):
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError as err:
-            raise ClusterFileError(f"{path}: not valid JSON: {err}") from None
-    try:
-        return yaml.load(data, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError as err:
-        raise ClusterFileError(f"{path}: not valid YAML or JSON: {err}") from None

@@ -55,12 +55,10 @@ class Insight:
         was listening): `podtier serve --cluster FILE`."""
         from podtier.webhook.headroom.decode import PodFields
         from podtier.webhook.headroom.records import pod_key
-        from podtier.webhook.headroom.snapshot import read_cluster_file
+        from podtier.webhook.headroom.snapshot import POD, cluster_objects, pod_decoder
 
-        _, pages = read_cluster_file(path, fields=PodFields.LISTENERS)
-        for page in pages:
-            for raw in page:
-                self.census("ADDED", pod_key(raw), raw)
+        for _, raw in cluster_objects(path, {POD: pod_decoder(PodFields.LISTENERS)}):
+            self.census("ADDED", pod_key(raw), raw)
 
     def policy(self) -> Policy:
         """The policy being served (it may have been reloaded)."""

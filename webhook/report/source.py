@@ -3,7 +3,8 @@
     kubectl get nodes,pods,taskprofiles,podmetrics -A -o json > dump.json   # anywhere
     podtier report --cluster dump.json                                      # anywhere else
 
-Pods are read a page at a time and reduced to `PodRun`s on the way (the cyclic garbage
+A file is read as a stream (`headroom.dump`), live lists a page at a time, and both feed the
+same folds (`Observed.add_*`): each pod is reduced to a `PodRun` as it comes (the cyclic garbage
 collector paused, as the headroom relist does), so a 150,000-pod dump never becomes one tree of
 Python objects. TaskProfiles and PodMetrics are optional: without them the report has less
 to say, and its notes say what was missing. An object that cannot be read is skipped and
@@ -17,12 +18,15 @@ of the day it was taken. Live, it is the clock after the lists.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from podtier.webhook.headroom.tracker import collector_paused
 from podtier.webhook.policy import Policy
+from podtier.webhook.report.decode import decode_pod, decode_pod_metrics
 from podtier.webhook.report.facts import (
     FactError,
     PodRun,
@@ -104,24 +108,35 @@ class Observed:
 
 
 def from_file(path: str, policy: Policy) -> Observed:
-    from podtier.webhook.headroom.snapshot import ClusterFileError, read_cluster_objects
+    """The file's pods, TaskProfiles and PodMetrics folded in as the stream reaches them, in
+    file order (one read; only the fields the facts read are decoded: `report.decode`)."""
+    from podtier.webhook.headroom.snapshot import POD, ClusterFileError, cluster_objects, paged
 
     observed = Observed(f"file {path}", policy)
+    decoders = {POD: decode_pod, TASK_PROFILE: orjson.loads, POD_METRICS: decode_pod_metrics}
+    saw = dict.fromkeys((TASK_PROFILE, POD_METRICS), False)
+    folds = {TASK_PROFILE: observed.add_profiles, POD_METRICS: observed.add_metrics}
+
+    def pods(objects: Iterator[tuple[str, Any]]) -> Iterator[Mapping[str, Any]]:
+        for kind, obj in objects:
+            if kind == POD:
+                yield obj
+            else:
+                saw[kind] = True
+                folds[kind]((obj,))
+
     try:
-        objects, pod_pages = read_cluster_objects(path, (TASK_PROFILE, POD_METRICS))
         with collector_paused():
-            for page in pod_pages:
+            for page in paged(pods(cluster_objects(path, decoders))):
                 observed.add_pods(page)
     except ClusterFileError as err:
         raise SourceError(str(err)) from None
-    observed.add_profiles(objects[TASK_PROFILE])
-    observed.add_metrics(objects[POD_METRICS])
-    if not objects[TASK_PROFILE]:
+    if not saw[TASK_PROFILE]:
         observed.notes.append(
             "no TaskProfiles in the file (kubectl get nodes,pods,taskprofiles -A -o json): "
             "no recommendations, and usage only from PodMetrics"
         )
-    if not objects[POD_METRICS]:
+    if not saw[POD_METRICS]:
         observed.notes.append(
             "no PodMetrics in the file (add podmetrics to kubectl get): running pods' usage "
             "only from their task profiles"
