@@ -47,28 +47,45 @@ def ensure_namespace(core: kubernetes.client.CoreV1Api, name: str) -> None:
             raise
 
 
+CLUSTER_SCOPED = {
+    "Namespace", "PriorityClass", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding",
+    "StorageClass", "PersistentVolume", "IngressClass", "APIService", *WEBHOOK_KINDS,
+}  # fmt: skip
+
+
+def rendered(values: dict[str, Any]) -> list[dict[str, Any]]:
+    """The chart's objects in Helm's install order, namespaced ones in the release namespace
+    (as `helm install -n podtier` puts them)."""
+    objects = in_install_order(render(values, name=RELEASE, namespace=NAMESPACE))
+    for obj in objects:
+        if obj["kind"] not in CLUSTER_SCOPED:
+            obj["metadata"].setdefault("namespace", NAMESPACE)
+    return objects
+
+
 def helm_install(cluster: Cluster, values: dict[str, Any]) -> list[dict[str, Any]]:
     """`helm install podtier charts/podtier -n podtier --create-namespace` with `values`;
-    returns the rendered objects."""
+    returns the rendered objects. A release left by an earlier session is uninstalled first."""
+    objects = rendered(values)
+    cluster.kubectl("delete", "--ignore-not-found", "--wait", "-f", "-", stdin=manifest(objects))
     with cluster.api() as api:
         for namespace in (NAMESPACE, AIRFLOW_NS):
             ensure_namespace(kubernetes.client.CoreV1Api(api), namespace)
-    for crd in sorted((CHART_DIR / "crds").glob("*.yaml")):
-        cluster.kubectl("create", "-f", str(crd))
-    for crd in sorted((CHART_DIR / "crds").glob("*.yaml")):
+    for crd in sorted((CHART_DIR / "crds").glob("*.yaml")):  # Helm: created unless present
         name = yaml.safe_load(crd.read_text())["metadata"]["name"]
+        if not cluster.kubectl("get", "crd", name, "--ignore-not-found", "-o", "name"):
+            cluster.kubectl("create", "-f", str(crd))
         cluster.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
-    objects = in_install_order(render(values, name=RELEASE, namespace=NAMESPACE))
-    cluster.kubectl("create", "-n", NAMESPACE, "-f", "-", stdin=manifest(objects))
+    cluster.kubectl("create", "-f", "-", stdin=manifest(objects))
     return objects
 
 
 def helm_upgrade(cluster: Cluster, values: dict[str, Any]) -> list[dict[str, Any]]:
     """`helm upgrade` with new values: the chart re-rendered, applied over what runs."""
-    objects = in_install_order(render(values, name=RELEASE, namespace=NAMESPACE))
+    objects = rendered(values)
     cluster.kubectl(
-        "apply", "--server-side", "--force-conflicts", "--field-manager=helm",
-        "-n", NAMESPACE, "-f", "-", stdin=manifest(objects),
+        "apply", "--server-side", "--force-conflicts", "--field-manager=helm", "-f", "-",
+        stdin=manifest(objects),
     )  # fmt: skip
     return objects
 
