@@ -85,6 +85,11 @@ def test_airflow_retries_the_oom_killed_task_with_the_memory_podtier_raised(
         tries = airflow.tries(DAG, run_id)
         selector = f"dag_id={DAG}"
         pods = core.list_namespaced_pod(install.AIRFLOW_NS, label_selector=selector).items
+        pods = [
+            install.wait_pod_done(core, p.metadata.name, timeout=60)
+            for p in pods
+            if p.metadata.annotations.get("run_id") == run_id
+        ]
         pods.sort(key=lambda p: p.metadata.creation_timestamp)
         seen = f"tries {tries}\npods:\n{describe(pods)}\nscheduler:\n{airflow.log('scheduler')}"
         assert state == "success", seen
@@ -105,7 +110,8 @@ def test_airflow_retries_the_oom_killed_task_with_the_memory_podtier_raised(
     assert heavy.spec.node_name == "compute", seen  # only podtier's compute placement gets there
     first, retry = pods_of("hungry")
     assert parse_quantity(base(first).resources.limits["memory"]) == GIB, seen
-    assert install.base_terminated(first).reason == "OOMKilled", seen
+    killed = install.base_terminated(first)
+    assert (killed.reason, killed.exit_code) == ("OOMKilled", 137), seen
     assert retry.metadata.labels["try_number"] == "2", seen
     assert parse_quantity(base(retry).resources.limits["memory"]) > GIB, seen
     assert "OOMKilled" in retry.metadata.annotations["podtier.io/reason"], seen
