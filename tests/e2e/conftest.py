@@ -1,4 +1,4 @@
-"""Session fixtures of the real-node suite: the cluster (tests/realnode.py), podtier's image built
+"""Fixtures of the real-node suite (package-scoped: the cluster stops once its last test ran): the cluster (tests/realnode.py), podtier's image built
 from the repository's Dockerfile, and the chart installed the way `helm install` does it.
 
 Every test here is marked `realnode` (`pytest -m realnode` selects them, `-m "not realnode"`
@@ -34,12 +34,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.timeout(1500))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def e2e_work(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("e2e")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def airflow_python(e2e_work: Path) -> Iterator[Future[Path]]:
     """Airflow's own venv on the host, made in the background while images build."""
     why = realnode.skip_reason()
@@ -49,7 +49,7 @@ def airflow_python(e2e_work: Path) -> Iterator[Future[Path]]:
         yield pool.submit(airflow_venv, e2e_work / "airflow-venv.log")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def cluster(e2e_work: Path, airflow_python: Future[Path]) -> Iterator[realnode.Cluster]:
     why = realnode.skip_reason()
     if why is not None:
@@ -62,13 +62,13 @@ def cluster(e2e_work: Path, airflow_python: Future[Path]) -> Iterator[realnode.C
         pytest.skip(str(err))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def api(cluster: realnode.Cluster) -> Iterator[kubernetes.client.ApiClient]:
     with cluster.api() as client:
         yield client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def python_image(cluster: realnode.Cluster) -> str:
     """The Python image pods of the tests run (on realnode: the stand-in, loaded into both
     nodes)."""
@@ -76,7 +76,7 @@ def python_image(cluster: realnode.Cluster) -> str:
     return realnode.PYTHON_IMAGE
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def podtier_image(cluster: realnode.Cluster) -> str:
     """podtier's image from the repository's Dockerfile, unmodified; tagged by a hash of what
     the Dockerfile copies, so a second session reuses it."""
@@ -100,7 +100,7 @@ class Release:
     ready_seconds: float
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def release(cluster: realnode.Cluster, podtier_image: str, api: Any) -> Release:
     repository, _, tag = podtier_image.rpartition(":")
     values = {

@@ -22,7 +22,7 @@ DAG = "podtier_e2e"
 GIB = 2**30
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def worker_image(cluster: realnode.Cluster, python_image: str) -> str:
     tag = realnode.content_tag("localhost/podtier-airflow-worker", [HERE])
     E2E_TIMINGS["airflow worker image build"] = cluster.build(tag, HERE)

@@ -15,7 +15,7 @@ from tests import realnode
 from tests.e2e import install
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def prometheus(cluster: realnode.Cluster, e2e_work: Path) -> Iterator[realnode.Prometheus]:
     try:
         server = realnode.cadvisor_prometheus(cluster, e2e_work / "prometheus")
