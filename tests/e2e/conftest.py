@@ -1,9 +1,10 @@
-"""Fixtures of the real-node suite (package-scoped: the cluster stops once its last test ran): the cluster (tests/realnode.py), podtier's image built
-from the repository's Dockerfile, and the chart installed the way `helm install` does it.
+"""Fixtures of the real-node suite: the cluster (tests/realnode.py), podtier's image built from
+the repository's Dockerfile, and the chart installed the way `helm install` does it. They are
+package-scoped: the cluster stops once the last test here ran, not at the end of the whole run.
 
 Every test here is marked `realnode` (`pytest -m realnode` selects them, `-m "not realnode"`
-leaves them out) and skips, saying why, where no cluster can be had. Timings land in
-`E2E_TIMINGS` and are printed at the end of the session (tests/e2e/report.py)."""
+leaves them out) and skips, saying why, where no cluster can be had. Timings and counts land in
+`E2E_TIMINGS` and `E2E_COUNTS` and are printed at the end of the session ("real-node figures")."""
 
 from __future__ import annotations
 
