@@ -1,13 +1,16 @@
 """Real Airflow on real nodes: the scheduler's KubernetesExecutor creates the worker pods
 through podtier, the pods run the tasks (the worker image: Python + Airflow + the provider) and
 report to the api-server's execution API on the host. The memory-hungry task is killed by the
-kernel at tier light's limit, Airflow retries it, podtier gives try 2 more memory, it succeeds."""
+kernel at tier light's limit, Airflow retries it, podtier gives try 2 more memory, it succeeds.
+The task whose pod needs the memory from its start is killed before the task runs: the provider
+relaunches the pod for the same try (pod_launch_failure_retries) and podtier raises that."""
 
 from __future__ import annotations
 
 import time
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import kubernetes
 import pytest
@@ -108,6 +111,7 @@ def test_airflow_retries_the_oom_killed_task_with_the_memory_podtier_raised(
     (heavy,) = pods_of("heavy")
     assert heavy.metadata.annotations["podtier.io/tier"] == "heavy", seen
     assert heavy.spec.node_name == "compute", seen  # only podtier's compute placement gets there
+    check_relaunch(tries, pods, seen)
     first, retry = pods_of("hungry")
     assert parse_quantity(base(first).resources.limits["memory"]) == GIB, seen
     killed = install.base_terminated(first)
@@ -116,3 +120,19 @@ def test_airflow_retries_the_oom_killed_task_with_the_memory_podtier_raised(
     assert parse_quantity(base(retry).resources.limits["memory"]) > GIB, seen
     assert "OOMKilled" in retry.metadata.annotations["podtier.io/reason"], seen
     assert retry.status.phase == "Succeeded", seen
+
+
+def check_relaunch(tries: dict[str, list[tuple[int, str]]], pods: list[Any], seen: str) -> None:
+    """`hungry_start`, killed before its task started: relaunched for the same try, raised."""
+    assert tries["hungry_start"] == [(1, "success")], seen
+    first, relaunch = [p for p in pods if p.metadata.labels["task_id"] == "hungry_start"]
+    assert [first.metadata.labels["try_number"], relaunch.metadata.labels["try_number"]] == [
+        "1",
+        "1",
+    ], seen
+    killed = install.base_terminated(first)
+    assert (killed.reason, killed.exit_code) == ("OOMKilled", 137), seen
+    assert parse_quantity(base(first).resources.limits["memory"]) == GIB, seen
+    assert parse_quantity(base(relaunch).resources.limits["memory"]) > GIB, seen
+    assert "OOMKilled" in relaunch.metadata.annotations["podtier.io/reason"], seen
+    assert relaunch.status.phase == "Succeeded", seen

@@ -1,5 +1,5 @@
 """cgroup v1 stand-in for cgroup v2's `memory.oom.group`, loaded at every Python start in the
-worker image (oom_group.pth).
+worker image (podtier_e2e_worker.pth).
 
 On cgroup v2 a container over its memory limit is killed whole: the kubelet reports
 `OOMKilled` with exit code 137 and the KubernetesExecutor sees the pod fail. On cgroup v1 (the
