@@ -55,12 +55,17 @@ def cluster(e2e_work: Path, airflow_python: Future[Path]) -> Iterator[realnode.C
     why = realnode.skip_reason()
     if why is not None:
         pytest.skip(why)
+    started, ran = time.monotonic(), False
     try:
         with realnode.cluster(e2e_work) as found:
             E2E_TIMINGS.update(found.timings)
+            ran = True
             yield found
     except realnode.NoKubelet as err:
         pytest.skip(str(err))
+    finally:
+        if ran:  # includes the image builds, every test here, and down.sh
+            E2E_TIMINGS["real-node suite, cluster start to stop"] = time.monotonic() - started
 
 
 @pytest.fixture(scope="package")
