@@ -1,5 +1,6 @@
 """Fixtures of the real-node suite: the cluster (tests/realnode.py), podtier's image built from
-the repository's Dockerfile, and the chart installed the way `helm install` does it. They are
+the repository's Dockerfile, the chart installed the way `helm install` does it, and a
+Prometheus scraping the kubelets' cAdvisor (`prometheus`, its `.url` reachable from pods). They are
 package-scoped: the cluster stops once the last test here ran, not at the end of the whole run.
 
 Every test here is marked `realnode` (`pytest -m realnode` selects them, `-m "not realnode"`
@@ -93,6 +94,21 @@ def podtier_image(cluster: realnode.Cluster) -> str:
     E2E_TIMINGS["podtier image build"] = cluster.build(tag, ROOT)
     E2E_TIMINGS["podtier image build + load"] = time.monotonic() - started
     return tag
+
+
+@pytest.fixture(scope="package")
+def prometheus(cluster: realnode.Cluster, e2e_work: Path) -> Iterator[realnode.Prometheus]:
+    """Debian's prometheus on the host scraping both kubelets' cAdvisor every second, at
+    `prometheus.url` (an address pods reach too: give it to the chart's
+    `learning.prometheusURL`); skips without the binary."""
+    try:
+        server = realnode.cadvisor_prometheus(cluster, e2e_work / "prometheus")
+    except FileNotFoundError as err:
+        pytest.skip(str(err))
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @dataclass

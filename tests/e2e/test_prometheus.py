@@ -1,30 +1,15 @@
-"""The Prometheus fixture issue 20's tests build on: Debian's prometheus on the host scraping
-both kubelets' cAdvisor (tests/realnode.py `cadvisor_prometheus`) has the working set of a
+"""The `prometheus` fixture (tests/e2e/conftest.py; tests/realnode.py `cadvisor_prometheus`):
+Debian's prometheus on the host scraping both kubelets' cAdvisor has the working set of a
 running pod's `base` container, under the labels podtier's learning queries by."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import kubernetes
-import pytest
 
 from tests import realnode
 from tests.e2e import install
-
-
-@pytest.fixture(scope="package")
-def prometheus(cluster: realnode.Cluster, e2e_work: Path) -> Iterator[realnode.Prometheus]:
-    try:
-        server = realnode.cadvisor_prometheus(cluster, e2e_work / "prometheus")
-    except FileNotFoundError as err:
-        pytest.skip(str(err))
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_prometheus_has_the_working_set_of_a_running_pods_base_container(
