@@ -15,12 +15,15 @@ images** into it. Either
       PODTIER_E2E_BUILD="docker build" PODTIER_E2E_HOST_IP=172.18.0.1 \\
       python -m pytest -m realnode tests/e2e
 
-  `PODTIER_E2E_HOST_IP` is an address of this machine the cluster's pods can reach (Airflow's
-  execution API and Prometheus bind it); the nodes need podtier's pool labels
-  (`node-type=worker`, and `node-type=compute-optimized` with taint `workload=heavy:NoSchedule`).
+  (after `docker pull python:3.11-slim-bookworm`, the base of the images and the image of the
+  tests' own pods). `PODTIER_E2E_HOST_IP` is an address of this machine the cluster's pods
+  can reach (Airflow's execution API and Prometheus bind it); the nodes need podtier's pool
+  labels (`node-type=worker`, and `node-type=compute-optimized` with taint
+  `workload=heavy:NoSchedule`).
 
-`cluster()` returns a `Cluster` or a reason to skip (not root, no containerd, no realnode
-folder). API, all used by tests/e2e/conftest.py:
+`skip_reason()` says why there is no cluster to have (not root, no realnode folder, ...);
+`cluster(work)` is a context manager giving the `Cluster` (raising `NoKubelet` when the machine
+cannot run one after all: no containerd). API, all used by tests/e2e/conftest.py:
 
 - `Cluster.api()`: a `kubernetes` ApiClient for it; `Cluster.kubectl(*args)`;
 - `Cluster.build(tag, context, dockerfile)`: an image built and loaded into every node, skipped
