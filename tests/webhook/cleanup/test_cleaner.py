@@ -76,21 +76,24 @@ def old(name: str, phase: str = "Succeeded", **fields: Any) -> dict[str, Any]:
 
 KPO = {"kubernetes_pod_operator": "True", "dag_id": "etl", "task_id": "spark"}
 
-# (pod, deleted?) — after = 1 h
-CASES = [
-    ("old-succeeded", old("old-succeeded"), True),
-    ("old-failed", old("old-failed", phase="Failed"), True),
-    (
-        "young",
-        airflow_pod("young", phase="Succeeded", node="w1", finished=time.time() - 600),
-        False,
-    ),
-    ("no-finish-time", airflow_pod("no-finish-time", phase="Succeeded", node="w1"), False),
-    ("kpo-unchecked", old("kpo-unchecked", labels=dict(KPO)), False),
-    ("kpo-checked", old("kpo-checked", labels={**KPO, "already_checked": "True"}), True),
-    ("non-airflow", plain_pod("non-airflow", finished=time.time() - 2 * HOUR), False),
-    ("running", airflow_pod("running", phase="Running", node="w1"), False),
-]
+
+# (pod, deleted?) — after = 1 h. Made when a test runs: ages are counted from now, and a long
+# session (the real-node suite runs before these) must not age them.
+def make_cases() -> list[tuple[str, dict[str, Any], bool]]:
+    return [
+        ("old-succeeded", old("old-succeeded"), True),
+        ("old-failed", old("old-failed", phase="Failed"), True),
+        (
+            "young",
+            airflow_pod("young", phase="Succeeded", node="w1", finished=time.time() - 600),
+            False,
+        ),
+        ("no-finish-time", airflow_pod("no-finish-time", phase="Succeeded", node="w1"), False),
+        ("kpo-unchecked", old("kpo-unchecked", labels=dict(KPO)), False),
+        ("kpo-checked", old("kpo-checked", labels={**KPO, "already_checked": "True"}), True),
+        ("non-airflow", plain_pod("non-airflow", finished=time.time() - 2 * HOUR), False),
+        ("running", airflow_pod("running", phase="Running", node="w1"), False),
+    ]
 
 
 def remaining(api: KubeAPI) -> set[str]:
@@ -104,9 +107,10 @@ def deleted_counter(phase: str) -> float:
 def test_deletes_exactly_the_old_finished_worker_pods(
     api: KubeAPI, caplog: pytest.LogCaptureFixture
 ) -> None:
-    for _, pod, _ in CASES:
+    cases = make_cases()
+    for _, pod, _ in cases:
         api.put(pod)
-    expected_kept = {name for name, _, deleted in CASES if not deleted}
+    expected_kept = {name for name, _, deleted in cases if not deleted}
     before = {phase: deleted_counter(phase) for phase in ("Succeeded", "Failed")}
     with watched(api, POLICY) as (_, insight, _):
         cleaner = cleaner_for(api, insight, CleanupSettings(after=HOUR))
@@ -172,7 +176,8 @@ def test_ten_thousand_finished_pods_go_in_bounded_batches_at_the_rate(api: KubeA
     count = 10_000
     for i in range(count):
         api.put(airflow_pod(f"done-{i:05d}", phase="Succeeded", node="w1", finished=finished))
-    for _, pod, deleted in CASES:
+    cases = make_cases()
+    for _, pod, deleted in cases:
         if not deleted:
             api.put(pod)
     settings = CleanupSettings(after=HOUR, rate=500.0, burst=50, batch=2500)
@@ -195,7 +200,7 @@ def test_ten_thousand_finished_pods_go_in_bounded_batches_at_the_rate(api: KubeA
             rounds.append(len(result))
     assert api.delete_count == count
     assert rounds == [2500, 2500, 2500, 2500]  # bounded batches
-    assert remaining(api) == {name for name, _, deleted in CASES if not deleted}
+    assert remaining(api) == {name for name, _, deleted in cases if not deleted}
     # the bucket's promise: by any moment t, at most burst + rate * t deletes
     for i, stamp in enumerate(stamps):
         assert i + 1 <= settings.burst + settings.rate * (stamp - start) + 1e-6
