@@ -945,3 +945,16 @@ def _report(request: pytest.FixtureRequest, text: str) -> None:
     disabled = capture.global_and_fixture_disabled() if capture else contextlib.nullcontext()
     with disabled:
         print(f"\n{text}", file=sys.stderr, flush=True)
+
+
+def wait(what: str, check: Callable[[], Any], timeout: float = 30.0, every: float = 0.2) -> Any:
+    """`check()`'s first truthy value, asked every `every` seconds; fails naming `what` after
+    `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:g} s")
+        time.sleep(every)

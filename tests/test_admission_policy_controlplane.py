@@ -14,8 +14,7 @@ would let everything through, yet
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 from podtier.policies import DEFAULT_POLICY
 from tests.chart.chart_install import install_admission_policy, install_webhooks, rendered
 from tests.conftest import Server, free_port, run_podtier
-from tests.controlplane import ControlPlane, running_control_plane
+from tests.controlplane import ControlPlane, running_control_plane, wait
 
 NS = "airflow"
 VALUES = {
@@ -63,17 +62,6 @@ def cp(installed: tuple[ControlPlane, str]) -> ControlPlane:
     for existing in plane.core.list_namespaced_pod(NS).items:
         plane.core.delete_namespaced_pod(existing.metadata.name, NS, grace_period_seconds=0)
     return plane
-
-
-def wait(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s")
-        time.sleep(0.2)
 
 
 def pod(name: str, limits: dict[str, str], tier: str | None = "medium") -> dict[str, Any]:

@@ -27,7 +27,7 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ import yaml
 from podtier.policies import DEFAULT_POLICY
 from tests.chart.chart_rendering import CHART_DIR, NAMESPACE, RELEASE, one, render
 from tests.conftest import ROOT, Server, review_of, run_podtier
-from tests.controlplane import ControlPlane, control_plane  # noqa: F401
+from tests.controlplane import ControlPlane, control_plane, wait  # noqa: F401
 from tests.webhook.learning.promserver import PROMETHEUS, SKIP_REASON, prometheus_with
 from tests.webhook.learning.test_controlplane_learning import worker_pod
 
@@ -83,17 +83,6 @@ POD_METRICS_CRD = {
         ],
     },
 }
-
-
-def wait(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s")
-        time.sleep(0.2)
 
 
 def operator_scrape_job(

@@ -31,7 +31,7 @@ from podtier.webhook.core.matching import airflow_label_value
 from podtier.webhook.core.profile import task_key
 from podtier.webhook.learning.names import profile_name
 from tests.conftest import ROOT, Server, review_of, run_podtier
-from tests.controlplane import ControlPlane, control_plane  # noqa: F401
+from tests.controlplane import ControlPlane, control_plane, wait  # noqa: F401
 from tests.webhook.learning.promserver import (
     PROMETHEUS,
     SKIP_REASON,
@@ -47,17 +47,6 @@ COMPUTE_TAINT = {"key": "workload", "value": "heavy", "effect": "NoSchedule"}
 RUN_ID = "scheduled__2026-11-26T05:00:00+00:00"
 RUN_LABEL = airflow_label_value(RUN_ID)
 MI = 2**20
-
-
-def wait(what: str, check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:g} s")
-        time.sleep(0.1)
 
 
 class Cluster:
