@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
         args.cluster, args.kubeconfig, args.stale_after, args.reservation_ttl, args.namespace_labels
     )
     setup = ServeSetup(policy, headroom, cert_dir, listen)
+    setup.seal = escalation_seal(args.escalation_key, quiet=args.dev)
     warn_unseen_namespace_labels(policy, args.namespace_labels)
     _add_peers(args, setup)
     _add_admission_params(args, setup)
@@ -108,7 +109,6 @@ def run(args: argparse.Namespace) -> int:
         from podtier.webhook.policy.reload import policy_reload_job
 
         setup.background.append(policy_reload_job(args.policy))
-    setup.seal = escalation_seal(args.escalation_key, quiet=args.dev)
     on_started = (lambda: print_dev_banner(cert_dir, listen)) if args.dev else None
     run_server(setup, on_started)
     return 0
@@ -319,6 +319,7 @@ def _add_learning(args: argparse.Namespace, setup: ServeSetup, insight: Insight)
         namespace=replica_namespace(),
         identity=replica_identity(),
         prometheus_url=args.usage_prometheus,
+        seal=setup.seal,
     )
     setup.profiles = learning.store
     setup.background.append(learning.job)

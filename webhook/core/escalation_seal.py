@@ -59,21 +59,28 @@ class EscalationSeal:
         """The seal for `pod` escalated to `memory` (the annotation's text) in `tier`; None
         for a pod that runs no task instance (podtier never escalates those)."""
         message = _message(pod.namespace, pod.labels, pod.annotations, tier, memory)
-        if message is None:
-            return None
+        return None if message is None else self._seal(message)
+
+    def _seal(self, message: bytes) -> str:
         digest = hmac.new(self.key, message, hashlib.sha256).digest()
         return f"{VERSION}.{base64.urlsafe_b64encode(digest).decode().rstrip('=')}"
 
     def verified_memory(self, pod: PodView) -> int | None:
         """The escalated memory limit (milli-units) the pod's annotations carry, when its seal
         matches them; None when there is none, or it is forged or stale."""
-        notes = pod.annotations
+        return self.verified_memory_of(pod.namespace, pod.labels, pod.annotations)
+
+    def verified_memory_of(
+        self, namespace: str, labels: Mapping[str, str], notes: Mapping[str, str]
+    ) -> int | None:
+        """`verified_memory` of a pod given by its namespace, labels and annotations (a
+        finished pod the learning recorder reads)."""
         memory = notes.get(ESCALATED_MEMORY_ANNOTATION)
         seal = notes.get(ESCALATION_SEAL_ANNOTATION)
         if memory is None or seal is None:
             return None
-        expected = self.sign(pod, notes.get(TIER_ANNOTATION, ""), memory)
-        if expected is None or not hmac.compare_digest(expected, seal):
+        message = _message(namespace, labels, notes, notes.get(TIER_ANNOTATION, ""), memory)
+        if message is None or not hmac.compare_digest(self._seal(message), seal):
             return None
         try:
             return to_milli(memory)

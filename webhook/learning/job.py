@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 
 from kubernetes import client
 
+from podtier.webhook.core.escalation_seal import EscalationSeal
 from podtier.webhook.headroom import LiveHeadroom
 from podtier.webhook.insight.job import Insight
 from podtier.webhook.learning.prometheus import PrometheusUsage
@@ -38,6 +39,7 @@ class LiveLearning:
         namespace: str,
         identity: str,
         prometheus_url: str | None = None,
+        seal: EscalationSeal | None = None,
         lease_duration: float = 15.0,
         interval: float = 2.0,
     ) -> None:
@@ -45,7 +47,7 @@ class LiveLearning:
         self.store = ProfileStore(
             source=f"the API server at {configuration.host}", stale_after=headroom.stale_after
         )
-        self.recorder = OutcomeRecorder(insight.policy, on_end=self.store.saw_end)
+        self.recorder = OutcomeRecorder(insight.policy, on_end=self.store.saw_end, seal=seal)
         headroom.add_pod_listener(self.recorder)
         if insight.poller is not None:
             insight.poller.sinks.append(self.recorder.usage)

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from podtier.webhook.core.decide import escalated_memory
+from podtier.webhook.core.escalation_seal import EscalationSeal
 from podtier.webhook.core.pod import MAIN_CONTAINER
 from podtier.webhook.core.profile import MEMORY_UNIT, TaskInstance, task_instance
 from podtier.webhook.core.resources import ResourceError, Resources, parse_resource_map
@@ -74,9 +75,14 @@ def base_terminated(raw: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return None
 
 
-def outcome_of(raw: Mapping[str, Any], policy: Policy) -> Outcome | None:
+def outcome_of(
+    raw: Mapping[str, Any], policy: Policy, seal: EscalationSeal | None = None
+) -> Outcome | None:
     """The outcome of an Airflow pod whose base container has ended; None for any other pod
-    (not Airflow, no task identity, still running, unreadable times)."""
+    (not Airflow, no task identity, still running, unreadable times). With `seal` (serve
+    always has one), an escalated memory counts only when its seal verifies: a pod created with
+    forged escalation annotations while podtier was down cannot pass them to the next pod of
+    its try."""
     meta = raw.get("metadata")
     if not isinstance(meta, dict):
         return None
@@ -100,7 +106,10 @@ def outcome_of(raw: Mapping[str, Any], policy: Policy) -> Outcome | None:
     requests, limits = _base_resources(spec)
     exit_code = terminated.get("exitCode")
     reason = terminated.get("reason")
-    escalated = escalated_memory(annotations)
+    if seal is None:
+        escalated = escalated_memory(annotations)
+    else:
+        escalated = seal.verified_memory_of(namespace, labels, annotations)
     pool = annotations.get(POOL_ANNOTATION) or pool_by_selector(spec.get("nodeSelector"), policy)
     return Outcome(
         instance=instance,

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
+from podtier.webhook.core.escalation_seal import EscalationSeal
 from podtier.webhook.insight.facts import is_airflow
 from podtier.webhook.learning.outcome import Outcome, base_terminated, outcome_of
 from podtier.webhook.learning.usage import UsagePeaks
@@ -36,10 +37,13 @@ class OutcomeRecorder:
         *,
         capacity: int = 10_000,
         on_end: Callable[[Outcome], None] | None = None,
+        seal: EscalationSeal | None = None,
     ) -> None:
         """`on_end`: told each outcome as it is queued (the profile store, so that decisions
-        see the run at once, before the writer writes it)."""
+        see the run at once, before the writer writes it). `seal`: an escalation counts only
+        when its seal verifies (`outcome_of`)."""
         self.policy = policy
+        self.seal = seal
         self.on_end = on_end
         self.usage = UsagePeaks(self.is_running)
         self._running: set[str] = set()  # Airflow pods seen with the base container not ended
@@ -80,7 +84,7 @@ class OutcomeRecorder:
             self._recorded.pop(key, None)
         else:
             self._recorded[key] = uid
-        outcome = outcome_of(raw, self.policy())
+        outcome = outcome_of(raw, self.policy(), self.seal)
         usage = self.usage.take(key)
         if outcome is None:
             return

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 
+from podtier.webhook.core.escalation_seal import EscalationSeal
+from podtier.webhook.core.pod import view_pod
 from podtier.webhook.learning.outcome import outcome_of
 from tests.webhook.core.fakes import POLICY
 from tests.webhook.learning.pods import T0, ended, running, worker_pod
@@ -40,6 +42,25 @@ def test_a_raised_pod_says_so() -> None:
     assert outcome is not None
     assert outcome.escalated_bytes == 4916 * 2**20
     assert not outcome.oom_killed and outcome.exit_code == 0
+
+
+def test_with_a_seal_only_a_sealed_raise_counts() -> None:
+    """serve's recorder has the escalation seal: a pod created with forged escalation
+    annotations (podtier down, or a copied spec) passes no raise on to its try's next pod."""
+    seal = EscalationSeal(b"k" * 32)
+    forged = worker_pod(annotations={"podtier.io/escalated-memory": "60Gi"})
+    forged["metadata"]["annotations"]["podtier.io/escalation-seal"] = "v1.forged"
+    outcome = outcome_of(ended(forged), POLICY, seal)
+    assert outcome is not None and outcome.escalated_bytes is None
+    sealed_pod = worker_pod(annotations={"podtier.io/escalated-memory": "4916Mi"})
+    notes = sealed_pod["metadata"]["annotations"]
+    signed = seal.sign(view_pod(sealed_pod), notes.get("podtier.io/tier", ""), "4916Mi")
+    assert signed is not None
+    notes["podtier.io/escalation-seal"] = signed
+    outcome = outcome_of(ended(sealed_pod), POLICY, seal)
+    assert outcome is not None and outcome.escalated_bytes == 4916 * 2**20
+    other_key = outcome_of(ended(sealed_pod), POLICY, EscalationSeal(b"x" * 32))
+    assert other_key is not None and other_key.escalated_bytes is None
 
 
 def test_the_pool_comes_from_the_node_selector_without_podtier_annotations() -> None:
