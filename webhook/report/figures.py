@@ -31,7 +31,7 @@ from podtier.webhook.core.prices import GIB, HOUR, named_first, pool_cost, price
 from podtier.webhook.insight.facts import FINISHED_PHASES
 from podtier.webhook.policy import Cost, Policy
 from podtier.webhook.report.facts import PodRun, Profile, TaskKey, Usage
-from podtier.webhook.report.savings import Saving, add_saving, sum_savings
+from podtier.webhook.report.savings import Saving, add_saving, sum_savings, task_recommendation
 from podtier.webhook.report.tasks import TaskRow, add_task_pod, profile_row, waste_cost
 from podtier.webhook.report.waits import (
     Pending,
@@ -205,6 +205,7 @@ def figures(
     intervals: dict[str, list[tuple[float, float | None]]] = {}
     task_pods: dict[TaskKey, TaskRow] = {}
     savings: dict[str, Saving] = {}
+    recommendations = {task: task_recommendation(p, policy) for task, p in profiles.items()}
     for pod in pods:
         if not _in_window(pod, now, since):
             continue
@@ -226,10 +227,10 @@ def figures(
             intervals.setdefault(pod.pool, []).append(span)
             if bound is None:
                 waiting_now[pod.pool] = waiting_now.get(pod.pool, 0) + 1
-        profile = profiles.get(pod.task)
-        if profile is None:
+        if pod.task not in profiles:
             add_task_pod(task_pods, pod, usage, f.hours)
-        add_saving(savings.setdefault(pod.pool, Saving()), pod, f.hours, profile, policy)
+        recommendation = recommendations.get(pod.task)
+        add_saving(savings.setdefault(pod.pool, Saving()), pod, f.hours, recommendation, policy)
 
     tasks = [profile_row(p, pool_cost(policy, p.pool)) for p in profiles.values()]
     for row in task_pods.values():

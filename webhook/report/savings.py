@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from podtier.webhook.core.prices import GIB, pool_cost, price_per_hour
 from podtier.webhook.core.profile import TaskProfile
-from podtier.webhook.core.rightsizing import recommend_for_task
+from podtier.webhook.core.rightsizing import Recommendation, recommend_for_task
 from podtier.webhook.policy import Policy
 from podtier.webhook.report.facts import PodRun, Profile
 
@@ -40,14 +40,8 @@ class Saving:
     recommended: Amount = field(default_factory=Amount)
 
 
-def recommended_requests(
-    pod: PodRun, profile: Profile | None, policy: Policy
-) -> tuple[int, int, int, str] | None:
-    """(cpu, memory, gpu, pool) of the pod as its task's recommendation would size it, in its
-    own pool when the recommended tier may go there, else that tier's first pool; None without
-    a recommendation, or when it would change nothing."""
-    if profile is None:
-        return None
+def task_recommendation(profile: Profile, policy: Policy) -> Recommendation:
+    """What the policy recommends for a profiled task (once per task, not per pod)."""
     namespace, dag_id, task_id = profile.task
     task = TaskProfile(
         namespace=namespace,
@@ -59,9 +53,17 @@ def recommended_requests(
         cpu_p95_milli=profile.cpu_p95,
         requests={"nvidia.com/gpu": profile.gpu * 1000} if profile.gpu else {},
     )
-    recommendation = recommend_for_task(task, policy)
-    tier = recommendation.tier
-    if tier is None:
+    return recommend_for_task(task, policy)
+
+
+def recommended_requests(
+    pod: PodRun, recommendation: Recommendation | None
+) -> tuple[int, int, int, str] | None:
+    """(cpu, memory, gpu, pool) of the pod as its task's recommendation would size it, in its
+    own pool when the recommended tier may go there, else that tier's first pool; None without
+    a recommendation, or when it would change nothing."""
+    tier = recommendation.tier if recommendation is not None else None
+    if recommendation is None or tier is None:
         return None
     pool = pod.pool if pod.pool in tier.placement else tier.placement[0]
     target = recommendation.target
@@ -80,10 +82,14 @@ def recommended_requests(
 
 
 def add_saving(
-    saving: Saving, pod: PodRun, hours: float, profile: Profile | None, policy: Policy
+    saving: Saving,
+    pod: PodRun,
+    hours: float,
+    recommendation: Recommendation | None,
+    policy: Policy,
 ) -> None:
     now = (pod.cpu, pod.memory, pod.gpu, pod.pool)
-    recommended = recommended_requests(pod, profile, policy)
+    recommended = recommended_requests(pod, recommendation)
     if recommended is not None:
         saving.pods += 1
     for amount, (cpu, memory, gpu, pool) in (
