@@ -117,6 +117,25 @@ def view_pod(
     )
 
 
+def identity_view(
+    namespace: str, name: str, labels: Mapping[str, str], annotations: Mapping[str, str]
+) -> PodView:
+    """A pod known by its identity alone (no spec): what rule matching reads, for a finished
+    pod's outcome or a task's profile outside admission."""
+    return PodView(
+        namespace=namespace,
+        name=name,
+        labels=labels,
+        annotations=annotations,
+        airflow={},
+        containers=(),
+        init_containers=(),
+        node_selector={},
+        tolerations=(),
+        raw={},
+    )
+
+
 class PodIdentity(TypedDict):
     namespace: str
     name: str

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from podtier.webhook.core.matching import first_rule
-from podtier.webhook.core.pod import PodView
+from podtier.webhook.core.pod import identity_view
 from podtier.webhook.core.policy import Learning, Policy, Tier
 from podtier.webhook.core.profile import MEMORY_UNIT, TaskProfile
 from podtier.webhook.core.quantity import format_milli
@@ -85,18 +85,8 @@ def recommend_for_task(profile: TaskProfile, policy: Policy) -> Recommendation:
     """The recommendation for a task outside any pod (`podtier profiles`, the report): with
     the learning settings of the first rule its namespace, dag_id and task_id match (a rule on
     pod labels cannot be told without a pod)."""
-    task = PodView(
-        namespace=profile.namespace,
-        name=profile.name,
-        labels={},
-        annotations={"dag_id": profile.dag_id, "task_id": profile.task_id},
-        airflow={"dag_id": profile.dag_id, "task_id": profile.task_id},
-        containers=(),
-        init_containers=(),
-        node_selector={},
-        tolerations=(),
-        raw={},
-    )
+    notes = {"dag_id": profile.dag_id, "task_id": profile.task_id}
+    task = identity_view(profile.namespace, profile.name, {}, notes)
     return recommend(profile, policy, policy.learning_for(first_rule(policy, task)))
 
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from podtier.webhook.core.learned import ESCALATION_FACTOR, ESCALATION_MIN_STEP
 from podtier.webhook.core.matching import airflow_label_value, first_rule
-from podtier.webhook.core.pod import PodView
+from podtier.webhook.core.pod import PodView, identity_view
 from podtier.webhook.core.profile import RunRecord, TaskProfile
 from podtier.webhook.core.rightsizing import recommend
 from podtier.webhook.learning import decay
@@ -125,15 +125,4 @@ def _raw_id(kept: str, seen: str) -> str:
 
 def _matchable(outcome: Outcome) -> PodView:
     namespace, _, name = outcome.pod.partition("/")
-    return PodView(
-        namespace=namespace,
-        name=name,
-        labels=outcome.labels,
-        annotations=outcome.annotations,
-        airflow={},
-        containers=(),
-        init_containers=(),
-        node_selector={},
-        tolerations=(),
-        raw={},
-    )
+    return identity_view(namespace, name, outcome.labels, outcome.annotations)
