@@ -13,15 +13,20 @@ is asked for when pods pend for its pool and no node being made will take them, 
 
 Heavy tasks (2 cpu, 4Gi) go to compute first and may spill to worker; medium (1 cpu, 2Gi) and
 light (250m, 512Mi) tasks go to worker only. A pod is placed once, at admission (as podtier
-does), and pends in that pool until a node there takes it. Each task has a run time, known to
-podtier as its TaskProfile's run_seconds; each run is that times 0.85..1.15.
+does), and pends in that pool until a node there takes it. Each task has a run time; each run
+is that times 0.85..1.15. podtier knows a task by its TaskProfile as the learner keeps it: the
+sum of its runs and its last 10 runs, from a day before (10 runs) and then from each run of
+the replay as it ends.
 
     always spill   heavy pod: compute if a compute node has room now, else worker if a worker
                    node has room now, else it pends for compute (podtier without maxWaitSeconds)
     always wait    heavy pod: compute, always (pends until compute has room)
     podtier        compute if room now; else `wait_or_spill` with the tier's maxWaitSeconds: it
                    waits for compute when a node there frees room, or a new one comes, in time;
-                   else as always spill
+                   else worker if a worker node has room now; else (no room anywhere) worker
+                   when room comes there sooner by more than maxWaitSeconds plus the pod's own
+                   run (or, when nothing says when compute frees room, the run is within
+                   maxWaitSeconds); else it pends for compute
 
 Cost C = sum over pods of requests x the pool's prices x run time (`podtier report`'s C); node
 cost is what the nodes cost while they exist (made, idle or busy), for comparison.
@@ -33,6 +38,7 @@ import argparse
 import random
 import statistics
 import sys
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -46,7 +52,9 @@ from podtier.webhook.core.capacity import HeadroomStatus, PoolOutlook, RunningPo
 from podtier.webhook.core.placement import Placement  # noqa: E402
 from podtier.webhook.core.policy import Autoscaling, Pool, Quantity, Tier  # noqa: E402
 from podtier.webhook.core.profile import (  # noqa: E402
-    StaticProfiles,
+    ProfilesStatus,
+    RunRecord,
+    TaskKey,
     TaskProfile,
     task_key,
 )
@@ -228,6 +236,7 @@ class Cluster:
         self.nodes: dict[str, Node] = {}
         self.pending: dict[str, list[Run]] = {"compute": [], "worker": []}
         self.node_seconds: dict[str, float] = {"compute": 0.0, "worker": 0.0}
+        self.finished: list[Run] = []  # the runs that ended since the learner last looked
         self._count = 0
         for shape in self.shapes.values():
             for _ in range(shape.min_nodes):
@@ -259,6 +268,7 @@ class Cluster:
             for ident, run in list(node.pods.items()):
                 if run.end is not None and run.end <= now:
                     del node.pods[ident]
+                    self.finished.append(run)
                     for key, value in run.requests.items():
                         node.free[key] += value
                     if not node.pods:
@@ -342,19 +352,46 @@ class SimView:
         return self._cluster.outlook(node_selector["pool"], self._now)
 
 
+class Learned:
+    """The TaskProfiles as the learner keeps them (`ProfilesView`): each task's runs summed and
+    its last 10, from a day before and then each run of the replay as it ends."""
+
+    status = ProfilesStatus(True, "simulated")
+
+    def __init__(self, learned: Mapping[str, float], seed: int) -> None:
+        rng = random.Random(seed + 1)
+        self._last: dict[TaskKey, deque[float]] = {}
+        self._sum: dict[TaskKey, tuple[int, float]] = {}
+        for name, seconds in learned.items():
+            key = task_key("airflow", "etl", name)
+            self._last[key] = deque(maxlen=10)
+            self._sum[key] = (0, 0.0)
+            for _ in range(10):
+                self.ran(key, seconds * rng.uniform(0.85, 1.15))
+
+    def ran(self, key: TaskKey, seconds: float) -> None:
+        self._last[key].append(seconds)
+        runs, total = self._sum[key]
+        self._sum[key] = (runs + 1, total + seconds)
+
+    def get(self, key: TaskKey) -> TaskProfile | None:
+        if key not in self._sum:
+            return None
+        runs, total = self._sum[key]
+        last = tuple(
+            RunRecord("run", 1, -1, 0, "", False, s, 0.0, None, None, None) for s in self._last[key]
+        )
+        return TaskProfile(
+            "airflow", key.task, key.dag, key.task, runs, run_seconds=total, last_runs=last
+        )
+
+
 def replay(mix: Mix, strategy: str, seed: int) -> dict[str, float]:
     runs, learned = workload(mix, seed)
     cluster = Cluster(mix)
     pools = (policy_pool(mix.compute), policy_pool(mix.worker))
     heavy = Tier("heavy", {}, {}, ("compute", "worker"), max_wait_seconds=mix.max_wait)
-    profiles = StaticProfiles(
-        {
-            task_key("airflow", "etl", name): TaskProfile(
-                "airflow", name, "etl", name, runs=10, run_seconds=seconds
-            )
-            for name, seconds in learned.items()
-        }
-    )
+    profiles = Learned(learned, seed)
     waited = 0
     i, now = 0, 0.0
     while (
@@ -371,6 +408,9 @@ def replay(mix: Mix, strategy: str, seed: int) -> dict[str, float]:
             )
             cluster.pending[run.pool].append(run)
         cluster.step(now)
+        for run in cluster.finished:
+            profiles.ran(task_key("airflow", "etl", run.task), run.run)
+        cluster.finished.clear()
         now += STEP
     return figures(runs, cluster, waited)
 
@@ -381,7 +421,7 @@ def place(
     cluster: Cluster,
     pools: Sequence[Pool],
     heavy: Tier,
-    profiles: StaticProfiles,
+    profiles: Learned,
     now: float,
 ) -> str:
     if run.tier != "heavy":
@@ -396,10 +436,20 @@ def place(
             else Placement(pools[0], None, False, "")
         )
         choice = wait_or_spill(
-            heavy, pools, placement, run.requests, {}, (), SimView(cluster, now), profiles
+            heavy,
+            pools,
+            placement,
+            run.requests,
+            {},
+            (),
+            SimView(cluster, now),
+            profiles,
+            task_key("airflow", "etl", run.task),
         )
-        if choice is not None and choice.placement is not None:
+        if choice is not None and choice.first is not None:
             return "compute"
+        if choice is not None and choice.sooner is not None and not spill:
+            return choice.sooner.placement.pool.name
     return "worker" if spill else "compute"
 
 

@@ -21,7 +21,7 @@ from podtier.webhook.core.matching import first_rule
 from podtier.webhook.core.placement import Placement, place, prefer_node_selector
 from podtier.webhook.core.pod import ContainerView, PodView, pod_requests
 from podtier.webhook.core.policy import PlacementMode, Policy, Pool, Rule, Tier
-from podtier.webhook.core.profile import ProfilesView
+from podtier.webhook.core.profile import ProfilesView, pod_instance
 from podtier.webhook.core.quantity import QuantityError, to_milli
 from podtier.webhook.core.resources import Resources, covers
 from podtier.webhook.core.sizing import Sizing, Target, size_container
@@ -90,6 +90,7 @@ def decide(
     tier, sizing, placement, requests = _try_tier(pod, policy, choice, first, capacity, advice)
     why_tier = advice.why or choice.why
     mode, hold_on, waiting, not_waiting = tier.placement_mode, None, False, ""
+    instance = pod_instance(pod)  # its own run time tells where a pod that must wait waits
     waited = wait_or_spill(
         tier,
         allowed_pools(policy, choice.rule, tier),
@@ -99,12 +100,14 @@ def decide(
         pod.tolerations,
         capacity,
         profiles,
+        instance.key if instance is not None else None,
     )
     if waited is not None:
         warnings += waited.warnings
         not_waiting = waited.note
-        if waited.placement is not None:  # it waits for its first pool, pinned there
-            placement, mode, hold_on, waiting = waited.placement, "pin", waited.hold_on, True
+        if waited.first is not None:  # it waits for its first pool, pinned there
+            placement, hold_on = waited.first.placement, waited.first.hold_on
+            mode, waiting = "pin", True
 
     if not placement.fits and capacity.status.known and not waiting:
         lower = tier.downgrade_to
@@ -118,7 +121,10 @@ def decide(
                 )
                 why_tier = f"stepped down from {tier.name}"
                 tier, sizing, placement, requests = low
-        if not placement.fits:
+        if not placement.fits and waited is not None and waited.sooner is not None:
+            placement, hold_on = waited.sooner.placement, waited.sooner.hold_on
+            mode = "pin"  # no pool has room now: it waits where room comes first
+        elif not placement.fits:
             warnings.append(
                 f"podtier: {placement.why}; the pod will wait for capacity in pool "
                 f"{placement.pool.name}"

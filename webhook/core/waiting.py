@@ -5,10 +5,14 @@ moment is the outlook's (`PoolOutlook.at`, passed in by the edge), never a clock
         (a) provisionSeconds, when the pool autoscales and can still grow by a node that fits
             the pod, beyond the pods already waiting there
         (b) when pods running on its nodes finish and leave room there for the pods already
-            waiting and this one, from their tasks' learned run times
-            (TaskProfile.run_seconds) and start times
+            waiting and this one, from their tasks' learned run times and start times: the
+            longest of the task's last runs (`TaskProfile.last_runs`), else its mean run
+            (`run_seconds`, the sum of all its runs, over `runs`)
     ─► within the tier's maxWaitSeconds: pinned to the first pool, it waits
        (the scaling signal counts it); past it, or with no figure: spill or step down as before
+
+The longest recent run, not the mean, so that a pod waits for room that comes: a run of 40 min
+that takes 15% longer than its mean frees room 6 min later than the mean says.
 
 Figures that cannot be trusted are left out, with a warning, rather than sending a pod to wait
 for them: a pool already over its maxNodes cannot grow, a learned run time that is not a number,
@@ -26,7 +30,7 @@ from typing import Any
 from podtier.webhook.core.capacity import CapacityView, PoolOutlook, RunningPod
 from podtier.webhook.core.placement import Placement, pod_node_selector, pod_tolerations
 from podtier.webhook.core.policy import Pool, Tier
-from podtier.webhook.core.profile import ProfilesView, TaskKey
+from podtier.webhook.core.profile import ProfilesView, TaskKey, TaskProfile
 from podtier.webhook.core.resources import POD_SLOT, covers
 
 MAX_RUN_SECONDS = 7 * 86_400.0  # a learned run time above a week is taken as garbage
@@ -38,7 +42,9 @@ NODE_POD_SLOTS = 110_000  # a new node's pods (milli-units), the kubelet's defau
 class Wait:
     seconds: float
     node: str | None  # the node that frees room; None for a new node
-    why: str  # "node c-1 frees room in ~40 s (task etl.load runs ~6 min, started 5.3 min ago)"
+    why: (
+        str  # "node c-1 frees room in ~40 s (task etl.load runs up to ~6 min, started 5.3 min ago)"
+    )
 
 
 @dataclass(frozen=True)
@@ -155,9 +161,9 @@ def _run_times(
     runs: dict[TaskKey, float] = {}
     for task in {pod.task for pod in running if pod.task is not None}:
         profile = profiles.get(task)
-        if profile is None or profile.runs == 0 or profile.run_seconds == 0:
+        run = None if profile is None else run_time(profile)
+        if run is None:
             continue  # no run time learned yet
-        run = profile.run_seconds
         if not math.isfinite(run) or run <= 0 or run > MAX_RUN_SECONDS:
             warnings.append(
                 f"podtier: task {task.dag}.{task.task}'s learned run time {run!r} s is not a "
@@ -168,12 +174,28 @@ def _run_times(
     return runs
 
 
+def run_time(profile: TaskProfile) -> float | None:
+    """How long a run of the task takes at most, as far as its history says: the longest of
+    its last runs that ran to the end (not OOM-killed), else its mean run; None when it has
+    none. Not checked for sense (see `_run_times`)."""
+    finished = [
+        record.run_seconds
+        for record in profile.last_runs
+        if record.run_seconds is not None and not record.oom_killed
+    ]
+    if finished:
+        return max(finished, key=lambda seconds: (math.isnan(seconds), seconds))
+    if profile.runs <= 0 or profile.run_seconds == 0:
+        return None
+    return profile.run_seconds / profile.runs
+
+
 def _frees(node: str, seconds: float, pod: RunningPod, run: float, at: float) -> str:
     assert pod.task is not None and pod.started_at is not None
     ago = _duration(max(0.0, at - pod.started_at), minutes_decimal=True)
     return (
         f"node {node} frees room in ~{_duration(seconds)} (task {pod.task.dag}.{pod.task.task} "
-        f"runs ~{_duration(run)}, started {ago} ago)"
+        f"runs up to ~{_duration(run)}, started {ago} ago)"
     )
 
 
@@ -188,12 +210,23 @@ def _duration(seconds: float, minutes_decimal: bool = False) -> str:
 
 
 @dataclass(frozen=True)
+class Waiting:
+    """A pod pinned to a pool with no room now, and the node to hold its room on while it
+    waits (the node expected to free it, or the roomiest until a new node comes)."""
+
+    placement: Placement
+    hold_on: str | None
+
+
+@dataclass(frozen=True)
 class WaitChoice:
     """What the decision does when the first pool has no room now."""
 
-    placement: Placement | None  # pinned to the first pool, waiting; None: spill as before
-    hold_on: str | None  # the node to hold its room on while it waits (the node freeing it)
-    note: str  # why it does not wait, for the reason ("" when it waits)
+    first: Waiting | None  # it waits for its first pool; None: spill as before
+    # No pool has room now and the first's is too far or unknown: the pool whose room comes
+    # soonest, where it waits unless a lower tier fits now; None: it pends in the first pool.
+    sooner: Waiting | None
+    note: str  # why it does not wait for the first pool, for the reason ("" when it does)
     warnings: tuple[str, ...]
 
 
@@ -206,33 +239,87 @@ def wait_or_spill(
     tolerations: Sequence[Mapping[str, Any]],
     capacity: CapacityView,
     profiles: ProfilesView | None,
+    task: TaskKey | None = None,
 ) -> WaitChoice | None:
-    """None when the tier never waits, headroom is unknown, or the first pool has room."""
+    """None when the tier never waits, headroom is unknown, or the first pool has room.
+
+    Within the tier's maxWaitSeconds the pod waits for its first pool (`first`). Else, when a
+    later pool has room now, it spills there as before; when no pool has room now, it waits
+    wherever it goes, and goes to a later pool (`sooner`) only when room comes there sooner by
+    more than maxWaitSeconds plus the pod's own learned run time (`task`'s): running a short
+    task in a dearer pool costs little, a long one is worth its wait for the cheaper pool.
+    When nothing says when the first pool frees room, only a pod that runs within
+    maxWaitSeconds goes elsewhere. Without a run time of its own it stays with the first."""
     first = pools[0]
     if tier.max_wait_seconds is None or not capacity.status.known:
         return None
     if placement.fits and placement.pool.name == first.name:
         return None
-    picture = capacity.outlook(
-        pod_node_selector(node_selector, first), pod_tolerations(tolerations, first)[0]
-    )
-    if picture is None:
-        return None
-    outlook = expected_wait(first, requests, picture, profiles)
-    wait, limit = outlook.wait, tier.max_wait_seconds
+    warnings: list[str] = []
+    soonest = _soonest(first, requests, node_selector, tolerations, capacity, profiles, warnings)
+    wait, limit = (soonest[0] if soonest else None), tier.max_wait_seconds
+    if soonest is not None and wait is not None and wait.seconds <= limit:
+        return WaitChoice(_waiting(first, *soonest, requests), None, "", tuple(warnings))
     if wait is None:
-        return WaitChoice(
-            None, None, f"nothing says when {first.name} frees room", outlook.warnings
-        )
-    if wait.seconds > limit:
+        note = f"nothing says when {first.name} frees room"
+    else:
         note = (
             f"{first.name} frees room in ~{_duration(wait.seconds)} at the soonest, over the "
             f"tier's maxWaitSeconds {limit:g}"
         )
-        return WaitChoice(None, None, note, outlook.warnings)
-    hold_on = wait.node or _roomiest(picture, requests)
-    waiting = Placement(first, None, False, f"waits for {first.name}: {wait.why}")
-    return WaitChoice(waiting, hold_on, "", outlook.warnings)
+    sooner = None
+    own = _own_run(task, profiles)
+    if not placement.fits and own is not None:  # it waits wherever it goes
+        # Elsewhere only when room comes sooner there by more than the tier's wait and the
+        # pod's own run (a short run is cheap in a dearer pool, a long one worth the wait);
+        # when nothing says when the first pool frees room, only a run within the tier's wait.
+        if wait is not None:
+            best = wait.seconds - (limit + own)
+        else:
+            best = math.inf if own <= limit else -1.0
+        for pool in pools[1:]:
+            found = _soonest(
+                pool, requests, node_selector, tolerations, capacity, profiles, warnings
+            )
+            if found is not None and found[0] is not None and found[0].seconds < best:
+                best, sooner = found[0].seconds, _waiting(pool, *found, requests)
+    return WaitChoice(None, sooner, note, tuple(warnings))
+
+
+def _own_run(task: TaskKey | None, profiles: ProfilesView | None) -> float | None:
+    if task is None or profiles is None or not profiles.status.known:
+        return None
+    profile = profiles.get(task)
+    run = None if profile is None else run_time(profile)
+    return run if run is not None and 0 < run <= MAX_RUN_SECONDS else None
+
+
+def _soonest(
+    pool: Pool,
+    requests: Mapping[str, int],
+    node_selector: Mapping[str, str],
+    tolerations: Sequence[Mapping[str, Any]],
+    capacity: CapacityView,
+    profiles: ProfilesView | None,
+    warnings: list[str],
+) -> tuple[Wait | None, PoolOutlook] | None:
+    """When `pool` has room for the pod, and what it looks like now (None: not known)."""
+    picture = capacity.outlook(
+        pod_node_selector(node_selector, pool), pod_tolerations(tolerations, pool)[0]
+    )
+    if picture is None:
+        return None
+    outlook = expected_wait(pool, requests, picture, profiles)
+    warnings += [w for w in outlook.warnings if w not in warnings]
+    return outlook.wait, picture
+
+
+def _waiting(
+    pool: Pool, wait: Wait | None, picture: PoolOutlook, requests: Mapping[str, int]
+) -> Waiting:
+    assert wait is not None
+    placement = Placement(pool, None, False, f"waits for {pool.name}: {wait.why}")
+    return Waiting(placement, wait.node or _roomiest(picture, requests))
 
 
 def _roomiest(picture: PoolOutlook, requests: Mapping[str, int]) -> str | None:

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from podtier.policies import DEFAULT_POLICY
 from podtier.webhook.core import admission
 from podtier.webhook.core.capacity import PoolOutlook, RunningPod
-from podtier.webhook.core.profile import StaticProfiles, TaskProfile, task_key
+from podtier.webhook.core.profile import RunRecord, StaticProfiles, TaskProfile, task_key
 from podtier.webhook.policy.load import load_policy_text
 from tests.conftest import review_of
 from tests.webhook.core.fakes import FakeCapacity, airflow_pod
@@ -69,8 +69,20 @@ def load_running(started_ago: float, node: str = "c-1") -> RunningPod:
     )
 
 
-def profiles(run_seconds: float) -> StaticProfiles:
-    profile = TaskProfile("airflow", "etl-load", "etl", "load", runs=12, run_seconds=run_seconds)
+def record(run_seconds: float | None, oom_killed: bool = False) -> RunRecord:
+    return RunRecord(
+        "scheduled__1", 1, -1, 137 if oom_killed else 0, "OOMKilled" if oom_killed else "",
+        oom_killed, run_seconds, NOW - 3600, None, None, None,
+    )  # fmt: skip
+
+
+def profiles(longest: float, *shorter: float) -> StaticProfiles:
+    """etl.load as the learner keeps it: its last runs (the longest `longest` s), and
+    `run_seconds` the sum of all 12 it has seen."""
+    last = (*(record(s) for s in shorter), record(longest))
+    profile = TaskProfile(
+        "airflow", "etl-load", "etl", "load", runs=12, run_seconds=12 * longest, last_runs=last
+    )
     return StaticProfiles({profile.key: profile})
 
 
@@ -115,9 +127,40 @@ def test_a_running_task_about_to_finish_is_waited_for_with_its_figures() -> None
     pod, answer = mutate(policy, capacity, profiles(360))
     assert pod["metadata"]["annotations"]["podtier.io/reason"].endswith(
         "waits for compute: node c-1 frees room in ~40 s "
-        "(task etl.load runs ~6 min, started 5.3 min ago)"
+        "(task etl.load runs up to ~6 min, started 5.3 min ago)"
     )
     assert answer.decision.hold_on == "c-1"
+
+
+def test_the_longest_recent_run_not_the_mean_says_when_a_task_ends() -> None:
+    """etl.load ran 5 and 6 min of late; started 5.3 min ago, it may run 40 s more: within a
+    maxWaitSeconds of 60 the pod waits (the mean, 5.5 min, would have said 10 s)."""
+    capacity = Cluster({"c-0": FULL, "c-1": FULL}, (load_running(320),))
+    pod, _ = mutate(policy_with(60), capacity, profiles(360, 300, 330, 300))
+    assert "node c-1 frees room in ~40 s" in pod["metadata"]["annotations"]["podtier.io/reason"]
+    pod, _ = mutate(policy_with(30), capacity, profiles(360, 300, 330, 300))
+    assert pod["metadata"]["annotations"]["podtier.io/pool"] == "worker"
+
+
+def test_a_profile_without_its_last_runs_gives_its_mean_run_not_its_summed_run_seconds() -> None:
+    """runSeconds is what all 12 runs took together (72 min): a run is 6 min."""
+    summed = TaskProfile("airflow", "etl-load", "etl", "load", runs=12, run_seconds=12 * 360)
+    capacity = Cluster({"c-0": FULL, "c-1": FULL}, (load_running(320),))
+    pod, _ = mutate(policy_with(120), capacity, StaticProfiles({summed.key: summed}))
+    assert pod["metadata"]["annotations"]["podtier.io/reason"].endswith(
+        "node c-1 frees room in ~40 s (task etl.load runs up to ~6 min, started 5.3 min ago)"
+    )
+
+
+def test_an_oom_killed_run_is_not_how_long_the_task_runs() -> None:
+    """A run killed at 20 min says nothing of when a run ends; the 6 min runs do."""
+    last = (record(360), record(1200, oom_killed=True))
+    profile = TaskProfile(
+        "airflow", "etl-load", "etl", "load", runs=2, run_seconds=1560, last_runs=last
+    )
+    capacity = Cluster({"c-0": FULL, "c-1": FULL}, (load_running(320),))
+    pod, _ = mutate(policy_with(120), capacity, StaticProfiles({profile.key: profile}))
+    assert "node c-1 frees room in ~40 s" in pod["metadata"]["annotations"]["podtier.io/reason"]
 
 
 def test_the_sooner_of_a_finishing_task_and_a_new_node_wins() -> None:
@@ -186,7 +229,8 @@ def test_an_absurd_learned_run_time_is_ignored_with_a_warning(run_seconds: float
 
 def test_a_task_with_no_run_time_learned_is_not_waited_for() -> None:
     capacity = Cluster({"c-0": FULL, "c-1": FULL}, (load_running(320),))
-    pod, answer = mutate(policy_with(120), capacity, profiles(0.0))
+    unseen = TaskProfile("airflow", "etl-load", "etl", "load")  # made, no run finished yet
+    pod, answer = mutate(policy_with(120), capacity, StaticProfiles({unseen.key: unseen}))
     assert pod["metadata"]["annotations"]["podtier.io/pool"] == "worker"
     assert answer.decision.warnings == ()
 
@@ -280,6 +324,89 @@ def test_pods_already_waiting_take_the_room_a_finishing_task_frees_first() -> No
     assert "compute frees room in ~4 min at the soonest" in notes["podtier.io/reason"]
     pod, _ = mutate(policy_with(300), cluster, profiles(360))
     assert pod["metadata"]["annotations"]["podtier.io/reason"].endswith(
-        "waits for compute: node c-0 frees room in ~4 min (task etl.load runs ~6 min, "
+        "waits for compute: node c-0 frees room in ~4 min (task etl.load runs up to ~6 min, "
         "started 2.0 min ago), behind 1 waiting pod"
     )
+
+
+class NoRoomAnywhere(FakeCapacity):
+    """Compute and worker both full; each pool's outlook as given."""
+
+    def __init__(self, compute: PoolOutlook, worker: PoolOutlook) -> None:
+        super().__init__({"compute-optimized": None, "worker": None})
+        self.pictures = {"compute-optimized": compute, "worker": worker}
+
+    def outlook(self, node_selector: Mapping[str, str], tolerations: Any) -> PoolOutlook | None:
+        return self.pictures[node_selector["node-type"]]
+
+
+WORKER_SCALES = {"maxNodes": 6, "node": {"cpu": "16", "memory": "64Gi"}, "provisionSeconds": 90}
+
+
+def no_room_policy(max_wait: float) -> Any:
+    doc = yaml.safe_load(DEFAULT_POLICY.read_text())
+    doc["spec"]["tiers"]["heavy"]["maxWaitSeconds"] = max_wait
+    doc["spec"]["pools"]["worker"]["autoscaling"] = WORKER_SCALES
+    return load_policy_text([("waits.yaml", yaml.safe_dump(doc))])
+
+
+def learned(own_run: float | None, load_run: float = 1200) -> StaticProfiles:
+    """etl.load (running on compute) runs `load_run` s; the heavy pod's own task d.t `own_run`."""
+    tasks = {"etl": ("load", load_run), "d": ("t", own_run)}
+    made = [
+        TaskProfile("airflow", f"{dag}-{task}", dag, task, runs=1, run_seconds=run)
+        for dag, (task, run) in tasks.items()
+        if run is not None
+    ]
+    return StaticProfiles({profile.key: profile for profile in made})
+
+
+def full(
+    running: tuple[RunningPod, ...] = (), nodes: tuple[str, ...] = ("c-0", "c-1")
+) -> PoolOutlook:
+    return PoolOutlook(NOW, {node: FULL for node in nodes}, running)
+
+
+WORKER_FULL = full(nodes=("w-0", "w-1"))
+
+
+@pytest.mark.parametrize(
+    ("own_run", "pool"),
+    [(120, "worker"), (240, "worker"), (400, "compute"), (1800, "compute"), (None, "compute")],
+)
+def test_with_no_room_anywhere_only_a_run_short_enough_waits_for_a_sooner_pool(
+    own_run: float | None, pool: str
+) -> None:
+    """compute frees room in ~10 min (etl.load, 20 min, started 10 min ago), worker can add a
+    node in 90 s: the pod saves 510 s by waiting on worker, worth it when that is more than
+    maxWaitSeconds (120) plus its own run: a 2 or 4 min run goes, a 7 or 30 min one (or one
+    with no run learned) waits for compute, the cheaper pool, as without maxWaitSeconds."""
+    capacity = NoRoomAnywhere(full((load_running(600),)), WORKER_FULL)
+    pod, answer = mutate(no_room_policy(120), capacity, learned(own_run))
+    notes = pod["metadata"]["annotations"]
+    assert notes["podtier.io/pool"] == pool
+    if pool == "worker":
+        assert notes["podtier.io/reason"].endswith(
+            "pool worker (pinned): waits for worker: it can add a node (~90 s); compute frees "
+            "room in ~10 min at the soonest, over the tier's maxWaitSeconds 120"
+        )
+        assert pod["spec"]["nodeSelector"] == {"node-type": "worker"}
+        assert answer.decision.hold_on in ("w-0", "w-1")  # held on worker while it waits
+        assert not any("will wait for capacity" in w for w in answer.decision.warnings)
+    else:
+        assert pod["spec"]["nodeSelector"] == {"node-type": "compute-optimized"}
+        assert any(
+            "the pod will wait for capacity in pool compute" in w for w in answer.decision.warnings
+        )
+
+
+@pytest.mark.parametrize(("own_run", "pool"), [(60, "worker"), (120, "worker"), (300, "compute")])
+def test_when_nothing_says_when_compute_frees_room_only_a_run_within_max_wait_goes_elsewhere(
+    own_run: float, pool: str
+) -> None:
+    capacity = NoRoomAnywhere(full(), WORKER_FULL)  # nothing runs on compute with a run time
+    pod, _ = mutate(no_room_policy(120), capacity, learned(own_run))
+    notes = pod["metadata"]["annotations"]
+    assert notes["podtier.io/pool"] == pool
+    if pool == "worker":
+        assert "; nothing says when compute frees room" in notes["podtier.io/reason"]
