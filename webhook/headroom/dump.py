@@ -111,7 +111,10 @@ class _Reader:
         self.file = file
         self.chunk = chunk
         self.max_item = max_item
-        self.data = b""
+        # The bytes at hand, from file position `base` on: one buffer, read into in place
+        # (a fresh 4 MB bytes object per chunk, and joining it to the rest, cost a third of
+        # the reading in page faults and copies).
+        self.data = bytearray()
         self.base = 0
         self.eof = False
         self.separator = b""  # between two items, when they are pretty-printed
@@ -120,13 +123,17 @@ class _Reader:
         """Forget the bytes before `keep_from`, read one more chunk; False at the end."""
         if self.eof:
             return False
-        block = self.file.read(self.chunk)
-        if not block:
+        drop = max(0, keep_from - self.base)
+        del self.data[:drop]  # from the front: CPython moves the start, copies nothing
+        self.base += drop
+        size = len(self.data)
+        self.data.extend(_zeros(self.chunk))
+        with memoryview(self.data) as view:
+            got = self.file.readinto(view[size:]) or 0
+        del self.data[size + got :]
+        if not got:
             self.eof = True
             return False
-        drop = max(0, keep_from - self.base)
-        self.data = b"".join((memoryview(self.data)[drop:], block))
-        self.base += drop
         return True
 
     def truncated(self, at: int, what: str) -> ClusterFileError:
@@ -148,7 +155,7 @@ class _Reader:
             found = _NON_SPACE.search(self.data, max(0, at - self.base))
             if found is not None:
                 self.pos = self.base + found.start()
-                return self.data[found.start() : found.start() + 1]
+                return bytes(self.data[found.start() : found.start() + 1])
             at = self.base + len(self.data)
             if not self.more(at):
                 self.pos = at
@@ -182,7 +189,7 @@ class _Reader:
         local = at - self.base
         pretty = self.data[local + 1 : local + 2] == b"\n"
         line = self.data.rfind(b"\n", max(0, local - 256), local) if pretty else -1
-        indent = self.data[line + 1 : local] if line >= 0 else b""
+        indent = bytes(self.data[line + 1 : local]) if line >= 0 else b""
         if not indent or indent.strip(b" \t"):
             self.separator = b""
             return self.like_the_next(at) or self.value_end(at, f"items[{index}]")
@@ -205,7 +212,7 @@ class _Reader:
         `,{"apiVersion":"v` found further on in the bytes at hand, if what lies between is one
         whole JSON value (msgspec checks it, at C speed); else None."""
         local = at - self.base
-        opening = self.data[local : local + _OPENING]
+        opening = bytes(self.data[local : local + _OPENING])
         if len(opening) < _OPENING:
             return None
         found = _literal(opening).search(self.data, local + 1)
@@ -220,14 +227,16 @@ class _Reader:
         end -= 1
         while data[end - 1] in b" \t\r\n":
             end -= 1
-        try:
-            _KIND_DECODER.decode(memoryview(self.data)[local:end])
-        except msgspec.DecodeError:
-            return None  # the opening seen inside the item, or several items: scan it
+        with memoryview(self.data) as view:
+            try:
+                _KIND_DECODER.decode(view[local:end])
+            except msgspec.DecodeError:
+                return None  # the opening seen inside the item, or several items: scan it
         return self.base + end
 
     def piece(self, start: int, end: int) -> bytes:
-        return self.data[start - self.base : end - self.base]
+        with memoryview(self.data) as view:
+            return view[start - self.base : end - self.base].tobytes()
 
     def list_items(self) -> Iterator[Item]:
         """The top-level object's keys in turn: `items` streamed, the others (apiVersion,
@@ -329,6 +338,11 @@ class _Reader:
             raise ClusterFileError(
                 f"{self.path}: not valid JSON: {key} (byte {at}): {err}"
             ) from None
+
+
+@functools.lru_cache(maxsize=4)
+def _zeros(size: int) -> bytes:
+    return bytes(size)
 
 
 @functools.lru_cache(maxsize=16)
