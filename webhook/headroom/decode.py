@@ -11,11 +11,14 @@ object of it. `PodFields` says how much is kept:
   (and restart policy), the overhead, the node selector, the tolerations and the phase. About
   4x faster than parsing a pod whole, and much less to free.
 - `LISTENERS`: that, and what the pod listeners read (insight's census and `podtier pods`
-  through `insight.facts`, learning's recorder through `learning.outcome`): every label and
-  annotation, the uid and creationTimestamp, the containers' names, and the status's
-  conditions and container states. A listener that reads another field must add it here
-  (`tests/webhook/headroom/test_decode.py` compares what each listener makes of a pod decoded
-  so and whole).
+  through `insight.facts`, learning's recorder through `learning.outcome`, the outlook's
+  `headroom.running`): every label and annotation, the uid and creationTimestamp, the
+  containers' names, the status's startTime, conditions and container states. The conditions
+  are kept as their JSON (`msgspec.Raw`) until read through `pod_conditions`: they are a
+  third of the objects these fields make (five small dicts a pod), and only the census reads
+  them, once per pod, when it first sees it bound. A listener that reads another field must
+  add it here (`tests/webhook/headroom/test_decode.py` compares what each listener makes of a
+  pod decoded so and whole).
 - `WHOLE`: everything (orjson).
 
 Nodes and Namespaces (few) are always parsed whole, and so are watch ERROR events (their
@@ -27,6 +30,7 @@ valid raises orjson's error either way.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from typing import Any, NamedTuple, TypedDict
 
 import msgspec
@@ -148,7 +152,7 @@ class _ContainerStatus(TypedDict, total=False):
 
 class _ListenedStatus(_Status, total=False):
     startTime: Any  # headroom.running: when the pod started
-    conditions: list[_Condition]
+    conditions: msgspec.Raw  # read through `pod_conditions`
     containerStatuses: list[_ContainerStatus]
 
 
@@ -230,3 +234,19 @@ def decode_pod(data: bytes | memoryview, fields: PodFields) -> Any:
         except msgspec.MsgspecError:
             pass
     return orjson.loads(data)
+
+
+_CONDITIONS = msgspec.json.Decoder(list[_Condition])
+
+
+def pod_conditions(status: Mapping[str, Any]) -> Any:
+    """A pod's `status.conditions`, parsed, also when a `LISTENERS` decode kept them as their
+    JSON: the fields `_Condition` names of each, or all of them parsed whole when they are not
+    a list of objects (as the whole pod would have had them)."""
+    conditions = status.get("conditions")
+    if type(conditions) is not msgspec.Raw:
+        return conditions
+    try:
+        return _CONDITIONS.decode(conditions)
+    except msgspec.MsgspecError:
+        return orjson.loads(memoryview(conditions))

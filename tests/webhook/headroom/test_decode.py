@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -18,12 +19,18 @@ from hypothesis import strategies as st
 
 from podtier.policies import DEFAULT_POLICY
 from podtier.webhook.headroom import ClusterHeadroom
-from podtier.webhook.headroom.decode import PodFields, decode_event, decode_page, decode_pod
+from podtier.webhook.headroom.decode import (
+    PodFields,
+    decode_event,
+    decode_page,
+    decode_pod,
+    pod_conditions,
+)
 from podtier.webhook.headroom.records import RecordError, pod_record
 from podtier.webhook.headroom.running import running_pod
 from podtier.webhook.headroom.snapshot import load_cluster_file
 from podtier.webhook.insight.census import PodCensus
-from podtier.webhook.insight.facts import airflow_facts, airflow_place
+from podtier.webhook.insight.facts import airflow_facts, airflow_place, scheduled_at
 from podtier.webhook.learning.outcome import base_terminated, outcome_of
 from podtier.webhook.policy.load import load_policy
 from tests.webhook.headroom.builders import init_container, pod
@@ -101,6 +108,7 @@ def what_listeners_read(raw: Any) -> Any:
     for read in (
         lambda: airflow_place(raw, POLICY),
         lambda: airflow_facts(raw, POLICY),
+        lambda: scheduled_at(raw.get("status") or {}),
         lambda: outcome_of(raw, POLICY),
         lambda: base_terminated(raw),
         lambda: running_pod(raw),
@@ -130,6 +138,15 @@ def test_the_listeners_fields_are_what_they_read_and_not_the_rest() -> None:
     outcome = outcome_of(kept, POLICY)
     assert outcome is not None and outcome.oom_killed and outcome.instance.dag_id == "sales_etl"
     assert "restartCount" not in json.dumps(kept) and "image" not in json.dumps(kept)
+
+
+def test_conditions_are_kept_as_json_until_read() -> None:
+    data = orjson.dumps(PODS["airflow-scheduled"])
+    status = decode_pod(data, LISTENERS)["status"]
+    assert isinstance(status["conditions"], msgspec.Raw)
+    assert pod_conditions(status) == orjson.loads(data)["status"]["conditions"]
+    assert scheduled_at(status) == 2e9
+    assert pod_conditions({"conditions": [{"type": "Ready"}]}) == [{"type": "Ready"}]
 
 
 JSON_SCALARS = st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=5)
