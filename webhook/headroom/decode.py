@@ -9,13 +9,18 @@ object of it. `PodFields` says how much is kept:
 - `HEADROOM`: what `records.pod_record` reads: the namespace, name, resourceVersion, the
   `podtier.io/pool` and `podtier.io/node` annotations, the node, the containers' resources
   (and restart policy), the overhead, the node selector, the tolerations and the phase. About
-  4x faster than parsing a pod whole, and much less to free.
+  4x faster than parsing a pod whole, and much less to free. The tolerations are kept as
+  their JSON (`msgspec.Raw`) until read through `pod_tolerations`: a few small dicts a pod,
+  that `records` reads only of a pod waiting in its pool, not of the bound ones.
 - `LISTENERS`: that, and what the pod listeners read (insight's census and `podtier pods`
-  through `insight.facts`, learning's recorder through `learning.outcome`): every label and
-  annotation, the uid and creationTimestamp, the containers' names, and the status's
-  conditions and container states. A listener that reads another field must add it here
-  (`tests/webhook/headroom/test_decode.py` compares what each listener makes of a pod decoded
-  so and whole).
+  through `insight.facts`, learning's recorder through `learning.outcome`, the outlook's
+  `headroom.running`): every label and annotation, the uid and creationTimestamp, the
+  containers' names, the status's startTime, conditions and container states. The conditions
+  are kept as their JSON too, until read through `pod_conditions`: they are a third of the
+  objects these fields make (five small dicts a pod), and only the census reads them, once per
+  pod, when it first sees it bound. A listener that reads another field must
+  add it here (`tests/webhook/headroom/test_decode.py` compares what each listener makes of a
+  pod decoded so and whole).
 - `WHOLE`: everything (orjson).
 
 Nodes and Namespaces (few) are always parsed whole, and so are watch ERROR events (their
@@ -27,6 +32,7 @@ valid raises orjson's error either way.
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping
 from typing import Any, NamedTuple, TypedDict
 
 import msgspec
@@ -73,7 +79,7 @@ class _Spec(TypedDict, total=False):
     initContainers: list[_Container]
     overhead: Any
     nodeSelector: Any
-    tolerations: list[_Toleration]
+    tolerations: msgspec.Raw  # read through `pod_tolerations`
 
 
 class _Status(TypedDict, total=False):
@@ -121,7 +127,7 @@ class _ListenedSpec(TypedDict, total=False):
     initContainers: list[_ListenedContainer]
     overhead: Any
     nodeSelector: Any
-    tolerations: list[_Toleration]
+    tolerations: msgspec.Raw  # read through `pod_tolerations`
 
 
 class _Condition(TypedDict, total=False):
@@ -148,7 +154,7 @@ class _ContainerStatus(TypedDict, total=False):
 
 class _ListenedStatus(_Status, total=False):
     startTime: Any  # headroom.running: when the pod started
-    conditions: list[_Condition]
+    conditions: msgspec.Raw  # read through `pod_conditions`
     containerStatuses: list[_ContainerStatus]
 
 
@@ -230,3 +236,30 @@ def decode_pod(data: bytes | memoryview, fields: PodFields) -> Any:
         except msgspec.MsgspecError:
             pass
     return orjson.loads(data)
+
+
+_TOLERATIONS = msgspec.json.Decoder(list[_Toleration])
+_CONDITIONS = msgspec.json.Decoder(list[_Condition])
+
+
+def pod_tolerations(spec: Mapping[str, Any]) -> Any:
+    """A pod's `spec.tolerations`, parsed, also when a typed decode kept them as their JSON."""
+    return _kept_json(spec.get("tolerations"), _TOLERATIONS)
+
+
+def pod_conditions(status: Mapping[str, Any]) -> Any:
+    """A pod's `status.conditions`, parsed, also when a `LISTENERS` decode kept them as their
+    JSON."""
+    return _kept_json(status.get("conditions"), _CONDITIONS)
+
+
+def _kept_json(value: Any, typed: msgspec.json.Decoder[Any]) -> Any:
+    """`value`; or when a decode kept it as its JSON, that JSON decoded as the typed fields
+    would have had it, or parsed whole when it is not of their shape (as the whole pod would
+    have had it)."""
+    if type(value) is not msgspec.Raw:
+        return value
+    try:
+        return typed.decode(value)
+    except msgspec.MsgspecError:
+        return orjson.loads(memoryview(value))

@@ -22,6 +22,7 @@ from podtier.webhook.core.resources import (
     whole_units,
 )
 from podtier.webhook.core.tiering import NODE_ANNOTATION, POOL_ANNOTATION
+from podtier.webhook.headroom.decode import pod_tolerations
 from podtier.webhook.headroom.taints import Taint, Toleration, blocking_taints, parse_tolerations
 
 TERMINATED_PHASES = frozenset({"Succeeded", "Failed"})
@@ -152,7 +153,7 @@ def pod_record(raw: Mapping[str, Any]) -> PodRecord:
         requests,
         pool,
         tuple(sorted((str(k), str(v)) for k, v in selector.items())),
-        parse_tolerations(spec.get("tolerations")),
+        parse_tolerations(pod_tolerations(spec)),
         counted_on if isinstance(counted_on, str) else "",
     )
 

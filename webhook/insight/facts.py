@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from podtier.webhook.core.matching import is_airflow
 from podtier.webhook.core.tiering import POOL_ANNOTATION, TIER_ANNOTATION
+from podtier.webhook.headroom.decode import pod_conditions
 from podtier.webhook.policy import Policy
 
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
@@ -133,7 +134,7 @@ def finished_at(status: Mapping[str, Any]) -> float | None:
 
 
 def scheduled_at(status: Mapping[str, Any]) -> float | None:
-    conditions = status.get("conditions") or ()
+    conditions = pod_conditions(status) or ()
     # From the end: the kubelet writes PodScheduled last, and a condition type appears once.
     for condition in reversed(conditions) if isinstance(conditions, list) else conditions:
         if (

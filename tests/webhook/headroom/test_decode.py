@@ -5,12 +5,12 @@ and the same cluster from a dump or a List."""
 from __future__ import annotations
 
 import copy
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import given, settings
@@ -18,12 +18,19 @@ from hypothesis import strategies as st
 
 from podtier.policies import DEFAULT_POLICY
 from podtier.webhook.headroom import ClusterHeadroom
-from podtier.webhook.headroom.decode import PodFields, decode_event, decode_page, decode_pod
+from podtier.webhook.headroom.decode import (
+    PodFields,
+    decode_event,
+    decode_page,
+    decode_pod,
+    pod_conditions,
+    pod_tolerations,
+)
 from podtier.webhook.headroom.records import RecordError, pod_record
 from podtier.webhook.headroom.running import running_pod
 from podtier.webhook.headroom.snapshot import load_cluster_file
 from podtier.webhook.insight.census import PodCensus
-from podtier.webhook.insight.facts import airflow_facts, airflow_place
+from podtier.webhook.insight.facts import airflow_facts, airflow_place, scheduled_at
 from podtier.webhook.learning.outcome import base_terminated, outcome_of
 from podtier.webhook.policy.load import load_policy
 from tests.webhook.headroom.builders import init_container, pod
@@ -101,6 +108,7 @@ def what_listeners_read(raw: Any) -> Any:
     for read in (
         lambda: airflow_place(raw, POLICY),
         lambda: airflow_facts(raw, POLICY),
+        lambda: scheduled_at(raw.get("status") or {}),
         lambda: outcome_of(raw, POLICY),
         lambda: base_terminated(raw),
         lambda: running_pod(raw),
@@ -129,7 +137,31 @@ def test_the_listeners_fields_are_what_they_read_and_not_the_rest() -> None:
     kept = decode_pod(data, LISTENERS)
     outcome = outcome_of(kept, POLICY)
     assert outcome is not None and outcome.oom_killed and outcome.instance.dag_id == "sales_etl"
-    assert "restartCount" not in json.dumps(kept) and "image" not in json.dumps(kept)
+    text = msgspec.json.encode(kept).decode()  # fields kept as their JSON (Raw) inline
+    assert "restartCount" not in text and "image" not in text
+
+
+def test_conditions_are_kept_as_json_until_read() -> None:
+    data = orjson.dumps(PODS["airflow-scheduled"])
+    status = decode_pod(data, LISTENERS)["status"]
+    assert isinstance(status["conditions"], msgspec.Raw)
+    assert pod_conditions(status) == orjson.loads(data)["status"]["conditions"]
+    assert scheduled_at(status) == 2e9
+    assert pod_conditions({"conditions": [{"type": "Ready"}]}) == [{"type": "Ready"}]
+
+
+@pytest.mark.parametrize("fields", [HEADROOM, LISTENERS])
+def test_tolerations_are_kept_as_json_until_a_pod_waiting_in_its_pool_reads_them(
+    fields: PodFields,
+) -> None:
+    tolerations = [cluster_gen.TOLERATIONS["gpu"], {"key": "k", "tolerationSeconds": 5}, "odd"]
+    waiting = {**PODS["pending-placed"], "spec": {**PODS["pending-placed"]["spec"]}}
+    waiting["spec"]["tolerations"] = tolerations
+    spec = decode_pod(orjson.dumps(waiting), fields)["spec"]
+    assert isinstance(spec["tolerations"], msgspec.Raw)
+    assert pod_tolerations(spec) == tolerations  # not a list of objects: parsed whole
+    assert pod_record(decode_pod(orjson.dumps(waiting), fields)) == pod_record(waiting)
+    assert pod_record(waiting).tolerations != ()
 
 
 JSON_SCALARS = st.none() | st.booleans() | st.integers(-5, 5) | st.text(max_size=5)
@@ -222,7 +254,7 @@ def test_watch_events_keep_what_the_watcher_reads() -> None:
     event = decode_event("Pod", added, HEADROOM)
     assert event["type"] == "ADDED"
     assert pod_record(event["object"]) == pod_record(PODS["generated-running"])
-    assert "env" not in json.dumps(event), "the lean decode kept a field headroom does not read"
+    assert b"env" not in msgspec.json.encode(event), "the lean decode kept a field headroom skips"
 
 
 def test_a_page_keeps_its_continue_token_and_resource_version() -> None:
