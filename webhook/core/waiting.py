@@ -42,9 +42,8 @@ NODE_POD_SLOTS = 110_000  # a new node's pods (milli-units), the kubelet's defau
 class Wait:
     seconds: float
     node: str | None  # the node that frees room; None for a new node
-    why: (
-        str  # "node c-1 frees room in ~40 s (task etl.load runs up to ~6 min, started 5.3 min ago)"
-    )
+    # "node c-1 frees room in ~40 s (task etl.load runs up to ~6 min, started 5.3 min ago)"
+    why: str
 
 
 @dataclass(frozen=True)
@@ -183,7 +182,7 @@ def run_time(profile: TaskProfile) -> float | None:
         for record in profile.last_runs
         if record.run_seconds is not None and not record.oom_killed
     ]
-    if finished:
+    if finished:  # a NaN among them is the one returned, for `_run_times` to reject
         return max(finished, key=lambda seconds: (math.isnan(seconds), seconds))
     if profile.runs <= 0 or profile.run_seconds == 0:
         return None
@@ -257,9 +256,10 @@ def wait_or_spill(
         return None
     warnings: list[str] = []
     soonest = _soonest(first, requests, node_selector, tolerations, capacity, profiles, warnings)
-    wait, limit = (soonest[0] if soonest else None), tier.max_wait_seconds
-    if soonest is not None and wait is not None and wait.seconds <= limit:
+    limit = tier.max_wait_seconds
+    if soonest is not None and soonest[0].seconds <= limit:
         return WaitChoice(_waiting(first, *soonest, requests), None, "", tuple(warnings))
+    wait = soonest[0] if soonest is not None else None
     if wait is None:
         note = f"nothing says when {first.name} frees room"
     else:
@@ -281,7 +281,7 @@ def wait_or_spill(
             found = _soonest(
                 pool, requests, node_selector, tolerations, capacity, profiles, warnings
             )
-            if found is not None and found[0] is not None and found[0].seconds < best:
+            if found is not None and found[0].seconds < best:
                 best, sooner = found[0].seconds, _waiting(pool, *found, requests)
     return WaitChoice(None, sooner, note, tuple(warnings))
 
@@ -302,8 +302,8 @@ def _soonest(
     capacity: CapacityView,
     profiles: ProfilesView | None,
     warnings: list[str],
-) -> tuple[Wait | None, PoolOutlook] | None:
-    """When `pool` has room for the pod, and what it looks like now (None: not known)."""
+) -> tuple[Wait, PoolOutlook] | None:
+    """When `pool` has room for the pod, and what it looks like now; None when nothing says."""
     picture = capacity.outlook(
         pod_node_selector(node_selector, pool), pod_tolerations(tolerations, pool)[0]
     )
@@ -311,13 +311,10 @@ def _soonest(
         return None
     outlook = expected_wait(pool, requests, picture, profiles)
     warnings += [w for w in outlook.warnings if w not in warnings]
-    return outlook.wait, picture
+    return None if outlook.wait is None else (outlook.wait, picture)
 
 
-def _waiting(
-    pool: Pool, wait: Wait | None, picture: PoolOutlook, requests: Mapping[str, int]
-) -> Waiting:
-    assert wait is not None
+def _waiting(pool: Pool, wait: Wait, picture: PoolOutlook, requests: Mapping[str, int]) -> Waiting:
     placement = Placement(pool, None, False, f"waits for {pool.name}: {wait.why}")
     return Waiting(placement, wait.node or _roomiest(picture, requests))
 
