@@ -118,7 +118,13 @@ def sync(
             started = time.thread_time()
             page = decode_page(kind, body, headroom.pod_fields)
             decoding += time.thread_time() - started
-            yield page.get("items") or []
+            while True:  # as the watcher: each item decoded when taken, then applied
+                started = time.thread_time()
+                item = next(page.items, None)
+                decoding += time.thread_time() - started
+                if item is None:
+                    break
+                yield [item]
 
     started = time.thread_time()
     headroom.relist("Node", pages("Node"))

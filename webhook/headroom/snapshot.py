@@ -37,7 +37,7 @@ __all__ = [
     "read_cluster_objects",
 ]
 
-PAGE = 500  # pods per page, as the live lists ask for them
+PAGE = 1  # a file's pods per page handed on (see `paged`)
 
 Decoder = Callable[[bytes], Any]
 
@@ -57,7 +57,11 @@ def cluster_objects(path: str | Path, decoders: Mapping[str, Decoder]) -> Iterat
 
 
 def paged(objects: Iterable[Any], size: int = PAGE) -> Iterator[list[Any]]:
-    """`objects` in lists of `size`, as a live list gives them."""
+    """`objects` in lists of `size`, the shape `ClusterHeadroom.relist` takes. A file's pods go
+    one at a time, so that each is folded in while what was decoded of it is still in the CPU's
+    cache: in pages of 500, as a live list gives them, each pod's objects were made, then read
+    500 pods later, then freed, out of cache, and `explain` and `report` on a 150,000-pod dump
+    took 1.3-1.4x as long."""
     page: list[Any] = []
     for obj in objects:
         page.append(obj)

@@ -153,11 +153,11 @@ class ClusterWatcher:
                 if token:
                     kwargs["_continue"] = token
                 page = decode_page(kind, list_fn(**kwargs).data, self.headroom.pod_fields)
-                meta = page.get("metadata") or {}
                 if not resource_version:
-                    resource_version = str(meta.get("resourceVersion") or "")
-                yield page.get("items") or []
-                token = meta.get("continue")
+                    resource_version = str(page.metadata.get("resourceVersion") or "")
+                for item in page.items:  # one at a time, each applied as it is decoded
+                    yield [item]
+                token = page.metadata.get("continue")
                 if not token or self._stop.is_set():
                     return
 

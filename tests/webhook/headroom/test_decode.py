@@ -261,7 +261,20 @@ def test_a_page_keeps_its_continue_token_and_resource_version() -> None:
     meta = {"resourceVersion": "77", "continue": "token"}
     data = orjson.dumps({"kind": "PodList", "metadata": meta, "items": [PODS["bound"]]})
     page = decode_page("Pod", data, HEADROOM)
-    assert page["metadata"] == meta and len(page["items"]) == 1
+    assert page.metadata == meta
+    items = list(page.items)
+    assert [pod_record(item) for item in items] == [pod_record(PODS["bound"])]
+    assert b"env" not in msgspec.json.encode(items), "the page's pods keep only what is read"
+
+
+def test_a_page_that_is_not_a_list_of_the_expected_shape_is_parsed_whole() -> None:
+    """`items` null, an item that is not an object: as the whole page has them."""
+    empty = decode_page("Pod", b'{"metadata": {"resourceVersion": "5"}, "items": null}', HEADROOM)
+    assert empty.metadata == {"resourceVersion": "5"} and list(empty.items) == []
+    odd = decode_page(
+        "Pod", b'{"metadata": {}, "items": [7, {"metadata": {"name": "p"}}]}', HEADROOM
+    )
+    assert list(odd.items) == [7, {"metadata": {"name": "p"}}]
 
 
 def test_invalid_json_is_orjsons_error_either_way() -> None:
