@@ -186,3 +186,72 @@ def test_explain_says_a_heavy_pod_waits_for_a_task_about_to_end(tmp_path):
         "path": "/spec/nodeSelector",
         "value": {"node-type": "compute-optimized"},
     } in out["patch"]
+
+
+def test_explain_says_a_short_task_that_fits_nowhere_waits_for_the_pool_that_grows_sooner(
+    tmp_path,
+):
+    """A dump: compute's only node full until its etl.load (learned: 30 min) ends in ~24 min;
+    worker's only node full too (0.5 cpu free: not even the tier below fits), and worker can
+    add a node in 90 s. The heavy pod's own task (d.t) runs ~2 min: waiting 24 min for the
+    cheaper pool is worth less than starting on worker's new node, and explain says so."""
+    import datetime as dt
+
+    from podtier.policies import DEFAULT_POLICY
+    from podtier.webhook.core.profile import TaskProfile, task_key
+    from podtier.webhook.learning.profiles import profile_name, profile_object
+    from tests.webhook.headroom.builders import as_list, node, pod
+
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=330)
+    load = pod("etl-load-1", "c-1", cpu="4", memory="8Gi")
+    load["metadata"]["labels"] = {"kubernetes_executor": "True", "dag_id": "etl", "task_id": "load"}
+    load["status"]["startTime"] = started.strftime("%Y-%m-%dT%H:%M:%SZ")
+    filler = pod("filler", "w1", cpu="2", memory="4Gi")
+    profiles = [
+        TaskProfile("airflow", profile_name(key), key.dag, key.task, runs=4, run_seconds=run)
+        for key, run in (
+            (task_key("airflow", "etl", "load"), 4 * 1800),
+            (task_key("airflow", "d", "t"), 4 * 120),
+        )
+    ]
+    objects = [node("c-1", "compute", cpu="5", memory="20Gi"), node("w1", cpu="2.5", memory="64Gi")]
+    cluster = tmp_path / "cluster.json"
+    cluster.write_text(
+        json.dumps(as_list(*objects, load, filler, *(profile_object(p) for p in profiles)))
+    )
+    doc = yaml.safe_load(DEFAULT_POLICY.read_text())
+    doc["spec"]["tiers"]["heavy"]["maxWaitSeconds"] = 120
+    doc["spec"]["pools"]["worker"]["autoscaling"] = {
+        "maxNodes": 4,
+        "node": {"cpu": "16", "memory": "64Gi"},
+        "provisionSeconds": 90,
+    }
+    policy = tmp_path / "waits.yaml"
+    policy.write_text(yaml.safe_dump(doc))
+    labels = {"kubernetes_executor": "True", "podtier.io/tier": "heavy", "dag_id": "d"}
+    heavy = tmp_path / "pod.json"
+    heavy.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": "heavy",
+                    "namespace": "airflow",
+                    "labels": {**labels, "task_id": "t"},
+                },
+                "spec": {"containers": [{"name": "base", "image": "apache/airflow:3.3.2"}]},
+            }
+        )
+    )
+    args = ("explain", str(heavy), "--policy", str(policy), "--cluster", str(cluster))
+    out = json.loads(podtier(*args, "--output", "json", check=True).stdout)
+    assert out["pool"] == "worker" and out["node"] is None, out["reason"]
+    assert re.search(
+        r"pool worker \(pinned\): waits for worker: it can add a node \(~90 s\); compute frees "
+        r"room in ~2[34] min at the soonest, over the tier's maxWaitSeconds 120$",
+        out["reason"],
+    ), out["reason"]
+    assert {"op": "add", "path": "/spec/nodeSelector", "value": {"node-type": "worker"}} in out[
+        "patch"
+    ]
