@@ -133,29 +133,18 @@ def test_a_bad_escalation_key_is_one_line_exit_2(tmp_path, content, said):
     )
 
 
-def test_explain_says_a_heavy_pod_waits_for_a_task_about_to_end(tmp_path):
-    """A dump: compute's only node full, one of its pods runs etl.load (learned: ~6 min),
-    started 330 s ago (the CLI's start-up takes a few more). With maxWaitSeconds 120 the heavy
-    pod waits for compute, and explain says for what."""
-    import datetime as dt
-
+def explain_heavy_on_dump(tmp_path, objects, labels, pools=None):
+    """`podtier explain --output json` of a heavy pod with `labels` on a dump of `objects`,
+    under the default policy with heavy's maxWaitSeconds 120 (and `pools`' settings)."""
     from podtier.policies import DEFAULT_POLICY
-    from podtier.webhook.core.profile import TaskProfile, task_key
-    from podtier.webhook.learning.profiles import profile_name, profile_object
-    from tests.webhook.headroom.builders import as_list, node, pod
+    from tests.webhook.headroom.builders import as_list
 
-    started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=330)
-    load = pod("etl-load-1", "c-1", cpu="2", memory="4Gi")
-    load["metadata"]["labels"] = {"kubernetes_executor": "True", "dag_id": "etl", "task_id": "load"}
-    load["status"]["startTime"] = started.strftime("%Y-%m-%dT%H:%M:%SZ")
-    other = pod("other", "c-1", cpu="2", memory="4Gi")
-    key = task_key("airflow", "etl", "load")
-    profile = TaskProfile("airflow", profile_name(key), "etl", "load", runs=9, run_seconds=9 * 360)
     cluster = tmp_path / "cluster.json"
-    objects = [node("c-1", "compute", cpu="5", memory="20Gi"), node("w1", cpu="16", memory="64Gi")]
-    cluster.write_text(json.dumps(as_list(*objects, load, other, profile_object(profile))))
+    cluster.write_text(json.dumps(as_list(*objects)))
     doc = yaml.safe_load(DEFAULT_POLICY.read_text())
     doc["spec"]["tiers"]["heavy"]["maxWaitSeconds"] = 120
+    for pool, settings in (pools or {}).items():
+        doc["spec"]["pools"][pool].update(settings)
     policy = tmp_path / "waits.yaml"
     policy.write_text(yaml.safe_dump(doc))
     heavy = tmp_path / "pod.json"
@@ -167,14 +156,49 @@ def test_explain_says_a_heavy_pod_waits_for_a_task_about_to_end(tmp_path):
                 "metadata": {
                     "name": "heavy",
                     "namespace": "airflow",
-                    "labels": {"kubernetes_executor": "True", "podtier.io/tier": "heavy"},
+                    "labels": {"kubernetes_executor": "True", "podtier.io/tier": "heavy", **labels},
                 },
                 "spec": {"containers": [{"name": "base", "image": "apache/airflow:3.3.2"}]},
             }
         )
     )
     args = ("explain", str(heavy), "--policy", str(policy), "--cluster", str(cluster))
-    out = json.loads(podtier(*args, "--output", "json", check=True).stdout)
+    return json.loads(podtier(*args, "--output", "json", check=True).stdout)
+
+
+def etl_load_running(node_name, cpu, memory, run_seconds):
+    """etl.load running on `node_name` since 330 s ago (the CLI's start-up takes a few more),
+    and its TaskProfile: 4 runs of `run_seconds` each, summed as the learner keeps them."""
+    import datetime as dt
+
+    from podtier.webhook.core.profile import TaskProfile, task_key
+    from podtier.webhook.learning.profiles import profile_name, profile_object
+    from tests.webhook.headroom.builders import pod
+
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=330)
+    load = pod("etl-load-1", node_name, cpu=cpu, memory=memory)
+    load["metadata"]["labels"] = {"kubernetes_executor": "True", "dag_id": "etl", "task_id": "load"}
+    load["status"]["startTime"] = started.strftime("%Y-%m-%dT%H:%M:%SZ")
+    key = task_key("airflow", "etl", "load")
+    profile = TaskProfile(
+        "airflow", profile_name(key), "etl", "load", runs=4, run_seconds=4 * run_seconds
+    )
+    return [load, profile_object(profile)]
+
+
+def test_explain_says_a_heavy_pod_waits_for_a_task_about_to_end(tmp_path):
+    """A dump: compute's only node full, one of its pods runs etl.load (learned: ~6 min),
+    started 330 s ago. With maxWaitSeconds 120 the heavy pod waits for compute, and explain
+    says for what."""
+    from tests.webhook.headroom.builders import node, pod
+
+    objects = [
+        node("c-1", "compute", cpu="5", memory="20Gi"),
+        node("w1", cpu="16", memory="64Gi"),
+        *etl_load_running("c-1", "2", "4Gi", 360),
+        pod("other", "c-1", cpu="2", memory="4Gi"),
+    ]
+    out = explain_heavy_on_dump(tmp_path, objects, {})
     assert out["pool"] == "compute" and out["node"] is None
     assert re.search(
         r"pool compute \(pinned\): waits for compute: node c-1 frees room in ~(1\d|2\d|30) s "
@@ -195,57 +219,24 @@ def test_explain_says_a_short_task_that_fits_nowhere_waits_for_the_pool_that_gro
     worker's only node full too (0.5 cpu free: not even the tier below fits), and worker can
     add a node in 90 s. The heavy pod's own task (d.t) runs ~2 min: waiting 24 min for the
     cheaper pool is worth less than starting on worker's new node, and explain says so."""
-    import datetime as dt
-
-    from podtier.policies import DEFAULT_POLICY
     from podtier.webhook.core.profile import TaskProfile, task_key
     from podtier.webhook.learning.profiles import profile_name, profile_object
-    from tests.webhook.headroom.builders import as_list, node, pod
+    from tests.webhook.headroom.builders import node, pod
 
-    started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=330)
-    load = pod("etl-load-1", "c-1", cpu="4", memory="8Gi")
-    load["metadata"]["labels"] = {"kubernetes_executor": "True", "dag_id": "etl", "task_id": "load"}
-    load["status"]["startTime"] = started.strftime("%Y-%m-%dT%H:%M:%SZ")
-    filler = pod("filler", "w1", cpu="2", memory="4Gi")
-    profiles = [
-        TaskProfile("airflow", profile_name(key), key.dag, key.task, runs=4, run_seconds=run)
-        for key, run in (
-            (task_key("airflow", "etl", "load"), 4 * 1800),
-            (task_key("airflow", "d", "t"), 4 * 120),
-        )
+    own = task_key("airflow", "d", "t")
+    objects = [
+        node("c-1", "compute", cpu="5", memory="20Gi"),
+        node("w1", cpu="2.5", memory="64Gi"),
+        *etl_load_running("c-1", "4", "8Gi", 1800),
+        pod("filler", "w1", cpu="2", memory="4Gi"),
+        profile_object(
+            TaskProfile("airflow", profile_name(own), "d", "t", runs=4, run_seconds=4 * 120)
+        ),
     ]
-    objects = [node("c-1", "compute", cpu="5", memory="20Gi"), node("w1", cpu="2.5", memory="64Gi")]
-    cluster = tmp_path / "cluster.json"
-    cluster.write_text(
-        json.dumps(as_list(*objects, load, filler, *(profile_object(p) for p in profiles)))
+    scales = {"maxNodes": 4, "node": {"cpu": "16", "memory": "64Gi"}, "provisionSeconds": 90}
+    out = explain_heavy_on_dump(
+        tmp_path, objects, {"dag_id": "d", "task_id": "t"}, {"worker": {"autoscaling": scales}}
     )
-    doc = yaml.safe_load(DEFAULT_POLICY.read_text())
-    doc["spec"]["tiers"]["heavy"]["maxWaitSeconds"] = 120
-    doc["spec"]["pools"]["worker"]["autoscaling"] = {
-        "maxNodes": 4,
-        "node": {"cpu": "16", "memory": "64Gi"},
-        "provisionSeconds": 90,
-    }
-    policy = tmp_path / "waits.yaml"
-    policy.write_text(yaml.safe_dump(doc))
-    labels = {"kubernetes_executor": "True", "podtier.io/tier": "heavy", "dag_id": "d"}
-    heavy = tmp_path / "pod.json"
-    heavy.write_text(
-        json.dumps(
-            {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "metadata": {
-                    "name": "heavy",
-                    "namespace": "airflow",
-                    "labels": {**labels, "task_id": "t"},
-                },
-                "spec": {"containers": [{"name": "base", "image": "apache/airflow:3.3.2"}]},
-            }
-        )
-    )
-    args = ("explain", str(heavy), "--policy", str(policy), "--cluster", str(cluster))
-    out = json.loads(podtier(*args, "--output", "json", check=True).stdout)
     assert out["pool"] == "worker" and out["node"] is None, out["reason"]
     assert re.search(
         r"pool worker \(pinned\): waits for worker: it can add a node \(~90 s\); compute frees "
