@@ -23,7 +23,7 @@ to when it ends.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,10 +155,18 @@ def _run_times(
     running: Sequence[RunningPod], profiles: ProfilesView | None, warnings: list[str]
 ) -> dict[TaskKey, float]:
     """The learned run time of each task running here that has one to trust (seconds)."""
+    return _learned_runs({pod.task for pod in running if pod.task is not None}, profiles, warnings)
+
+
+def _learned_runs(
+    tasks: Iterable[TaskKey], profiles: ProfilesView | None, warnings: list[str]
+) -> dict[TaskKey, float]:
+    """The run time of each of `tasks` that has one learned and to trust (seconds); one that is
+    not a run time is left out with a warning."""
     if profiles is None or not profiles.status.known:
         return {}
     runs: dict[TaskKey, float] = {}
-    for task in {pod.task for pod in running if pod.task is not None}:
+    for task in tasks:
         profile = profiles.get(task)
         run = None if profile is None else run_time(profile)
         if run is None:
@@ -287,11 +295,8 @@ def wait_or_spill(
 
 
 def _own_run(task: TaskKey | None, profiles: ProfilesView | None) -> float | None:
-    if task is None or profiles is None or not profiles.status.known:
-        return None
-    profile = profiles.get(task)
-    run = None if profile is None else run_time(profile)
-    return run if run is not None and 0 < run <= MAX_RUN_SECONDS else None
+    """The pod's own task's run time, when it has one to trust (no warning of its own)."""
+    return None if task is None else _learned_runs((task,), profiles, []).get(task)
 
 
 def _soonest(
