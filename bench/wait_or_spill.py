@@ -105,30 +105,25 @@ def worker(max_nodes: int = 12, provision: float = 120.0) -> PoolShape:
     return PoolShape("worker", 16000, 64 * MILLI_GI, 2, max_nodes, provision)
 
 
+HOURLY_ETL = Mix(
+    "hourly-etl",
+    "24 DAG runs: 16 heavy tasks of 3-20 min, 24 medium, 24 light each",
+    compute(),
+    worker(),
+    120,
+    (180, 240, 300, 360, 420, 480, 600, 720, 900, 1200) * 2 + (300, 600, 900, 1200),
+    24,
+    24,
+    24,
+    4,
+)
 MIXES = {
-    "hourly-etl": Mix(
-        "hourly-etl",
-        "24 DAG runs: 16 heavy tasks of 3-20 min, 24 medium, 24 light each",
-        compute(),
-        worker(),
-        120,
-        (180, 240, 300, 360, 420, 480, 600, 720, 900, 1200) * 2 + (300, 600, 900, 1200),
-        24,
-        24,
-        24,
-        4,
-    ),
-    "slow-nodes": Mix(
-        "slow-nodes",
-        "as hourly-etl, compute nodes take 5 min to come (over maxWaitSeconds 120)",
-        compute(provision=300),
-        worker(),
-        120,
-        (180, 240, 300, 360, 420, 480, 600, 720, 900, 1200) * 2 + (300, 600, 900, 1200),
-        24,
-        24,
-        24,
-        4,
+    "hourly-etl": HOURLY_ETL,
+    "slow-nodes": replace(
+        HOURLY_ETL,
+        name="slow-nodes",
+        about="as hourly-etl, compute nodes take 5 min to come (over maxWaitSeconds 120)",
+        compute=compute(provision=300),
     ),
     "capped-compute": Mix(
         "capped-compute",
