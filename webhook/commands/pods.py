@@ -196,15 +196,14 @@ def _read_pods(cluster: str, kubeconfig: str | None) -> tuple[Iterator[Mapping[s
     taken: `summarize` folds them one by one), and where they come from."""
     if cluster != "auto":
         from podtier.webhook.headroom.decode import PodFields
-        from podtier.webhook.headroom.snapshot import POD, cluster_objects, pod_decoder
+        from podtier.webhook.headroom.snapshot import file_pods
 
         if not Path(cluster).is_file():
             raise ValueError(
                 f'--cluster "{cluster}": no such file (expected auto, or the output of '
                 "kubectl get pods -A -o json)"
             )
-        objects = cluster_objects(cluster, {POD: pod_decoder(PodFields.LISTENERS)})
-        return (raw for _, raw in objects), f"file {cluster}"
+        return file_pods(cluster, PodFields.LISTENERS), f"file {cluster}"
     from podtier.webhook.headroom import cluster_configuration
 
     configuration = cluster_configuration(kubeconfig)

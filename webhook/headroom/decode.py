@@ -38,6 +38,8 @@ from typing import Any, NamedTuple, TypedDict
 import msgspec
 import orjson
 
+from podtier.webhook.headroom.dump import ManyDecoder, typed_many
+
 POD = "Pod"
 
 # The annotations headroom reads (records: the pool, and the node podtier counted), under their
@@ -180,12 +182,17 @@ class PodFields(enum.Enum):
 class _Decoders(NamedTuple):
     pod: msgspec.json.Decoder[Any]
     event: msgspec.json.Decoder[Any]
+    pods: ManyDecoder  # a dump's run of pods (`headroom.dump.Batch`)
 
 
 _DECODERS = {
-    PodFields.HEADROOM: _Decoders(msgspec.json.Decoder(_Pod), msgspec.json.Decoder(_PodEvent)),
+    PodFields.HEADROOM: _Decoders(
+        msgspec.json.Decoder(_Pod), msgspec.json.Decoder(_PodEvent), typed_many(_Pod)
+    ),
     PodFields.LISTENERS: _Decoders(
-        msgspec.json.Decoder(_ListenedPod), msgspec.json.Decoder(_ListenedPodEvent)
+        msgspec.json.Decoder(_ListenedPod),
+        msgspec.json.Decoder(_ListenedPodEvent),
+        typed_many(_ListenedPod),
     ),
 }
 _RAW_PAGE = msgspec.json.Decoder(_RawPage)
@@ -236,6 +243,13 @@ def decode_pod(data: bytes | memoryview | msgspec.Raw, fields: PodFields) -> Any
         except msgspec.MsgspecError:
             pass
     return orjson.loads(memoryview(data))
+
+
+def pods_decoder(fields: PodFields) -> ManyDecoder | None:
+    """What decodes a dump's run of pods (`headroom.dump.Batch`) keeping `fields`, when they
+    are typed; None for `WHOLE` (each pod is parsed alone)."""
+    decoders = _DECODERS.get(fields)
+    return decoders.pods if decoders is not None else None
 
 
 _TOLERATIONS = msgspec.json.Decoder(list[_Toleration])

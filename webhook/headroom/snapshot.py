@@ -20,8 +20,14 @@ from typing import Any
 
 import orjson
 
-from podtier.webhook.headroom.decode import PodFields, decode_pod
-from podtier.webhook.headroom.dump import ClusterFileError, decode_item, dump_items
+from podtier.webhook.headroom.decode import PodFields, decode_pod, pods_decoder
+from podtier.webhook.headroom.dump import (
+    Batch,
+    ClusterFileError,
+    ManyDecoder,
+    decode_item,
+    dump_items,
+)
 from podtier.webhook.headroom.state import NODE, POD, ClusterState
 from podtier.webhook.headroom.tracker import ClusterHeadroom
 
@@ -30,6 +36,7 @@ __all__ = [
     "POD",
     "ClusterFileError",
     "cluster_objects",
+    "file_pods",
     "load_cluster_file",
     "paged",
     "pod_decoder",
@@ -47,13 +54,29 @@ def pod_decoder(fields: PodFields) -> Decoder:
     return lambda raw: decode_pod(raw, fields)
 
 
-def cluster_objects(path: str | Path, decoders: Mapping[str, Decoder]) -> Iterator[tuple[str, Any]]:
+def cluster_objects(
+    path: str | Path,
+    decoders: Mapping[str, Decoder],
+    many: Mapping[str, ManyDecoder | None] | None = None,
+) -> Iterator[tuple[str, Any]]:
     """(kind, object) for each item of the file whose kind has a decoder, in file order, as
-    the stream reaches it; other kinds are skipped undecoded."""
-    for item in dump_items(path):
+    the stream reaches it; other kinds are skipped undecoded. `many`: for some of those kinds,
+    what decodes a run of them in one call (`headroom.dump.Batch`), as `decoders` would."""
+    for item in dump_items(path, many=many, kinds=decoders.keys()):
+        if type(item) is Batch:
+            kind = item.kind
+            for obj in item.objects:
+                yield kind, obj
+            continue
         decode = decoders.get(item.kind)
         if decode is not None:
             yield item.kind, decode_item(path, item, decode)
+
+
+def file_pods(path: str | Path, fields: PodFields) -> Iterator[Any]:
+    """The file's pods in file order, keeping `fields`, as the stream reaches them."""
+    pods = cluster_objects(path, {POD: pod_decoder(fields)}, {POD: pods_decoder(fields)})
+    return (obj for _, obj in pods)
 
 
 def paged(objects: Iterable[Any], size: int = PAGE) -> Iterator[list[Any]]:
@@ -91,8 +114,7 @@ def read_cluster_objects(
         objects[kind].append(obj)
 
     def pod_pages() -> Iterator[list[Mapping[str, Any]]]:
-        pods = cluster_objects(path, {POD: pod_decoder(fields)})
-        yield from paged(obj for _, obj in pods)
+        yield from paged(file_pods(path, fields))
 
     return objects, pod_pages()
 
@@ -114,7 +136,8 @@ def load_cluster_file(
     decoders: dict[str, Decoder] = dict.fromkeys(others, orjson.loads)
     decoders[NODE] = orjson.loads
     decoders[POD] = pod_decoder(headroom.pod_fields)
-    stream = cluster_objects(path, decoders)
+    many = {POD: pods_decoder(headroom.pod_fields)}
+    stream = cluster_objects(path, decoders, many)
     nodes: list[Mapping[str, Any]] = []
     late_nodes: list[Mapping[str, Any]] = []
     first_pod: list[Mapping[str, Any]] = []
@@ -139,7 +162,7 @@ def load_cluster_file(
         with headroom.lock:  # the picture built afresh, as if the nodes had come first
             headroom.state = ClusterState()
         headroom.relist(NODE, [nodes + late_nodes])
-        again = cluster_objects(path, {POD: decoders[POD]})
+        again = cluster_objects(path, {POD: decoders[POD]}, many)
         headroom.relist(POD, paged(obj for _, obj in again))
     if headroom.skipped:
         more = f" (and {headroom.skipped - 1} more)" if headroom.skipped > 1 else ""

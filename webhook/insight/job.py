@@ -55,9 +55,9 @@ class Insight:
         was listening): `podtier serve --cluster FILE`."""
         from podtier.webhook.headroom.decode import PodFields
         from podtier.webhook.headroom.records import pod_key
-        from podtier.webhook.headroom.snapshot import POD, cluster_objects, pod_decoder
+        from podtier.webhook.headroom.snapshot import file_pods
 
-        for _, raw in cluster_objects(path, {POD: pod_decoder(PodFields.LISTENERS)}):
+        for raw in file_pods(path, PodFields.LISTENERS):
             self.census("ADDED", pod_key(raw), raw)
 
     def policy(self) -> Policy:

@@ -18,6 +18,8 @@ from typing import Any, TypedDict
 import msgspec
 import orjson
 
+from podtier.webhook.headroom.dump import typed_many
+
 
 class _Meta(TypedDict, total=False):
     name: Any
@@ -69,6 +71,7 @@ class _Status(TypedDict, total=False):
 
 
 class _Pod(TypedDict, total=False):
+    kind: Any  # a dump's runs of pods are checked by it (`headroom.dump.Batch`)
     metadata: _Meta
     spec: _Spec
     status: _Status
@@ -84,6 +87,7 @@ class _ContainerMetrics(TypedDict, total=False):
 
 
 class _PodMetrics(TypedDict, total=False):
+    kind: Any
     metadata: _MetricsMeta
     containers: list[_ContainerMetrics]
     timestamp: Any
@@ -91,6 +95,9 @@ class _PodMetrics(TypedDict, total=False):
 
 _POD = msgspec.json.Decoder(_Pod)
 _POD_METRICS = msgspec.json.Decoder(_PodMetrics)
+# A dump's runs of each (`headroom.dump.Batch`); an object of another shape is decoded alone.
+decode_pods = typed_many(_Pod)
+decode_pods_metrics = typed_many(_PodMetrics)
 
 
 def decode_pod(data: bytes) -> Any:

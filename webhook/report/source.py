@@ -26,7 +26,12 @@ import orjson
 
 from podtier.webhook.headroom.tracker import collector_paused
 from podtier.webhook.policy import Policy
-from podtier.webhook.report.decode import decode_pod, decode_pod_metrics
+from podtier.webhook.report.decode import (
+    decode_pod,
+    decode_pod_metrics,
+    decode_pods,
+    decode_pods_metrics,
+)
 from podtier.webhook.report.facts import (
     FactError,
     PodRun,
@@ -114,6 +119,7 @@ def from_file(path: str, policy: Policy) -> Observed:
 
     observed = Observed(f"file {path}", policy)
     decoders = {POD: decode_pod, TASK_PROFILE: orjson.loads, POD_METRICS: decode_pod_metrics}
+    many = {POD: decode_pods, POD_METRICS: decode_pods_metrics}
     saw = dict.fromkeys((TASK_PROFILE, POD_METRICS), False)
     folds = {TASK_PROFILE: observed.add_profiles, POD_METRICS: observed.add_metrics}
 
@@ -127,7 +133,8 @@ def from_file(path: str, policy: Policy) -> Observed:
 
     try:
         with collector_paused():
-            for page in paged(pods(cluster_objects(path, decoders))):
+            objects = cluster_objects(path, decoders, many)
+            for page in paged(pods(objects)):
                 observed.add_pods(page)
     except ClusterFileError as err:
         raise SourceError(str(err)) from None

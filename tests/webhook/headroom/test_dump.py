@@ -8,13 +8,21 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import orjson
 import pytest
 import yaml
 
-from podtier.webhook.headroom.dump import MAX_ITEM, ClusterFileError, dump_items
+from podtier.webhook.headroom.dump import (
+    MAX_ITEM,
+    Batch,
+    ClusterFileError,
+    Item,
+    decode_item,
+    dump_items,
+    typed_many,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
 
@@ -33,10 +41,10 @@ KUBECTL_LIST = {"apiVersion": "v1", "items": OBJECTS, "kind": "List", "metadata"
 API_SERVER_LIST = {"kind": "List", "apiVersion": "v1", "metadata": {}, "items": OBJECTS}
 
 
-def kubectl_layout(_: Any) -> bytes:
+def kubectl_layout(_: Any, objects: list[dict[str, Any]] = OBJECTS) -> bytes:
     """Exactly kubectl's bytes: 4-space indent, sorted keys, items at 8 spaces."""
     out = b'{\n    "apiVersion": "v1",\n    "items": [\n'
-    out += b",\n".join(cluster_gen.kubectl_item(o) for o in OBJECTS)
+    out += b",\n".join(cluster_gen.kubectl_item(o) for o in objects)
     return out + b'\n    ],\n    "kind": "List",\n    "metadata": {}\n}\n'
 
 
@@ -64,6 +72,97 @@ def test_every_item_in_order_whatever_the_layout_and_the_chunks(
     assert [orjson.loads(i.raw) for i in items] == OBJECTS
     assert [i.kind for i in items] == ["Node", "Pod", "ConfigMap", "", "", "Pod"]
     assert [i.index for i in items] == list(range(len(OBJECTS)))
+
+
+class _Named(TypedDict, total=False):
+    kind: Any
+    metadata: dict[str, Any]
+
+
+def _named(obj: Any) -> dict[str, Any]:
+    """What `typed_many(_Named)` keeps of an object."""
+    return {k: obj[k] for k in ("kind", "metadata") if k in obj}
+
+
+def _pod(n: int) -> dict[str, Any]:
+    return cluster_gen.pod_object("worker-00000", "worker", n, "light")
+
+
+# Runs of pods, broken by other kinds, a kind-less item and a pod whose `metadata` does not fit
+# the typed fields (decoded alone, as the whole object it is).
+RUNS: list[dict[str, Any]] = [
+    cluster_gen.node_object("worker-00000", "worker", 0),
+    *(_pod(n) for n in range(1, 9)),
+    {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "between"}, "data": {}},
+    *(_pod(n) for n in range(9, 13)),
+    {"apiVersion": "v1", "kind": "Pod", "metadata": "not an object"},
+    *(_pod(n) for n in range(13, 20)),
+    {"apiVersion": "v1", "metadata": {"name": "no-kind"}},
+    *(_pod(n) for n in range(20, 23)),
+]
+
+
+def _handed_out(path: Path, **options: Any) -> tuple[list[tuple[int, str, Any]], int]:
+    """(index, kind, what is kept) of each item handed out, decoding an `Item`'s JSON as the
+    batch would; and how many `Batch`es came."""
+    out: list[tuple[int, str, Any]] = []
+    batches = 0
+    for entry in dump_items(path, many={"Pod": typed_many(_Named)}, **options):
+        if isinstance(entry, Batch):
+            batches += 1
+            out += [(entry.index + n, entry.kind, o) for n, o in enumerate(entry.objects)]
+        else:
+            assert isinstance(entry, Item)
+            out.append((entry.index, entry.kind, _named(decode_item(path, entry, orjson.loads))))
+    return out, batches
+
+
+# The layouts whose items are lines indented under the List's (batches need their closing line).
+INDENTED = {"kubectl", "json-sorted-indent-4", "json-indent-2"}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("batch", [1, 3000, 1 << 18], ids=lambda b: f"batch-{b}")
+@pytest.mark.parametrize("chunk", [7, 4096, 1 << 22], ids=lambda c: f"chunk-{c}")
+def test_runs_of_a_kind_come_decoded_as_each_alone_would(
+    tmp_path: Path, layout: str, batch: int, chunk: int
+) -> None:
+    path = tmp_path / "dump.json"
+    document = {"apiVersion": "v1", "items": RUNS, "kind": "List", "metadata": {}}
+    path.write_bytes(
+        kubectl_layout(None, RUNS) if layout == "kubectl" else LAYOUTS[layout](document)
+    )
+    out, batches = _handed_out(path, chunk=chunk, batch=batch)
+    assert out == [(n, o.get("kind", ""), _named(o)) for n, o in enumerate(RUNS)]
+    if layout in INDENTED and chunk > 4096 and batch > 3000:  # the runs whole at hand
+        assert batches == 4  # pods 1-8, 10-13, 15-21 and 23-25; the odd one alone
+    elif batch > 3000 and chunk > 4096:
+        assert batches == 0
+    if batch == 1:  # no pod is as short as that
+        assert batches == 0
+
+
+@pytest.mark.parametrize("chunk", [4096, 1 << 22], ids=lambda c: f"chunk-{c}")
+def test_only_the_kinds_asked_for_are_handed_out(tmp_path: Path, chunk: int) -> None:
+    path = tmp_path / "dump.json"
+    path.write_bytes(kubectl_layout(None, RUNS))
+    handed = list(dump_items(path, chunk=chunk, kinds={"Node", "ConfigMap"}))
+    assert [(i.index, i.kind) for i in handed] == [(0, "Node"), (9, "ConfigMap")]
+    assert all(isinstance(i, Item) for i in handed)
+
+
+def test_invalid_json_in_a_run_is_named_as_in_any_item(tmp_path: Path) -> None:
+    path = tmp_path / "dump.json"
+    data = kubectl_layout(None, RUNS)
+    name = b'"name": "dag-4-task-4-0000004"'
+    path.write_bytes(data.replace(name, b"name: 4", 1))
+    fourth = next(i for i in dump_items(path) if i.index == 4)  # cut by its lines alone
+    with pytest.raises(ClusterFileError) as alone:
+        decode_item(path, fourth, orjson.loads)
+    with pytest.raises(ClusterFileError) as batched:
+        _handed_out(path)
+    assert str(batched.value).startswith(f"{path}: items[4] (byte {fourth.offset}): not valid")
+    assert str(batched.value) == str(alone.value)
 
 
 def test_offsets_are_where_each_item_opens(tmp_path: Path) -> None:
