@@ -44,7 +44,7 @@ __all__ = [
     "read_cluster_objects",
 ]
 
-PAGE = 1  # a file's pods per page handed on (see `paged`)
+PAGE = 32  # a file's pods per page handed on (see `paged`)
 
 Decoder = Callable[[bytes], Any]
 
@@ -81,10 +81,11 @@ def file_pods(path: str | Path, fields: PodFields) -> Iterator[Any]:
 
 def paged(objects: Iterable[Any], size: int = PAGE) -> Iterator[list[Any]]:
     """`objects` in lists of `size`, the shape `ClusterHeadroom.relist` takes. A file's pods go
-    one at a time, so that each is folded in while what was decoded of it is still in the CPU's
-    cache: in pages of 500, as a live list gives them, each pod's objects were made, then read
-    500 pods later, then freed, out of cache, and `explain` and `report` on a 150,000-pod dump
-    took 1.3-1.4x as long."""
+    in small pages, so that each is folded in while what was decoded of it is still in the
+    CPU's cache: in pages of 500, as a live list gives them, each pod's objects were made, then
+    read 500 pods later, then freed, out of cache, and `explain` and `report` on a 150,000-pod
+    dump took 1.3-1.4x as long. 32 pods are about what a `headroom.dump.Batch` decodes at once;
+    a page of one pod cost ~10% of folding them in (a lock and a generator step each)."""
     page: list[Any] = []
     for obj in objects:
         page.append(obj)

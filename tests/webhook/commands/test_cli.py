@@ -2,6 +2,8 @@
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -246,3 +248,24 @@ def test_explain_says_a_short_task_that_fits_nowhere_waits_for_the_pool_that_gro
     assert {"op": "add", "path": "/spec/nodeSelector", "value": {"node-type": "worker"}} in out[
         "patch"
     ]
+
+
+def test_help_lists_every_command_and_a_run_loads_only_its_own():
+    listed = podtier("--help", check=True).stdout
+    for command in ("serve", "explain", "pods", "profiles", "report", "policy", "certs"):
+        assert re.search(rf"^    {command} ", listed, re.M), command
+    assert "usage: podtier explain" in podtier("explain", "--help", check=True).stdout
+    # explain neither makes certificates nor draws a report: their imports are not paid for
+    probe = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from podtier.webhook.commands.main import main; "
+            f"main(['explain', {fixture_path('a')!r}, '--output', 'json']); "
+            "print(sorted({'cryptography', 'podtier.webhook.report.figures'} & set(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert probe.stdout.rstrip().endswith("[]")
