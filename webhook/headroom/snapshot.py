@@ -28,6 +28,7 @@ from podtier.webhook.headroom.dump import (
     decode_item,
     dump_items,
 )
+from podtier.webhook.headroom.forked import forked_objects, forks_for
 from podtier.webhook.headroom.state import NODE, POD, ClusterState
 from podtier.webhook.headroom.tracker import ClusterHeadroom
 
@@ -61,7 +62,18 @@ def cluster_objects(
 ) -> Iterator[tuple[str, Any]]:
     """(kind, object) for each item of the file whose kind has a decoder, in file order, as
     the stream reaches it; other kinds are skipped undecoded. `many`: for some of those kinds,
-    what decodes a run of them in one call (`headroom.dump.Batch`), as `decoders` would."""
+    what decodes a run of them in one call (`headroom.dump.Batch`), as `decoders` would. A
+    large file is read and decoded in a second process while this one takes the objects
+    (`headroom.forked`)."""
+    many = many or {}
+    if forks_for(path):
+        return forked_objects(lambda: _decoded(path, decoders, many), many)
+    return _decoded(path, decoders, many)
+
+
+def _decoded(
+    path: str | Path, decoders: Mapping[str, Decoder], many: Mapping[str, ManyDecoder | None]
+) -> Iterator[tuple[str, Any]]:
     for item in dump_items(path, many=many, kinds=decoders.keys()):
         if type(item) is Batch:
             kind = item.kind

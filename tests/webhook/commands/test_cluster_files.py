@@ -16,7 +16,7 @@ import yaml
 
 from podtier.webhook.commands.explain import explain
 from podtier.webhook.commands.pods import as_json, summarize
-from podtier.webhook.headroom import ClusterHeadroom
+from podtier.webhook.headroom import ClusterHeadroom, forked
 from podtier.webhook.headroom.state import NODE, POD
 from podtier.webhook.insight.facts import airflow_facts
 from podtier.webhook.policy.load import load_policy
@@ -31,11 +31,29 @@ import cluster_gen  # noqa: E402
 import cluster_history  # noqa: E402
 
 REVIEW = str(FIXTURES / "b_create_executor_pod_docs_template.json")
+
+
+def padding(half: int) -> list[dict[str, Any]]:
+    """Half of `FORK_BYTES` and more of ConfigMaps."""
+    blob = "x" * 8000
+    count = forked.FORK_BYTES // 2 // len(blob) + 10
+    return [
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"pad-{half}-{n}"},
+         "data": {"blob": blob}}
+        for n in range(count)
+    ]  # fmt: skip
+
+
 OBJECTS = [*small_cluster(), *cluster_history.history_cluster((2, 2, 1))]
 LAYOUTS = {
     "kubectl": lambda path: cluster_gen.write_dump(str(path), objects=iter(OBJECTS)),
     "indent2": lambda path: cluster_gen.write_dump(
         str(path), objects=iter(OBJECTS), layout="indent2"
+    ),
+    # large enough to be read in a second process (`headroom.forked`): ConfigMaps, which no
+    # command reads, before and after the objects
+    "kubectl-forked": lambda path: cluster_gen.write_dump(
+        str(path), objects=iter([*padding(0), *OBJECTS, *padding(1)])
     ),
     "compact": lambda path: path.write_bytes(orjson.dumps({"kind": "List", "items": OBJECTS})),
     "yaml": lambda path: path.write_text(yaml.safe_dump({"kind": "List", "items": OBJECTS})),
@@ -151,8 +169,17 @@ def a_2_gb_line(path: Path) -> str:
     return "items[0] (byte 27): longer than 67,108,864 bytes"
 
 
+def truncated_forked(path: Path) -> str:
+    LAYOUTS["kubectl-forked"](path)
+    data = path.read_bytes()
+    path.write_bytes(data[:-20000])  # in the last ConfigMaps, all the objects read
+    assert path.stat().st_size >= forked.FORK_BYTES
+    return "truncated?"
+
+
 BROKEN = {
     "truncated": truncated,
+    "truncated-forked": truncated_forked,
     "not-an-object": not_an_object,
     "wrong-kinds": wrong_kinds,
     "a-2-gb-line": a_2_gb_line,
