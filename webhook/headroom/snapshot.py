@@ -4,9 +4,9 @@ The file is a `v1` `List` of Nodes and Pods (a `NodeList` or `PodList` works too
 stream (`headroom.dump`): each item (or run of items of a kind) is decoded when it is reached,
 keeping the fields read (`headroom.decode`), and folded in, so a 1.5 GB dump of 150,000 pods
 is never one tree of Python objects nor one 1.5 GB string. A large file is read and decoded
-in a second process while this one folds in what it sends (`headroom.forked`). Its items go through the same `ClusterHeadroom.relist`
-path as the live watch's lists, page by page, so a file and a cluster in the same state give
-the same decisions. A snapshot never goes stale.
+in a second process while this one folds in what it sends (`headroom.forked`). Its items go
+through the same `ClusterHeadroom.relist` path as the live watch's lists, page by page, so a
+file and a cluster in the same state give the same decisions. A snapshot never goes stale.
 
 kubectl prints the kinds in the order they are asked for (`nodes,pods`): Nodes first, and the
 pods are folded onto them as they come. A file with Nodes after Pods (`kubectl get pods,nodes`)
