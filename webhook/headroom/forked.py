@@ -61,13 +61,15 @@ def forks_for(path: str | Path) -> bool:
 
 
 def forked_objects(
-    objects: Callable[[], Objects], many: Mapping[str, ManyDecoder | None]
+    path: str | Path, objects: Callable[[], Objects], many: Mapping[str, ManyDecoder | None]
 ) -> Objects:
-    """What `objects()` gives, run in a forked child; `many`: how to decode a run of a kind
-    (the decoders `objects` itself used)."""
+    """What `objects()` gives of the file at `path`, run in a forked child; `many`: how to
+    decode a run of a kind (the decoders `objects` itself used)."""
     read_end, write_end = os.pipe()
-    with contextlib.suppress(OSError):  # else a smaller pipe: the child waits on it more
-        fcntl.fcntl(write_end, getattr(fcntl, "F_SETPIPE_SZ", 1031), PIPE_BYTES)
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None)  # Linux
+    if set_size is not None:
+        with contextlib.suppress(OSError):  # else a smaller pipe: the child waits on it more
+            fcntl.fcntl(write_end, set_size, PIPE_BYTES)
     pid = os.fork()
     if pid == 0:  # the child: it never returns
         os.close(read_end)
@@ -77,7 +79,7 @@ def forked_objects(
     try:
         with open(read_end, "rb", buffering=1 << 20) as pipe:
             while True:
-                tag, payload = _frame(pipe)
+                tag, payload = _frame(path, pipe)
                 if tag == _OBJECTS:
                     kind_bytes, _, array = payload.partition(b"\n")
                     kind = kind_bytes.decode()
@@ -94,14 +96,16 @@ def forked_objects(
         os.waitpid(pid, 0)
 
 
-def _frame(pipe: BinaryIO) -> tuple[bytes, bytes]:
+def _frame(path: str | Path, pipe: BinaryIO) -> tuple[bytes, bytes]:
     header = pipe.read(_HEADER.size)
     if len(header) == _HEADER.size:
         tag, size = _HEADER.unpack(header)
         payload = pipe.read(size)
         if len(payload) == size:
             return tag, payload
-    raise ClusterFileError("the process reading the file ended before the file did")
+    raise ClusterFileError(
+        f"{path}: the process reading it ended before the file did (killed, or out of memory?)"
+    )
 
 
 def _decode(array: bytes, many: ManyDecoder | None) -> list[Any]:

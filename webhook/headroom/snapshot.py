@@ -68,7 +68,7 @@ def cluster_objects(
     (`headroom.forked`)."""
     many = many or {}
     if forks_for(path):
-        return forked_objects(lambda: _decoded(path, decoders, many), many)
+        return forked_objects(path, lambda: _decoded(path, decoders, many), many)
     return _decoded(path, decoders, many)
 
 

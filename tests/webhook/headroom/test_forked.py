@@ -50,7 +50,7 @@ def plain(value: Any) -> Any:
 
 
 def in_a_child(path: Path) -> Iterator[tuple[str, Any]]:
-    return forked_objects(lambda: _decoded(path, DECODERS, MANY), MANY)
+    return forked_objects(path, lambda: _decoded(path, DECODERS, MANY), MANY)
 
 
 def test_the_child_hands_on_what_this_process_reads_in_file_order(tmp_path: Path) -> None:
@@ -87,7 +87,7 @@ def test_an_unexpected_failure_in_the_child_is_said(tmp_path: Path) -> None:
         raise RuntimeError("disk on fire")
 
     with pytest.raises(ClusterFileError, match="reading the file failed: RuntimeError: disk on"):
-        list(forked_objects(broken, {}))
+        list(forked_objects(tmp_path / "dump.json", broken, {}))
 
 
 def test_a_child_that_dies_is_an_error_not_a_short_stream(tmp_path: Path) -> None:
@@ -96,8 +96,9 @@ def test_a_child_that_dies_is_an_error_not_a_short_stream(tmp_path: Path) -> Non
         os.kill(os.getpid(), signal.SIGKILL)
         yield "Pod", {"kind": "Pod"}
 
-    with pytest.raises(ClusterFileError, match="ended before the file did"):
-        list(forked_objects(dies, {}))
+    path = tmp_path / "dump.json"
+    with pytest.raises(ClusterFileError, match=f"^{path}: the process reading it ended before"):
+        list(forked_objects(path, dies, {}))
 
 
 def test_a_stream_left_early_stops_the_child(tmp_path: Path) -> None:
@@ -111,7 +112,7 @@ def test_a_stream_left_early_stops_the_child(tmp_path: Path) -> None:
             children.append(pid)
         return pid
 
-    stream = forked_objects(lambda: _decoded(path, DECODERS, MANY), MANY)
+    stream = in_a_child(path)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(forked.os, "fork", fork)
         first = next(stream)
