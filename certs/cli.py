@@ -1,6 +1,6 @@
 """`podtier certs generate` and `podtier certs show`.
 
-`add_commands(subparsers)` adds the `certs` group to podtier's top-level subparsers; each
+`add_command(subparsers)` adds the `certs` group to podtier's top-level subparsers; each
 command's handler is stored as `func` and returns an exit code. Bad input is one line on stderr
 naming the flag or file and the value, exit code 2, never a traceback.
 """
@@ -44,7 +44,7 @@ def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def add_commands(subparsers: Any, clock: Clock = utc_now) -> None:
+def add_command(subparsers: Any, clock: Clock = utc_now) -> None:
     """Register `certs generate` and `certs show` under podtier's top-level subparsers."""
     certs = subparsers.add_parser("certs", help="make and inspect TLS certificates")
     group = certs.add_subparsers(dest="certs_command", required=True, metavar="COMMAND")
@@ -78,9 +78,9 @@ def add_commands(subparsers: Any, clock: Clock = utc_now) -> None:
 
 
 def main(argv: Sequence[str] | None = None, clock: Clock = utc_now) -> int:
-    """Run `certs ...` on its own (used by tests; podtier's CLI calls `add_commands`)."""
+    """Run `certs ...` on its own (used by tests; podtier's CLI calls `add_command`)."""
     parser = argparse.ArgumentParser(prog="podtier")
-    add_commands(parser.add_subparsers(dest="command", required=True), clock)
+    add_command(parser.add_subparsers(dest="command", required=True), clock)
     args = parser.parse_args(argv)
     result: int = args.func(args)
     return result

@@ -42,9 +42,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in COMMANDS.items():
         if command in (None, name):
-            module = import_module(module_name)
-            add = module.add_commands if name == "certs" else module.add_command
-            add(sub)
+            import_module(module_name).add_command(sub)
     return parser
 
 
