@@ -140,10 +140,7 @@ def dump_items(
     except OSError as err:
         raise ClusterFileError(f"{path}: cannot read the cluster file: {err.strerror}") from None
     with file:
-        reader = _Reader(path, file, chunk, max_item)
-        reader.many, reader.kinds = many or {}, kinds
-        reader.batch = reader.span = batch
-        reader.batched = bool(reader.many) or kinds is not None
+        reader = _Reader(path, file, chunk, max_item, many or {}, kinds, batch)
         first = reader.next_byte(0)
         if first == b"{":
             yield from reader.list_items()
@@ -158,7 +155,16 @@ def dump_items(
 class _Reader:
     """The file's bytes from `base` on, read a chunk at a time; positions are the file's."""
 
-    def __init__(self, path: Path, file: BinaryIO, chunk: int, max_item: int) -> None:
+    def __init__(
+        self,
+        path: Path,
+        file: BinaryIO,
+        chunk: int,
+        max_item: int,
+        many: Mapping[str, ManyDecoder | None],
+        kinds: Collection[str] | None,  # None: all
+        batch: int,
+    ) -> None:
         self.path = path
         self.file = file
         self.chunk = chunk
@@ -171,11 +177,11 @@ class _Reader:
         self.eof = False
         self.separator = b""  # between two items, when they are pretty-printed
         self.closing = b""  # the line that ends an item, when they are pretty-printed
-        self.many: Mapping[str, ManyDecoder | None] = {}
-        self.batch = BATCH
-        self.kinds: Collection[str] | None = None  # None: all
-        self.batched = False  # whether runs of items are decoded in batches
-        self.span = BATCH  # bytes of items the next batch may take
+        self.many = many
+        self.kinds = kinds
+        self.batched = bool(many) or kinds is not None  # whether runs go in batches
+        self.batch = batch
+        self.span = batch  # bytes of items the next batch may take
         self.batch_end = 0  # where the last batch's last item ends
         self.alone_until = 0  # items opening before this file position are taken one by one
 
