@@ -62,9 +62,9 @@ def recommended_requests(
     """(cpu, memory, gpu, pool) of the pod as its task's recommendation would size it, in its
     own pool when the recommended tier may go there, else that tier's first pool; None without
     a recommendation, or when it would change nothing."""
-    tier = recommendation.tier if recommendation is not None else None
-    if recommendation is None or tier is None:
+    if recommendation is None or recommendation.tier is None:
         return None
+    tier = recommendation.tier
     pool = pod.pool if pod.pool in tier.placement else tier.placement[0]
     target = recommendation.target
     if target is not None:
