@@ -32,7 +32,7 @@ valid raises orjson's error either way.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, NamedTuple, TypedDict
 
 import msgspec
@@ -243,6 +243,11 @@ def decode_pod(data: bytes | memoryview | msgspec.Raw, fields: PodFields) -> Any
         except msgspec.MsgspecError:
             pass
     return orjson.loads(memoryview(data))
+
+
+def pod_decoder(fields: PodFields) -> Callable[[bytes], Any]:
+    """What decodes one pod's JSON (a dump's item) keeping `fields`."""
+    return lambda raw: decode_pod(raw, fields)
 
 
 def pods_decoder(fields: PodFields) -> ManyDecoder | None:

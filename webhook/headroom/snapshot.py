@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from podtier.webhook.headroom.decode import PodFields, decode_pod, pods_decoder
+from podtier.webhook.headroom.decode import PodFields, pod_decoder, pods_decoder
 from podtier.webhook.headroom.dump import (
     Batch,
     ClusterFileError,
@@ -49,11 +49,6 @@ __all__ = [
 PAGE = 32  # a file's pods per page handed on (see `paged`)
 
 Decoder = Callable[[bytes], Any]
-
-
-def pod_decoder(fields: PodFields) -> Decoder:
-    """A pod's JSON to what `fields` keeps of it."""
-    return lambda raw: decode_pod(raw, fields)
 
 
 def cluster_objects(
